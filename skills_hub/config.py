@@ -1,0 +1,78 @@
+"""Settings, built once from the environment and passed down. Only this module and cli.py
+read os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# The checkout's own `registry/` folder is the embedded default data home.
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIR = PACKAGE_DIR.parent
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps applied to every upload before anything is stored."""
+
+    max_files: int = 100
+    max_file_bytes: int = 5 * 1024 * 1024
+    max_total_bytes: int = 20 * 1024 * 1024
+    max_ratio: float = 100.0
+    max_upload_bytes: int = 25 * 1024 * 1024  # the compressed request body
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    strict: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None  # how clients reach us; derived from the request if unset
+    seed: bool = True
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.home / "repos"
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / "index.db"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def seed_dir(self) -> Path:
+        return self.home / "seed"
+
+    def with_home(self, home: Path) -> Settings:
+        return replace(self, home=home)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("SKILLS_HUB_HOME") or default_home()).expanduser()
+        return cls(
+            home=home,
+            strict=_flag(env.get("SKILLS_HUB_STRICT")),
+            host=env.get("SKILLS_HUB_HOST", "127.0.0.1"),
+            port=int(env.get("SKILLS_HUB_PORT", "8000")),
+            public_url=env.get("SKILLS_HUB_PUBLIC_URL") or None,
+            seed=not _flag(env.get("SKILLS_HUB_NO_SEED")),
+        )
+
+
+def default_home() -> Path:
+    """`registry/` of the checkout when running from one, else ~/.local/share/skills-hub."""
+    if (CHECKOUT_DIR / "pyproject.toml").exists() and (CHECKOUT_DIR / "registry").is_dir():
+        return CHECKOUT_DIR / "registry"
+    return Path.home() / ".local" / "share" / "skills-hub"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,101 @@
+"""Domain exceptions. Each carries its HTTP status and a stable code; the edges translate them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about user input: which field, what is wrong, how to fix it."""
+
+    field: str
+    message: str
+    hint: str = ""
+    severity: str = "error"  # "error" or "warning"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "field": self.field,
+            "message": self.message,
+            "hint": self.hint,
+            "severity": self.severity,
+        }
+
+
+class HubError(Exception):
+    """Base of every error the registry reports to a user."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, problems: list[Problem] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = list(problems or [])
+        self.extra = dict(extra or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.problems:
+            body["problems"] = [p.to_dict() for p in self.problems]
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(HubError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(HubError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(HubError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(HubError):
+    status = 404
+    code = "not_found"
+
+
+class VersionExists(HubError):
+    status = 409
+    code = "version_exists"
+
+
+class PayloadTooLarge(HubError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ArchiveRejected(HubError):
+    """An upload was refused while unpacking; `code` names the exact reason."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class InvalidSkill(HubError):
+    """The skill failed validation; `problems` lists every error at once."""
+
+    status = 422
+    code = "invalid_skill"
+
+
+class RemoteError(HubError):
+    """A client-side error talking to a server (used by the client package)."""
+
+    status = 502
+    code = "remote_error"
+
