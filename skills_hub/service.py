@@ -1,0 +1,436 @@
+"""The domain API: publish, read, archive, search, tokens, reindex. No HTTP, no CLI.
+
+Every write goes to git first (the source of truth) and then to the index; a rejected
+request raises before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import (
+    BadRequest,
+    Forbidden,
+    InvalidSkill,
+    NotFound,
+    Problem,
+    Unauthorized,
+    VersionExists,
+)
+from .skill import semver
+from .skill.bundle import Bundle, from_directory, to_targz, to_zip
+from .skill.manifest import Manifest, parse_manifest
+from .store.cache import ContentCache
+from .store.gitstore import GitStore, TagInfo, Unchanged
+from .store.index import Index, NewVersion, SearchHit, SkillRow, VersionRow
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z0-9]$")
+RESERVED_NAMESPACES = frozenset({
+    "api", "git", "static", "openapi.json", "docs", "search", "login", "logout", "admin",
+    "settings", "health", "new", "well-known", "favicon.ico", "robots.txt", "s", "u",
+})
+SEED_NAMESPACE = "examples"
+TOKEN_PREFIX = "shub_"
+MAX_QUERY_CHARS = 1000
+ARCHIVE_FORMATS = ("tar.gz", "zip")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a token scoped to one namespace, or the operator (seed, import)."""
+
+    namespace: str | None
+    operator: bool = False
+
+    @property
+    def readable(self) -> frozenset[str]:
+        return frozenset({self.namespace}) if self.namespace else frozenset()
+
+    def can_write(self, namespace: str) -> bool:
+        return self.operator or self.namespace == namespace
+
+
+ANONYMOUS = Principal(None)
+OPERATOR = Principal(None, operator=True)
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    status: str  # "published" or "unchanged"
+    namespace: str
+    name: str
+    version: str
+    commit_sha: str
+    tag_sha: str
+    content_sha256: str
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Archive:
+    data: bytes
+    sha256: str
+    filename: str
+    media_type: str
+
+
+@dataclass(frozen=True)
+class SkillPage:
+    skills: list[SkillRow]
+    total: int
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SkillDetail:
+    skill: SkillRow
+    versions: list[VersionRow]  # newest first
+    visibility: str
+
+
+@dataclass
+class ReconcileReport:
+    added: int = 0
+    removed: int = 0
+    repaired: list[str] = field(default_factory=list)
+
+
+class Registry:
+    """One registry home: its namespaces' git repos and its index."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.git = GitStore(settings.repos_dir)
+        self.index = Index(settings.index_path)
+        self._bundles: ContentCache[Bundle] = ContentCache(64 << 20, lambda b: b.total_bytes)
+        self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data))
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self, seed_dir: Path | None = None) -> ReconcileReport:
+        """Migrate the index, reconcile it with git, and seed an empty registry."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.index.migrate()
+        report = self.reconcile()
+        if seed_dir is not None and not self.git.namespaces():
+            for outcome in self.publish_tree(SEED_NAMESPACE, seed_dir, principal=OPERATOR):
+                log.info("seeded %s/%s %s", outcome.namespace, outcome.name, outcome.version)
+        return report
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- tokens and namespaces ----------------------------------------------------------
+
+    def create_token(self, namespace: str, label: str = "", private: bool | None = None) -> str:
+        """A new token that publishes to (and reads) `namespace`, creating it if needed."""
+        check_namespace(namespace)
+        self.git.ensure(namespace)
+        self.index.ensure_namespace(namespace, "private" if private else "public")
+        if private is not None:
+            self.index.set_visibility(namespace, "private" if private else "public")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.index.add_token(namespace, _sha256(token.encode()), label)
+        return token
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal for a bearer token; anonymous without one; 401 for a bad one."""
+        if not token:
+            return ANONYMOUS
+        namespace = self.index.token_namespace(_sha256(token.encode()))
+        if namespace is None:
+            raise Unauthorized("the token is not valid for this registry",
+                               extra={"hint": "create one with `skills-hub token create NS`"})
+        return Principal(namespace)
+
+    def set_visibility(self, namespace: str, visibility: str) -> None:
+        if visibility not in ("public", "private"):
+            raise BadRequest("visibility is 'public' or 'private'")
+        check_namespace(namespace)
+        self.git.ensure(namespace)
+        self.index.ensure_namespace(namespace, visibility)
+        self.index.set_visibility(namespace, visibility)
+
+    def check_readable(self, namespace: str, principal: Principal) -> None:
+        """404 (not 403, to keep private names private) unless the caller may read it."""
+        row = self.index.get_namespace(namespace)
+        if row is None or (row.visibility == "private" and not principal.operator
+                           and namespace not in principal.readable):
+            raise NotFound(f"namespace {namespace!r} does not exist")
+
+    # -- publish ------------------------------------------------------------------------
+
+    def publish(self, namespace: str, bundle: Bundle, *, principal: Principal,
+                version: str | None = None) -> PublishOutcome:
+        """Validate `bundle` and store it as a new version of its skill in `namespace`."""
+        check_namespace(namespace)
+        if not principal.can_write(namespace):
+            raise Forbidden(f"this token cannot publish to {namespace!r}",
+                            extra={"hint": f"use a token made by `skills-hub token create "
+                                           f"{namespace}`"})
+        manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
+                                  strict=self.settings.strict)
+        chosen = self._choose_version(namespace, manifest, version)
+        try:
+            published = self.git.publish(
+                namespace, manifest.name, chosen, bundle,
+                message=_commit_message(manifest, chosen, bundle))
+        except Unchanged:
+            return self._unchanged(namespace, manifest)
+        new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,
+                           published.tag_sha, published.tree_sha, published.tagged_at,
+                           is_latest=True)
+        self.index.ensure_namespace(namespace)
+        self.index.record_version(new)
+        return PublishOutcome("published", namespace, manifest.name, chosen,
+                              published.commit_sha, published.tag_sha, new.content_sha256,
+                              manifest.warnings)
+
+    def publish_tree(self, namespace: str, folder: Path, *,
+                     principal: Principal) -> Iterator[PublishOutcome]:
+        """Publish every skill folder directly below `folder` (operator use: seed)."""
+        for skill_dir in sorted(p for p in folder.iterdir() if (p / "SKILL.md").is_file()):
+            bundle = from_directory(skill_dir, self.settings.limits)
+            yield self.publish(namespace, bundle, principal=principal)
+
+    def _choose_version(self, namespace: str, manifest: Manifest, asked: str | None) -> str:
+        skill = self.index.get_skill(namespace, manifest.name)
+        latest = semver.parse(skill.latest_version) if skill else None
+        field_name, text = ("version", asked) if asked else ("metadata.version", manifest.version)
+        if text is None:
+            return str(latest.next_patch()) if latest else "0.1.0"
+        parsed = semver.parse(text)
+        if parsed is None:
+            raise InvalidSkill("the version is not valid", problems=[semver.problem(field_name,
+                                                                                    text)])
+        if latest is not None and parsed.sort_key() < latest.sort_key():
+            raise VersionExists(
+                f"{manifest.name} {text} is older than the latest version {latest}",
+                extra={"hint": f"publish a version above {latest}", "latest": str(latest)})
+        return str(parsed)
+
+    def _unchanged(self, namespace: str, manifest: Manifest) -> PublishOutcome:
+        skill = self.index.get_skill(namespace, manifest.name)
+        row = self.index.get_version(skill.id, skill.latest_version) if skill else None
+        if skill is None or row is None:  # git has it but the index lags: reconcile first
+            self.reconcile()
+            return self._unchanged(namespace, manifest)
+        return PublishOutcome("unchanged", namespace, manifest.name, row.version,
+                              row.commit_sha, row.tag_sha, row.content_sha256, manifest.warnings)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def list_skills(self, *, principal: Principal, namespace: str | None = None,
+                    cursor: str | None = None, limit: int = 50) -> SkillPage:
+        if namespace is not None:
+            self.check_readable(namespace, principal)
+        limit = max(1, min(limit, 200))
+        after = _decode_cursor(cursor)
+        rows = self.index.list_skills(readable=principal.readable, namespace=namespace,
+                                      after=after, limit=limit + 1)
+        total = self.index.count_skills(readable=principal.readable, namespace=namespace)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = f"{rows[-1].namespace}/{rows[-1].name}" if more and rows else None
+        return SkillPage(rows, total, next_cursor)
+
+    def namespaces(self, principal: Principal) -> list[tuple[str, str, int]]:
+        """(name, visibility, skill count) of every namespace the caller may read."""
+        out = []
+        for row in self.index.list_namespaces():
+            if row.visibility == "private" and row.name not in principal.readable:
+                continue
+            count = self.index.count_skills(readable=principal.readable, namespace=row.name)
+            out.append((row.name, row.visibility, count))
+        return out
+
+    def get_skill(self, namespace: str, name: str, principal: Principal) -> SkillDetail:
+        self.check_readable(namespace, principal)
+        skill = self.index.get_skill(namespace, name)
+        if skill is None:
+            raise NotFound(f"skill {namespace}/{name} does not exist")
+        versions = sorted(self.index.versions(skill.id), reverse=True,
+                          key=lambda v: _version_key(v.version))
+        ns = self.index.get_namespace(namespace)
+        return SkillDetail(skill, versions, ns.visibility if ns else "public")
+
+    def get_version(self, namespace: str, name: str, version: str,
+                    principal: Principal) -> tuple[SkillRow, VersionRow]:
+        """`version` may be "latest"."""
+        detail = self.get_skill(namespace, name, principal)
+        wanted = detail.skill.latest_version if version == "latest" else version
+        for row in detail.versions:
+            if row.version == wanted:
+                return detail.skill, row
+        raise NotFound(f"{namespace}/{name} has no version {version!r}",
+                       extra={"versions": [v.version for v in detail.versions]})
+
+    def bundle(self, namespace: str, row: VersionRow) -> Bundle:
+        return self._bundles.get_or_make((namespace, row.tree_sha),
+                                         lambda: self.git.read_tree(namespace, row.tree_sha))
+
+    def read_file(self, namespace: str, name: str, version: str, path: str,
+                  principal: Principal) -> tuple[VersionRow, bytes]:
+        _, row = self.get_version(namespace, name, version, principal)
+        files = self.bundle(namespace, row).files
+        if path not in files:
+            raise NotFound(f"{namespace}/{name} {row.version} has no file {path!r}",
+                           extra={"files": sorted(files)})
+        return row, files[path]
+
+    def archive(self, namespace: str, name: str, version: str, fmt: str,
+                principal: Principal, count: bool = True) -> tuple[VersionRow, Archive]:
+        """The version as a deterministic archive (same bytes every time) and its sha256."""
+        if fmt not in ARCHIVE_FORMATS:
+            raise NotFound(f"no archive format {fmt!r}; use one of {', '.join(ARCHIVE_FORMATS)}")
+        skill, row = self.get_version(namespace, name, version, principal)
+
+        def make() -> Archive:
+            bundle = self.bundle(namespace, row)
+            if fmt == "zip":
+                data, media = to_zip(bundle, name), "application/zip"
+            else:
+                data, media = to_targz(bundle, name), "application/gzip"
+            return Archive(data, _sha256(data), f"{name}-{row.version}.{fmt}", media)
+
+        archive = self._archives.get_or_make((namespace, row.tree_sha, fmt), make)
+        if count:
+            self.index.count_download(skill.id)
+        return row, archive
+
+    def search(self, query: str, *, principal: Principal, namespace: str | None = None,
+               limit: int = 20) -> list[SearchHit]:
+        """Keyword search over name, description, tags and body (FTS5, bm25)."""
+        if len(query) > MAX_QUERY_CHARS:
+            raise BadRequest(f"the query is longer than {MAX_QUERY_CHARS} characters",
+                             extra={"hint": "shorten the query"})
+        tokens = fts_tokens(query)
+        if not tokens:
+            return []
+        limit = max(1, min(limit, 100))
+        hits = self.index.search(" AND ".join(tokens), readable=principal.readable,
+                                 namespace=namespace, limit=limit)
+        if not hits and len(tokens) > 1:
+            hits = self.index.search(" OR ".join(tokens), readable=principal.readable,
+                                     namespace=namespace, limit=limit)
+        return hits
+
+    # -- reconcile ----------------------------------------------------------------------
+
+    def reconcile(self, full: bool = False) -> ReconcileReport:
+        """Bring the index in line with git (git wins); `full` rebuilds the catalogue."""
+        report = ReconcileReport()
+        if full:
+            self.index.clear_catalogue()
+        known = self.index.catalogue_tags()
+        seen: set[tuple[str, str, str]] = set()
+        for namespace in self.git.namespaces():
+            report.repaired += [f"{namespace}/{t}" for t in self.git.repair(namespace)]
+            self.index.ensure_namespace(namespace)
+            by_skill: dict[str, list[TagInfo]] = {}
+            for info in self.git.tags(namespace):
+                by_skill.setdefault(info.name, []).append(info)
+            for name, infos in by_skill.items():
+                latest = semver.latest([i.version for i in infos])
+                missing = [i for i in infos
+                           if known.get((namespace, name, i.version)) != i.tag_sha]
+                seen.update((namespace, name, i.version) for i in infos)
+                if not missing:
+                    continue
+                # Re-record the latest too, so the skill row and FTS follow it.
+                todo = {i.version: i for i in missing}
+                todo.update({i.version: i for i in infos if i.version == latest})
+                self.index.record_versions(
+                    self._from_git(namespace, i, i.version == latest) for i in todo.values())
+                report.added += len(missing)
+        for key in set(known) - seen:
+            self.index.delete_version(*key)
+            report.removed += 1
+        self._drop_empty_skills(known.keys() - seen)
+        return report
+
+    def _drop_empty_skills(self, removed: set[tuple[str, str, str]]) -> None:
+        for namespace, name in {(ns, n) for ns, n, _ in removed}:
+            skill = self.index.get_skill(namespace, name)
+            if skill and not self.index.versions(skill.id):
+                self.index.delete_skill(namespace, name)
+
+    def _from_git(self, namespace: str, info: TagInfo, is_latest: bool) -> NewVersion:
+        bundle = self.git.read_tree(namespace, info.tree_sha)
+        try:
+            manifest = parse_manifest(bundle.skill_md(), dirname=info.name, strict=False)
+        except InvalidSkill:
+            # Stored before a rule changed: keep the version, with what can be read.
+            manifest = Manifest(name=info.name, description="", body="", frontmatter={},
+                                license=None, compatibility=None, metadata={},
+                                allowed_tools=None, tags=[], version=info.version, warnings=())
+        return _new_version(namespace, manifest, info.version, bundle, info.commit_sha,
+                            info.tag_sha, info.tree_sha, info.tagged_at, is_latest=is_latest)
+
+
+def check_namespace(namespace: str) -> None:
+    if len(namespace) > 64 or not NAME_RE.match(namespace) or namespace in RESERVED_NAMESPACES:
+        raise BadRequest(
+            f"{namespace!r} is not a valid namespace name",
+            problems=[Problem("namespace", "not a valid namespace name",
+                              "use 1-64 lowercase letters, digits and single hyphens, not "
+                              "starting or ending with a hyphen, and not a reserved word")])
+
+
+def fts_tokens(query: str) -> list[str]:
+    """User text as FTS5 string tokens: each word double-quoted, so no operator survives."""
+    words = re.findall(r"\w+", query)[:32]
+    return ['"' + w.replace('"', '""') + '"' for w in words]
+
+
+def install_command(namespace: str, name: str, version: str | None = None) -> str:
+    return f"skills-hub install {namespace}/{name}" + (f"@{version}" if version else "")
+
+
+def _new_version(namespace: str, manifest: Manifest, version: str, bundle: Bundle,
+                 commit_sha: str, tag_sha: str, tree_sha: str, tagged_at: int, *,
+                 is_latest: bool) -> NewVersion:
+    hashes = bundle.file_hashes()
+    files = [{"path": p, "size": len(bundle.files[p]), "sha256": hashes[p],
+              "executable": p in bundle.executables} for p in sorted(bundle.files)]
+    return NewVersion(
+        namespace=namespace, name=manifest.name, version=version, commit_sha=commit_sha,
+        tag_sha=tag_sha, tree_sha=tree_sha, content_sha256=bundle.content_hash(),
+        description=manifest.description, frontmatter=manifest.frontmatter, files=files,
+        published_at=datetime.fromtimestamp(tagged_at, UTC).isoformat(timespec="seconds"),
+        tags=", ".join(manifest.tags), body=manifest.body, is_latest=is_latest)
+
+
+def _commit_message(manifest: Manifest, version: str, bundle: Bundle) -> str:
+    return (f"Publish {manifest.name} {version}\n\n"
+            f"Skill-Name: {manifest.name}\nSkill-Version: {version}\n"
+            f"Content-Sha256: {bundle.content_hash()}\n")
+
+
+def _version_key(text: str) -> tuple[Any, ...]:
+    parsed = semver.parse(text)
+    return parsed.sort_key() if parsed else (-1, text)
+
+
+def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if not cursor:
+        return None
+    namespace, sep, name = cursor.partition("/")
+    if not sep:
+        raise BadRequest("the cursor is not valid", extra={"hint": "pass next_cursor as given"})
+    return namespace, name
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,1 @@
+"""Storage: git repos (the source of truth) and the SQLite index beside them."""

@@ -1,0 +1,398 @@
+"""Git storage: one bare repo per namespace, the only module that imports dulwich.
+
+A publish is one commit on `main` that replaces `skills/<name>/`, plus an annotated,
+create-only tag `<name>/v<version>` pointing at it. Writes to a repo hold a lock that
+works across threads and processes; objects are fsynced before any ref moves, and every
+ref update is a compare-and-swap whose result is checked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.errors import NotGitRepository
+from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.repo import Repo
+from dulwich.server import Backend, UploadPackHandler
+from dulwich.web import HTTPGitApplication
+
+from ..errors import HubError, NotFound, VersionExists
+from ..skill.bundle import Bundle
+
+MAIN = b"refs/heads/main"
+TAG_PREFIX = b"refs/tags/"
+SKILLS_DIR = b"skills"
+FILE_MODE = 0o100644
+EXEC_MODE = 0o100755
+DIR_MODE = stat.S_IFDIR
+LOCK_FILE = "skills-hub.lock"
+IDENTITY = b"skills-hub <registry@skills-hub.invalid>"
+
+
+class StoreConflict(HubError):
+    """A ref moved under us although we held the lock: someone bypassed the store."""
+
+    status = 500
+    code = "store_conflict"
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    """One published version as recorded in git."""
+
+    name: str
+    version: str
+    tag_sha: str
+    commit_sha: str
+    tree_sha: str  # the skill's own subtree, skills/<name>
+    tagged_at: int
+
+
+@dataclass(frozen=True)
+class Published:
+    commit_sha: str
+    tag_sha: str
+    tree_sha: str
+    tagged_at: int
+
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+CHUNK = 64 * 1024
+
+
+class Unchanged(Exception):
+    """The content equals what `skills/<name>/` on main already holds."""
+
+    def __init__(self, tree_sha: str) -> None:
+        super().__init__(tree_sha)
+        self.tree_sha = tree_sha
+
+
+def tag_name(name: str, version: str) -> str:
+    return f"{name}/v{version}"
+
+
+class GitStore:
+    """The namespaces' bare repos under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- namespaces ---------------------------------------------------------------------
+
+    def path(self, namespace: str) -> Path:
+        return self.root / f"{namespace}.git"
+
+    def exists(self, namespace: str) -> bool:
+        return (self.path(namespace) / "HEAD").is_file()
+
+    def namespaces(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name[:-4] for p in self.root.glob("*.git") if (p / "HEAD").is_file())
+
+    def ensure(self, namespace: str) -> None:
+        """Create the namespace's bare repo (HEAD on main, fsync on) if it is missing."""
+        if self.exists(namespace):
+            return
+        with self._locked(namespace, create=True):
+            if self.exists(namespace):
+                return
+            path = self.path(namespace)
+            path.mkdir(parents=True, exist_ok=True)
+            repo = Repo.init_bare(str(path), default_branch=b"main")
+            config = repo.get_config()
+            config.set((b"core",), b"fsyncObjectFiles", True)
+            config.set((b"core",), b"logAllRefUpdates", False)
+            config.write_to_path()
+            repo.close()
+
+    def open(self, namespace: str) -> Repo:
+        try:
+            return Repo(str(self.path(namespace)))
+        except NotGitRepository as exc:
+            raise NotFound(f"namespace {namespace!r} does not exist") from exc
+
+    # -- writes -------------------------------------------------------------------------
+
+    def publish(self, namespace: str, name: str, version: str, bundle: Bundle, *,
+                message: str, author: str | None = None) -> Published:
+        """Commit `bundle` as skills/<name>/ on main and tag it `<name>/v<version>`.
+
+        Raises VersionExists if the tag exists, Unchanged if the content is what main has.
+        """
+        self.ensure(namespace)
+        with self._locked(namespace):
+            repo = self.open(namespace)
+            try:
+                return self._publish_locked(repo, name, version, bundle, message, author)
+            finally:
+                repo.close()
+
+    def _publish_locked(self, repo: Repo, name: str, version: str, bundle: Bundle,
+                        message: str, author: str | None) -> Published:
+        head = repo.refs[MAIN] if MAIN in repo.refs else None
+        objects, subtree = _bundle_objects(bundle)
+        root_tree = repo[repo[head].tree] if head else Tree()  # type: ignore[attr-defined]
+        if _subtree_id(repo, root_tree, name) == subtree.id:
+            raise Unchanged(subtree.id.decode())
+        ref = TAG_PREFIX + tag_name(name, version).encode()
+        if ref in repo.refs:
+            raise VersionExists(f"{name} {version} is already published; versions are immutable",
+                                extra={"version": version})
+        new_root, tree_objects = _replace_skill(repo, root_tree, name, subtree.id)
+        now = int(time.time())
+        person = (author or "").encode() or IDENTITY
+        commit = Commit()
+        commit.tree = new_root.id
+        commit.parents = [head] if head else []
+        commit.author = commit.committer = person
+        commit.author_time = commit.commit_time = now
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.message = message.encode()
+        tag = Tag()
+        tag.name = tag_name(name, version).encode()
+        tag.object = (Commit, commit.id)
+        tag.tagger = IDENTITY
+        tag.tag_time = now
+        tag.tag_timezone = 0
+        tag.message = f"{name} {version}\n".encode()
+        new_objects = [*objects, *tree_objects, commit, tag]
+        for obj in new_objects:
+            repo.object_store.add_object(obj)  # fsynced: core.fsyncObjectFiles is on
+        _fsync_fanout(Path(repo.path) / "objects", {o.id[:2].decode() for o in new_objects})
+        # The tag is the version's create-only claim; main follows it. A crash between the
+        # two leaves a tag one commit ahead of main, which `repair` fast-forwards.
+        if not repo.refs.add_if_new(ref, tag.id):
+            raise VersionExists(f"{name} {version} is already published; versions are immutable")
+        moved = (repo.refs.set_if_equals(MAIN, head, commit.id) if head
+                 else repo.refs.add_if_new(MAIN, commit.id))
+        if not moved:
+            raise StoreConflict(f"main of {Path(repo.path).name} moved during a locked publish")
+        return Published(commit.id.decode(), tag.id.decode(), subtree.id.decode(), now)
+
+    def repair(self, namespace: str) -> list[str]:
+        """Finish publishes cut off between the tag and the main update; returns what moved."""
+        repaired: list[str] = []
+        with self._locked(namespace):
+            repo = self.open(namespace)
+            try:
+                head = repo.refs[MAIN] if MAIN in repo.refs else None
+                for info in self._tags(repo):
+                    commit = repo[info.commit_sha.encode()]
+                    parents = commit.parents  # type: ignore[attr-defined]
+                    if head and info.commit_sha.encode() == head:
+                        continue
+                    if (parents == [head]) or (head is None and not parents):
+                        ok = (repo.refs.set_if_equals(MAIN, head, commit.id) if head
+                              else repo.refs.add_if_new(MAIN, commit.id))
+                        if ok:
+                            repaired.append(tag_name(info.name, info.version))
+                            head = commit.id
+            finally:
+                repo.close()
+        return repaired
+
+    # -- reads --------------------------------------------------------------------------
+
+    def tags(self, namespace: str) -> list[TagInfo]:
+        """Every `<name>/v<version>` tag of the namespace."""
+        if not self.exists(namespace):
+            return []
+        repo = self.open(namespace)
+        try:
+            return list(self._tags(repo))
+        finally:
+            repo.close()
+
+    def _tags(self, repo: Repo) -> Iterator[TagInfo]:
+        for ref, sha in repo.refs.as_dict(TAG_PREFIX).items():
+            text = ref.decode(errors="replace")
+            name, sep, vtext = text.rpartition("/v")
+            if not sep or "/" in name or not name:
+                continue
+            obj = repo[sha]
+            if not isinstance(obj, Tag):
+                continue
+            commit = repo[obj.object[1]]
+            subtree = _subtree_id(repo, repo[commit.tree], name)  # type: ignore[attr-defined]
+            if subtree is None:
+                continue
+            yield TagInfo(name, vtext, sha.decode(), commit.id.decode(), subtree.decode(),
+                          obj.tag_time)
+
+    def read_tree(self, namespace: str, tree_sha: str) -> Bundle:
+        """The files of a skill subtree (as recorded in TagInfo.tree_sha)."""
+        repo = self.open(namespace)
+        try:
+            files: dict[str, bytes] = {}
+            executables: set[str] = set()
+            for path, mode, sha in _walk(repo, tree_sha.encode(), b""):
+                files[path.decode()] = repo[sha].as_raw_string()
+                if mode == EXEC_MODE:
+                    executables.add(path.decode())
+            return Bundle(files=files, executables=frozenset(executables))
+        except KeyError as exc:
+            raise NotFound(f"tree {tree_sha} is not in namespace {namespace!r}") from exc
+        finally:
+            repo.close()
+
+    def head(self, namespace: str) -> str | None:
+        repo = self.open(namespace)
+        try:
+            return repo.refs[MAIN].decode() if MAIN in repo.refs else None
+        finally:
+            repo.close()
+
+    # -- serving ------------------------------------------------------------------------
+
+    def smart_http_app(self) -> WSGIApp:
+        """A read-only git smart-HTTP WSGI app; PATH_INFO is `/<namespace>.git/...`.
+
+        dulwich enables receive-pack by default, so the handler table is replaced, not
+        updated. Its many small writes are coalesced into 64 KiB chunks.
+        """
+        app = HTTPGitApplication(_NamespaceBackend(self))
+        app.handlers = {b"git-upload-pack": UploadPackHandler}
+        return _coalesce(app)
+
+    # -- locking ------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, namespace: str, create: bool = False) -> Iterator[None]:
+        """A per-namespace lock held across threads (Lock) and processes (flock)."""
+        with self._locks_guard:
+            lock = self._locks.setdefault(namespace, threading.Lock())
+        with lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            # The lock file sits beside the repo so it exists before the repo does.
+            lock_path = self.root / f".{namespace}.{LOCK_FILE}"
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+
+class _NamespaceBackend(Backend):
+    def __init__(self, store: GitStore) -> None:
+        self.store = store
+
+    def open_repository(self, path: str) -> Repo:  # type: ignore[override]
+        name = path.strip("/")
+        if not name.endswith(".git") or "/" in name or not self.store.exists(name[:-4]):
+            raise NotGitRepository(f"no namespace at {path}")
+        return self.store.open(name[:-4])
+
+
+def _coalesce(app: WSGIApp) -> WSGIApp:
+    def wrapped(environ: dict, start_response: Callable) -> Iterator[bytes]:
+        buffer = bytearray()
+
+        def buffered_start(status: str, headers: list, exc_info: object = None) -> Callable:
+            write = start_response(status, headers, exc_info)
+
+            def buffered_write(data: bytes) -> None:
+                buffer.extend(data)
+                if len(buffer) >= CHUNK:
+                    write(bytes(buffer))
+                    buffer.clear()
+
+            return buffered_write
+
+        result = app(environ, buffered_start)
+        try:
+            for chunk in result:
+                buffer.extend(chunk)
+                if len(buffer) >= CHUNK:
+                    yield bytes(buffer)
+                    buffer.clear()
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if buffer:
+            yield bytes(buffer)
+
+    return wrapped
+
+
+def _bundle_objects(bundle: Bundle) -> tuple[list[Blob | Tree], Tree]:
+    """Blobs and trees for the bundle's files; returns them and the skill's root tree."""
+    objects: list[Blob | Tree] = []
+    dirs: dict[str, Tree] = {"": Tree()}
+    for path in sorted(bundle.files):
+        blob = Blob.from_string(bundle.files[path])
+        objects.append(blob)
+        parent, _, leaf = path.rpartition("/")
+        _ensure_dirs(dirs, parent)
+        mode = EXEC_MODE if path in bundle.executables else FILE_MODE
+        dirs[parent].add(leaf.encode(), mode, blob.id)
+    # Link subtrees bottom-up so each parent records its child's final id.
+    for directory in sorted(dirs, key=lambda d: d.count("/") if d else -1, reverse=True):
+        if not directory:
+            continue
+        parent, _, leaf = directory.rpartition("/")
+        dirs[parent].add(leaf.encode(), DIR_MODE, dirs[directory].id)
+    objects.extend(dirs.values())
+    return objects, dirs[""]
+
+
+def _ensure_dirs(dirs: dict[str, Tree], directory: str) -> None:
+    while directory and directory not in dirs:
+        dirs[directory] = Tree()
+        directory = directory.rpartition("/")[0]
+
+
+def _subtree_id(repo: Repo, root: Tree, name: str) -> bytes | None:
+    try:
+        skills_mode, skills_id = root[SKILLS_DIR]
+        mode, sha = repo[skills_id][name.encode()]  # type: ignore[index]
+    except KeyError:
+        return None
+    return sha if stat.S_ISDIR(mode) and stat.S_ISDIR(skills_mode) else None
+
+
+def _replace_skill(repo: Repo, root: Tree, name: str, subtree_id: bytes) -> tuple[Tree, list[Tree]]:
+    """A copy of `root` whose skills/<name> is `subtree_id`, and the new tree objects."""
+    skills = Tree()
+    if SKILLS_DIR in root:
+        for entry in repo[root[SKILLS_DIR][1]].items():  # type: ignore[attr-defined]
+            skills.add(entry.path, entry.mode, entry.sha)
+    skills.add(name.encode(), DIR_MODE, subtree_id)
+    new_root = Tree()
+    for entry in root.items():
+        new_root.add(entry.path, entry.mode, entry.sha)
+    new_root.add(SKILLS_DIR, DIR_MODE, skills.id)
+    return new_root, [skills, new_root]
+
+
+def _walk(repo: Repo, tree_id: bytes, prefix: bytes) -> Iterator[tuple[bytes, int, bytes]]:
+    for entry in repo[tree_id].items():  # type: ignore[attr-defined]
+        path = prefix + entry.path
+        if stat.S_ISDIR(entry.mode):
+            yield from _walk(repo, entry.sha, path + b"/")
+        else:
+            yield path, entry.mode, entry.sha
+
+
+def _fsync_fanout(objects_dir: Path, prefixes: set[str]) -> None:
+    """Make the new directory entries of loose objects durable (their files are fsynced)."""
+    for directory in (objects_dir, *(objects_dir / p for p in sorted(prefixes))):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,96 @@
+"""Append-only schema migrations for index.db. Never edit one that has shipped: add the next."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = tuple[str, Callable[[sqlite3.Connection], None]]
+
+
+def _script(conn: sqlite3.Connection, sql: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction (executescript commits)."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def m001_catalogue(conn: sqlite3.Connection) -> None:
+    _script(conn, 
+        """
+        CREATE TABLE namespaces (
+            name TEXT PRIMARY KEY,
+            visibility TEXT NOT NULL DEFAULT 'public'
+                CHECK (visibility IN ('public', 'private')),
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE skills (
+            id INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL REFERENCES namespaces(name),
+            name TEXT NOT NULL,
+            latest_version TEXT NOT NULL,
+            description TEXT NOT NULL,
+            tags TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            downloads INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (namespace, name)
+        );
+        CREATE TABLE versions (
+            id INTEGER PRIMARY KEY,
+            skill_id INTEGER NOT NULL REFERENCES skills(id) ON DELETE CASCADE,
+            version TEXT NOT NULL,
+            commit_sha TEXT NOT NULL,
+            tag_sha TEXT NOT NULL,
+            tree_sha TEXT NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            description TEXT NOT NULL,
+            frontmatter_json TEXT NOT NULL,
+            files_json TEXT NOT NULL,
+            published_at TEXT NOT NULL,
+            UNIQUE (skill_id, version)
+        );
+        CREATE INDEX versions_content ON versions(content_sha256);
+        CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            last_used_at TEXT
+        );
+        CREATE VIRTUAL TABLE skills_fts USING fts5(
+            name, description, tags, body, tokenize = 'porter unicode61'
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    ("m001_catalogue", m001_catalogue),
+]
+
+
+def apply(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet recorded, in order, each in its own transaction.
+
+    `conn` must be in autocommit mode (isolation_level=None).
+    """
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    applied = []
+    for name, step in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")  # a second process starting at once waits here
+        if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+            conn.execute("COMMIT")
+            continue
+        try:
+            step(conn)
+            conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                         (name, datetime.now(UTC).isoformat()))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(name)
+    return applied

@@ -1,0 +1,347 @@
+"""The native JSON API under /api/v1. Each view parses the request, calls the service,
+renders. Each docstring's YAML part is its OpenAPI operation (served at /openapi.json)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import BadRequest, PayloadTooLarge
+from ..service import Principal, Registry, SkillDetail, install_command
+from ..skill.bundle import Bundle, from_archive, from_files
+from ..store.index import SearchHit, SkillRow, VersionRow
+from .auth import request_token
+
+ARCHIVE_TYPES = {"application/zip", "application/gzip", "application/x-gzip",
+                 "application/x-tar+gzip", "application/octet-stream"}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def routes(registry: Registry) -> list[Route]:
+    api = Api(registry)
+    base = "/api/v1"
+    skill = base + "/skills/{namespace}/{name}"
+    version = skill + "/versions/{version}"
+    return [
+        Route(base + "/namespaces", api.namespaces, methods=["GET"]),
+        Route(base + "/namespaces/{namespace}/skills", api.publish, methods=["POST"]),
+        Route(base + "/whoami", api.whoami, methods=["GET"]),
+        Route(base + "/skills", api.list_skills, methods=["GET"]),
+        Route(base + "/search", api.search, methods=["GET"]),
+        Route(skill, api.skill, methods=["GET"]),
+        Route(version, api.version, methods=["GET"]),
+        Route(version + "/archive.{fmt}", api.archive, methods=["GET", "HEAD"]),
+        Route(version + "/files/{path:path}", api.file, methods=["GET"]),
+    ]
+
+
+class Api:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def principal(self, request: Request) -> Principal:
+        return self.registry.authenticate(request_token(request.headers))
+
+    def namespaces(self, request: Request) -> JSONResponse:
+        """
+        summary: List the namespaces the caller may read, with their skill counts.
+        tags: [catalogue]
+        responses:
+          200: {description: "{namespaces: [{name, visibility, skills}]}"}
+        """
+        rows = self.registry.namespaces(self.principal(request))
+        return JSONResponse({"namespaces": [
+            {"name": n, "visibility": v, "skills": c, "git": f"/git/{n}.git"}
+            for n, v, c in rows]})
+
+    def whoami(self, request: Request) -> JSONResponse:
+        """
+        summary: The namespace the bearer token publishes to.
+        tags: [auth]
+        security: [{bearer: []}]
+        responses:
+          200: {description: "{namespace}"}
+          401: {description: missing or invalid token}
+        """
+        principal = self.principal(request)
+        if principal.namespace is None:
+            return JSONResponse({"code": "unauthorized", "message": "send a bearer token",
+                                 "hint": "create one with `skills-hub token create NS`"}, 401)
+        return JSONResponse({"namespace": principal.namespace})
+
+    async def publish(self, request: Request) -> JSONResponse:
+        """
+        summary: Publish a skill version (multipart files, a zip, or a tar.gz).
+        description: >
+          Multipart form: `files` parts whose filename is the path inside the skill
+          (SKILL.md at the root), optional `executable` fields naming executable paths;
+          or one `archive` part (zip or tar.gz); or the archive as the raw body
+          (Content-Type application/zip or application/gzip). The version comes from the
+          `version` field or query parameter, else `metadata.version` of SKILL.md, else the
+          next patch version. Identical content to the latest version is not a new version
+          (200, status "unchanged").
+        tags: [publish]
+        security: [{bearer: []}]
+        parameters:
+          - {name: namespace, in: path, required: true, schema: {type: string}}
+          - {name: version, in: query, required: false, schema: {type: string}}
+        responses:
+          201: {description: published}
+          200: {description: unchanged content; the existing version is returned}
+          400: {description: the upload was refused while unpacking (code names why)}
+          401: {description: missing or invalid token}
+          403: {description: the token is for another namespace}
+          409: {description: the version exists or is older than the latest}
+          413: {description: the upload is too large}
+          422: {description: the skill is invalid; `problems` lists every error}
+        """
+        namespace = request.path_params["namespace"]
+        principal = await run_in_threadpool(self.principal, request)
+        bundle, version = await self._read_upload(request)
+        outcome = await run_in_threadpool(self.registry.publish, namespace, bundle,
+                                          principal=principal, version=version)
+        body = {
+            "status": outcome.status, "namespace": outcome.namespace, "name": outcome.name,
+            "version": outcome.version, "commit": outcome.commit_sha, "tag": outcome.tag_sha,
+            "content_sha256": outcome.content_sha256,
+            "warnings": [w.to_dict() for w in outcome.warnings],
+            "url": f"/api/v1/skills/{outcome.namespace}/{outcome.name}/versions/"
+                   f"{outcome.version}",
+            "install": install_command(outcome.namespace, outcome.name, outcome.version),
+        }
+        return JSONResponse(body, 201 if outcome.status == "published" else 200)
+
+    async def _read_upload(self, request: Request) -> tuple[Bundle, str | None]:
+        limits = self.registry.settings.limits
+        body = await _read_capped(request, limits.max_upload_bytes)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        version = request.query_params.get("version")
+        if content_type in ARCHIVE_TYPES:
+            return await run_in_threadpool(from_archive, body, limits), version
+        if content_type != "multipart/form-data":
+            raise BadRequest(f"unsupported Content-Type {content_type or '(none)'!r}",
+                             extra={"hint": "send multipart/form-data, application/zip or "
+                                            "application/gzip"})
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form = await Request(request.scope, replay).form(
+            max_files=limits.max_files + 1, max_fields=limits.max_files + 10)
+        try:
+            version = str(form.get("version") or "") or version
+            archives = [f for f in form.getlist("archive") if isinstance(f, UploadFile)]
+            if archives:
+                return await run_in_threadpool(from_archive, await archives[0].read(),
+                                               limits), version
+            executables = {str(e) for e in form.getlist("executable")}
+            items = [(f.filename or "", await f.read(), (f.filename or "") in executables)
+                     for f in form.getlist("files") if isinstance(f, UploadFile)]
+            if not items:
+                raise BadRequest("no files in the upload",
+                                 extra={"hint": "send `files` parts or one `archive` part"})
+            return await run_in_threadpool(from_files, items, limits), version
+        finally:
+            await form.close()
+
+    def list_skills(self, request: Request) -> JSONResponse:
+        """
+        summary: Browse skills, ordered by namespace and name, with cursor paging.
+        tags: [catalogue]
+        parameters:
+          - {name: namespace, in: query, required: false, schema: {type: string}}
+          - {name: limit, in: query, required: false, schema: {type: integer, default: 50}}
+          - {name: cursor, in: query, required: false, schema: {type: string}}
+        responses:
+          200: {description: "{skills, total, next_cursor}"}
+        """
+        params = request.query_params
+        page = self.registry.list_skills(
+            principal=self.principal(request), namespace=params.get("namespace"),
+            cursor=params.get("cursor"), limit=_int(params.get("limit"), 50))
+        return JSONResponse({"skills": [skill_json(s) for s in page.skills],
+                             "total": page.total, "next_cursor": page.next_cursor})
+
+    def search(self, request: Request) -> JSONResponse:
+        """
+        summary: Keyword search (FTS5, bm25 with name and description above body).
+        tags: [search]
+        parameters:
+          - {name: q, in: query, required: true, schema: {type: string, maxLength: 1000}}
+          - {name: namespace, in: query, required: false, schema: {type: string}}
+          - {name: limit, in: query, required: false, schema: {type: integer, default: 20}}
+        responses:
+          200: {description: "{query, mode, results}"}
+          400: {description: the query is too long}
+        """
+        params = request.query_params
+        query = params.get("q", "")
+        hits = self.registry.search(query, principal=self.principal(request),
+                                    namespace=params.get("namespace"),
+                                    limit=_int(params.get("limit"), 20))
+        return JSONResponse({"query": query, "mode": "keyword",
+                             "results": [hit_json(h) for h in hits]})
+
+    def skill(self, request: Request) -> JSONResponse:
+        """
+        summary: A skill with all its versions, newest first.
+        tags: [catalogue]
+        responses:
+          200: {description: the skill}
+          404: {description: no such skill (or a private namespace)}
+        """
+        p = request.path_params
+        detail = self.registry.get_skill(p["namespace"], p["name"], self.principal(request))
+        return JSONResponse(detail_json(detail))
+
+    def version(self, request: Request) -> JSONResponse:
+        """
+        summary: One version (or `latest`) with its files, frontmatter and archive digests.
+        tags: [catalogue]
+        responses:
+          200: {description: the version}
+          404: {description: no such version}
+        """
+        p = request.path_params
+        principal = self.principal(request)
+        skill, row = self.registry.get_version(p["namespace"], p["name"], p["version"],
+                                               principal)
+        archives = {}
+        for fmt in ("tar.gz", "zip"):
+            _, archive = self.registry.archive(skill.namespace, skill.name, row.version, fmt,
+                                               principal, count=False)
+            archives[fmt] = {"url": _version_url(skill, row.version) + f"/archive.{fmt}",
+                             "sha256": archive.sha256, "size": len(archive.data)}
+        body = version_json(skill, row)
+        body.update(files=row.files, frontmatter=row.frontmatter, archives=archives,
+                    install=install_command(skill.namespace, skill.name, row.version))
+        return JSONResponse(body)
+
+    def archive(self, request: Request) -> Response:
+        """
+        summary: The version as a deterministic tar.gz or zip; the ETag is its sha256.
+        tags: [install]
+        parameters:
+          - {name: fmt, in: path, required: true, schema: {type: string, enum: [tar.gz, zip]}}
+        responses:
+          200: {description: the archive; headers ETag and X-Checksum-Sha256 carry the sha256}
+          304: {description: If-None-Match matched}
+          404: {description: no such version or format}
+        """
+        p = request.path_params
+        row, archive = self.registry.archive(p["namespace"], p["name"], p["version"],
+                                             p["fmt"], self.principal(request),
+                                             count=request.method == "GET")
+        etag = f'"sha256:{archive.sha256}"'
+        headers = {
+            "ETag": etag,
+            "X-Checksum-Sha256": archive.sha256,
+            "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(archive.sha256)).decode(),
+            "X-Skill-Version": row.version,
+            "Content-Disposition": f'attachment; filename="{archive.filename}"',
+            "Cache-Control": "no-cache" if p["version"] == "latest" else IMMUTABLE,
+        }
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(archive.data, media_type=archive.media_type, headers=headers)
+
+    def file(self, request: Request) -> Response:
+        """
+        summary: One file of a version, raw. Served sandboxed (CSP) and never as HTML.
+        tags: [catalogue]
+        responses:
+          200: {description: the file's bytes}
+          404: {description: no such file; `files` lists the version's files}
+        """
+        p = request.path_params
+        row, data = self.registry.read_file(p["namespace"], p["name"], p["version"],
+                                            p["path"], self.principal(request))
+        return Response(data, media_type=_file_type(p["path"], data), headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "X-Skill-Version": row.version,
+            "Cache-Control": "no-cache" if p["version"] == "latest" else IMMUTABLE,
+        })
+
+
+def skill_json(skill: SkillRow) -> dict[str, Any]:
+    return {
+        "namespace": skill.namespace, "name": skill.name, "description": skill.description,
+        "latest_version": skill.latest_version,
+        "tags": [t.strip() for t in skill.tags.split(",") if t.strip()],
+        "downloads": skill.downloads, "created_at": skill.created_at,
+        "updated_at": skill.updated_at, "url": f"/api/v1/skills/{skill.namespace}/{skill.name}",
+        "install": install_command(skill.namespace, skill.name),
+    }
+
+
+def version_json(skill: SkillRow, row: VersionRow) -> dict[str, Any]:
+    return {
+        "namespace": skill.namespace, "name": skill.name, "version": row.version,
+        "description": row.description, "published_at": row.published_at,
+        "commit": row.commit_sha, "tag": f"{skill.name}/v{row.version}",
+        "tag_sha": row.tag_sha, "content_sha256": row.content_sha256,
+        "url": _version_url(skill, row.version),
+    }
+
+
+def detail_json(detail: SkillDetail) -> dict[str, Any]:
+    body = skill_json(detail.skill)
+    body["visibility"] = detail.visibility
+    body["git"] = f"/git/{detail.skill.namespace}.git"
+    body["versions"] = [version_json(detail.skill, v) for v in detail.versions]
+    return body
+
+
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    body = skill_json(hit.skill)
+    body.update(version=hit.skill.latest_version, score=round(hit.score, 4),
+                snippet=hit.snippet)
+    return body
+
+
+def _version_url(skill: SkillRow, version: str) -> str:
+    return f"/api/v1/skills/{skill.namespace}/{skill.name}/versions/{version}"
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise PayloadTooLarge(f"the upload is larger than {cap} bytes")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > cap:
+            raise PayloadTooLarge(f"the upload is larger than {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _int(value: str | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise BadRequest(f"{value!r} is not a whole number") from exc
+
+
+_TEXT_TYPES = {".md": "text/markdown", ".json": "application/json", ".yaml": "text/yaml",
+               ".yml": "text/yaml", ".toml": "text/plain", ".py": "text/x-python",
+               ".sh": "text/x-shellscript", ".txt": "text/plain", ".csv": "text/csv"}
+
+
+def _file_type(path: str, data: bytes) -> str:
+    """A safe media type: known text types with utf-8, anything else text or octet-stream."""
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+    return _TEXT_TYPES.get(suffix, "text/plain") + "; charset=utf-8"

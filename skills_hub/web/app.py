@@ -1,0 +1,73 @@
+"""The application factory: one Starlette app serving the API, git, pages and static files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.schemas import SchemaGenerator
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from .. import __version__
+from ..config import Settings
+from ..resources import resource_dir
+from ..service import Registry
+from . import api, pages
+from .errors import make_handlers
+from .gitserver import GitApp
+
+OPENAPI_BASE = {
+    "openapi": "3.0.3",
+    "info": {"title": "skills-hub", "version": __version__,
+             "description": "A self-hosted, git-backed registry for agent skills. Errors are "
+                            "JSON objects with `code`, `message` and, for invalid skills, "
+                            "`problems` (field, message, hint)."},
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+}
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Starlette:
+    """Build the app; the registry is started (migrated, reconciled, seeded) right here."""
+    settings = settings or Settings.from_env()
+    if registry is None:
+        registry = Registry(settings)
+        registry.start(resource_dir("seed") if settings.seed else None)
+    templates = Jinja2Templates(directory=str(resource_dir("templates")))
+    templates.env.globals.update(version=__version__, htmx="htmx-2.0.11.min.js")
+    schemas = SchemaGenerator(OPENAPI_BASE)
+
+    def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(schemas.get_schema(routes=app.routes))
+
+    def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    app = Starlette(
+        routes=[
+            Route("/openapi.json", openapi, include_in_schema=False),
+            Route("/api/v1/health", health, include_in_schema=False),
+            *api.routes(registry),
+            Mount("/git", app=GitApp(registry)),
+            Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))),
+                  name="static"),
+            *pages.routes(registry, templates),
+        ],
+        exception_handlers=make_handlers(templates),  # type: ignore[arg-type]
+        lifespan=_lifespan(registry),
+    )
+    app.state.registry = registry
+    return app
+
+
+def _lifespan(registry: Registry) -> Callable[[Starlette], AsyncIterator[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        registry.close()
+
+    return lifespan  # type: ignore[return-value]

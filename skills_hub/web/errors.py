@@ -1,0 +1,45 @@
+"""One renderer for every error: JSON under /api and /git, an HTML page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.templating import Jinja2Templates
+
+from ..errors import HubError
+
+log = logging.getLogger(__name__)
+
+
+def wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path == "/api" or path.endswith(".json")
+
+
+def make_handlers(templates: Jinja2Templates) -> dict:
+    def render(request: Request, status: int, code: str, message: str,
+               body: dict | None = None) -> Response:
+        if wants_json(request):
+            return JSONResponse(body or {"code": code, "message": message}, status)
+        return templates.TemplateResponse(request, "error.html", {
+            "status": status, "code": code, "message": message}, status_code=status)
+
+    async def hub_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HubError)
+        return render(request, exc.status, exc.code, exc.message, exc.to_dict())
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = exc.detail if exc.status_code != 404 else f"nothing at {request.url.path}"
+        return render(request, exc.status_code, code, str(message))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        return render(request, 500, "internal_error",
+                      "the server failed to handle this request; it has been logged")
+
+    return {HubError: hub_error, HTTPException: http_error, Exception: server_error}

@@ -1,0 +1,22 @@
+"""Markdown to sanitised HTML: markdown-it renders, nh3 keeps only safe tags and attributes."""
+
+from __future__ import annotations
+
+import nh3
+from markdown_it import MarkdownIt
+
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+_TAGS = {
+    "a", "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong",
+    "em", "code", "pre", "blockquote", "table", "thead", "tbody", "tr", "th", "td", "del",
+    "img",
+}
+_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "code": {"class"},
+               "th": {"align"}, "td": {"align"}}
+
+
+def render(text: str) -> str:
+    """Safe HTML for untrusted markdown (raw HTML in the source is shown as text)."""
+    return nh3.clean(_md.render(text), tags=_TAGS, attributes=_ATTRIBUTES,
+                     url_schemes={"http", "https", "mailto"}, link_rel="nofollow noopener")

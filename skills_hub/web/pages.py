@@ -1,0 +1,73 @@
+"""HTML pages. A request with the HX-Request header gets the `_fragment.html` partial."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from ..service import Registry, install_command
+from ..skill.manifest import split_frontmatter
+from . import markdown
+from .auth import request_token
+
+
+def routes(registry: Registry, templates: Jinja2Templates) -> list[Route]:
+    pages = Pages(registry, templates)
+    return [
+        Route("/", pages.home, methods=["GET"]),
+        Route("/search", pages.search, methods=["GET"]),
+        Route("/{namespace}", pages.namespace, methods=["GET"]),
+        Route("/{namespace}/{name}", pages.skill, methods=["GET"]),
+        Route("/{namespace}/{name}/v/{version}", pages.skill, methods=["GET"]),
+    ]
+
+
+class Pages:
+    def __init__(self, registry: Registry, templates: Jinja2Templates) -> None:
+        self.registry = registry
+        self.templates = templates
+
+    def _principal(self, request: Request):  # type: ignore[no-untyped-def]
+        return self.registry.authenticate(request_token(request.headers))
+
+    def home(self, request: Request) -> Response:
+        principal = self._principal(request)
+        page = self.registry.list_skills(principal=principal, limit=100)
+        return self.templates.TemplateResponse(request, "home.html", {
+            "skills": page.skills, "total": page.total,
+            "namespaces": self.registry.namespaces(principal)})
+
+    def search(self, request: Request) -> Response:
+        query = request.query_params.get("q", "")
+        hits = self.registry.search(query, principal=self._principal(request), limit=50)
+        template = "_results.html" if request.headers.get("hx-request") else "search.html"
+        return self.templates.TemplateResponse(request, template, {"q": query, "hits": hits})
+
+    def namespace(self, request: Request) -> Response:
+        namespace = request.path_params["namespace"]
+        page = self.registry.list_skills(principal=self._principal(request),
+                                         namespace=namespace, limit=200)
+        return self.templates.TemplateResponse(request, "namespace.html", {
+            "namespace": namespace, "skills": page.skills, "total": page.total})
+
+    def skill(self, request: Request) -> Response:
+        p = request.path_params
+        principal = self._principal(request)
+        detail = self.registry.get_skill(p["namespace"], p["name"], principal)
+        skill, row = self.registry.get_version(p["namespace"], p["name"],
+                                               p.get("version", "latest"), principal)
+        bundle = self.registry.bundle(skill.namespace, row)
+        body = split_frontmatter(bundle.skill_md())[1]
+        base = str(request.base_url).rstrip("/")
+        return self.templates.TemplateResponse(request, "skill.html", {
+            "skill": skill, "row": row, "versions": detail.versions,
+            "visibility": detail.visibility, "body_html": markdown.render(body),
+            "files": row.files,
+            "commands": {
+                "skills-hub": install_command(skill.namespace, skill.name, row.version),
+                "git": f"git clone {base}/git/{skill.namespace}.git",
+                "curl": f"curl -LO {base}/api/v1/skills/{skill.namespace}/{skill.name}"
+                        f"/versions/{row.version}/archive.tar.gz",
+            }})
