@@ -290,8 +290,9 @@ class _NamespaceBackend(Backend):
     def __init__(self, store: GitStore) -> None:
         self.store = store
 
-    def open_repository(self, path: str) -> Repo:  # type: ignore[override]
-        name = path.strip("/")
+    def open_repository(self, path: str | bytes) -> Repo:  # type: ignore[override]
+        # dulwich passes str from get_repo but bytes to the service handler.
+        name = (path.decode() if isinstance(path, bytes) else path).strip("/")
         if not name.endswith(".git") or "/" in name or not self.store.exists(name[:-4]):
             raise NotGitRepository(f"no namespace at {path}")
         return self.store.open(name[:-4])

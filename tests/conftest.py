@@ -1,0 +1,89 @@
+"""Shared fixtures. Every test is hermetic: its own HOME, SKILLS_HUB_HOME, no GIT_* leaks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from skills_hub.config import Settings
+from skills_hub.service import Registry
+from skills_hub.web.app import create_app
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SEED_DIR = REPO_ROOT / "registry" / "seed"
+
+SKILL_MD = """---
+name: {name}
+description: {description}
+license: Apache-2.0
+metadata:
+  tags: "testing, example"
+---
+# {name}
+
+{body}
+"""
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "SKILLS_HUB_", "XDG_")) or key in ("SKILLS_DIR",):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SKILLS_HUB_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "data", seed=False)
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    reg = Registry(settings)
+    reg.start()
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def app(settings: Settings, registry: Registry):  # type: ignore[no-untyped-def]
+    return create_app(settings, registry)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def token(registry: Registry) -> str:
+    return registry.create_token("team")
+
+
+@pytest.fixture
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def skill_md(name: str = "hello-world",
+             description: str = "Greets the user by name when asked to say hello.",
+             body: str = "Say hello.") -> bytes:
+    return SKILL_MD.format(name=name, description=description, body=body).encode()
+
+
+def write_skill(parent: Path, name: str = "hello-world", **kwargs: str) -> Path:
+    folder = parent / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "SKILL.md").write_bytes(skill_md(name, **kwargs))
+    return folder
