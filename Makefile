@@ -1,0 +1,62 @@
+# One command per chore. `make serve` and `make test` set up a fresh machine themselves.
+VENV     ?= .venv
+PYTHON   ?= python3
+PY       := $(VENV)/bin/python
+PIP      := $(VENV)/bin/pip
+# The CPU build of torch. The local-version pin fails loudly where no CPU wheel source is
+# configured, instead of quietly pulling several GB of CUDA packages. Elsewhere:
+#   make serve TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH    ?= torch==2.13.0+cpu
+TORCH_INDEX ?=
+PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+HOST     ?= 127.0.0.1
+PORT     ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: serve test test-fast lint bench system-deps clean-data
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q $(PIP_TORCH_FLAGS) "$(TORCH)"
+	$(PIP) install -q -e '.[semantic]'
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) install -q -e '.[semantic,test]'
+	touch $@
+
+## serve: install what is needed and run the server on ./registry (or SKILLS_HUB_HOME)
+serve: $(VENV)/.base
+	$(VENV)/bin/skills-hub serve --host $(HOST) --port $(PORT)
+
+## system-deps: Debian packages the tests drive (git, headless chromium for the browser tests)
+system-deps:
+	@missing=""; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "please install:$$missing (Debian: sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+## test: install the test dependencies and run the whole suite (slow tests included)
+test: $(VENV)/.test system-deps
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## test-fast: the suite without the real-server, real-client and browser tests
+test-fast: $(VENV)/.test
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+## lint: ruff and mypy
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check skills_hub tests bench
+	$(VENV)/bin/mypy
+
+## bench: registry benchmark (publish, download, clone vs C git), figures to bench/out/
+bench: $(VENV)/.test
+	$(PY) bench/registry_bench.py --json bench/out/registry.json | tee bench/out/registry.txt
+
+## clean-data: delete the run-time data of ./registry (keeps README.md and seed/)
+clean-data:
+	rm -rf registry/repos registry/index.db registry/index.db-wal registry/index.db-shm registry/cache registry/.*.lock

@@ -1,0 +1,179 @@
+"""The real server on a loopback port, driven by real git and by kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import skill_md
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(30)
+
+
+def start_server(home: Path, seed: bool = False) -> Server:
+    port = free_port()
+    env = {**os.environ, "SKILLS_HUB_HOME": str(home)}
+    if not seed:
+        env["SKILLS_HUB_NO_SEED"] = "1"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skills_hub.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
+                return Server(url, home, process)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+def make_token(home: Path, namespace: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "skills_hub.cli", "token", "create", namespace,
+                          "--home", str(home)], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def publish(url: str, token: str, name: str, body: str, version: str | None = None) -> dict:
+    response = httpx.post(
+        f"{url}/api/v1/namespaces/team/skills", params={"version": version} if version else {},
+        headers={"Authorization": f"Bearer {token}"},
+        files=[("files", ("SKILL.md", skill_md(name, body=body))),
+               ("files", ("scripts/run.sh", b"#!/bin/sh\necho ok\n"))],
+        data={"executable": "scripts/run.sh"}, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_git_clone_and_fetch_against_the_running_server(server: Server, tmp_path: Path) -> None:
+    token = make_token(server.home, "team")
+    publish(server.url, token, "hello-world", "one", "1.0.0")
+    publish(server.url, token, "other-skill", "two", "0.1.0")
+    clone = tmp_path / "clone"
+    result = git("clone", f"{server.url}/git/team.git", str(clone))
+    assert result.returncode == 0, result.stderr
+    assert (clone / "skills" / "hello-world" / "SKILL.md").read_bytes() == \
+        skill_md("hello-world", body="one")
+    assert os.access(clone / "skills" / "hello-world" / "scripts" / "run.sh", os.X_OK)
+    assert set(git("tag", cwd=clone).stdout.split()) == {"hello-world/v1.0.0",
+                                                          "other-skill/v0.1.0"}
+    assert git("cat-file", "-t", "hello-world/v1.0.0", cwd=clone).stdout.strip() == "tag"
+    assert git("fsck", cwd=clone).returncode == 0
+
+    publish(server.url, token, "hello-world", "three", "1.1.0")
+    assert git("pull", "--tags", cwd=clone).returncode == 0
+    assert "hello-world/v1.1.0" in git("tag", cwd=clone).stdout.split()
+    assert (clone / "skills" / "hello-world" / "SKILL.md").read_bytes() == \
+        skill_md("hello-world", body="three")
+
+
+@pytest.mark.parametrize("with_token", [False, True], ids=["anonymous", "authenticated"])
+def test_git_push_is_refused_with_a_pointer_to_the_api(server: Server, tmp_path: Path,
+                                                       with_token: bool) -> None:
+    token = make_token(server.home, "team")
+    publish(server.url, token, "hello-world", "one")
+    clone = tmp_path / "clone"
+    assert git("clone", f"{server.url}/git/team.git", str(clone)).returncode == 0
+    (clone / "skills" / "hello-world" / "SKILL.md").write_text("tampered\n")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tamper", cwd=clone)
+    remote = f"{server.url}/git/team.git"
+    if with_token:
+        remote = remote.replace("http://", f"http://user:{token}@")
+    before = httpx.get(f"{server.url}/api/v1/skills/team/hello-world").json()
+    result = git("push", remote, "HEAD:main", cwd=clone)
+    assert result.returncode != 0
+    assert "403" in result.stderr
+    assert "publish" in result.stderr.lower()
+    after = httpx.get(f"{server.url}/api/v1/skills/team/hello-world").json()
+    assert after == before
+    fresh = tmp_path / "fresh"
+    git("clone", f"{server.url}/git/team.git", str(fresh))
+    assert (fresh / "skills" / "hello-world" / "SKILL.md").read_bytes() == \
+        skill_md("hello-world", body="one")
+
+
+def test_a_private_namespace_clones_only_with_its_token(tmp_path: Path) -> None:
+    home = tmp_path / "data"
+    srv = start_server(home)
+    try:
+        out = subprocess.run([sys.executable, "-m", "skills_hub.cli", "token", "create",
+                              "team", "--private", "--home", str(home)],
+                             capture_output=True, text=True, check=True)
+        token = out.stdout.strip().splitlines()[-1]
+        publish(srv.url, token, "hello-world", "secret")
+        denied = git("clone", f"{srv.url}/git/team.git", str(tmp_path / "a"))
+        assert denied.returncode != 0
+        allowed = git("clone", f"{srv.url.replace('http://', f'http://x:{token}@')}/git/team.git",
+                      str(tmp_path / "b"))
+        assert allowed.returncode == 0, allowed.stderr
+    finally:
+        srv.stop()
+
+
+def test_an_acknowledged_publish_survives_kill_9(tmp_path: Path) -> None:
+    home = tmp_path / "data"
+    srv = start_server(home)
+    token = make_token(home, "team")
+    acknowledged = [publish(srv.url, token, f"skill-{i}", f"body {i}") for i in range(5)]
+    srv.stop(signal.SIGKILL)  # the instant after the last response
+    again = start_server(home)
+    try:
+        for ack in acknowledged:
+            got = httpx.get(f"{again.url}{ack['url']}").json()
+            assert (got["version"], got["commit"]) == (ack["version"], ack["commit"])
+        fsck = git("--git-dir", str(home / "repos" / "team.git"), "fsck", "--strict")
+        assert fsck.returncode == 0, fsck.stderr
+    finally:
+        again.stop()
+
+
+def test_serve_seeds_an_empty_home_with_the_example_skills(tmp_path: Path) -> None:
+    srv = start_server(tmp_path / "data", seed=True)
+    try:
+        body = httpx.get(f"{srv.url}/api/v1/skills", params={"namespace": "examples"}).json()
+        assert body["total"] >= 12
+        page = httpx.get(srv.url + "/")
+        assert page.status_code == 200 and "csv-analysis" in page.text
+    finally:
+        srv.stop()
