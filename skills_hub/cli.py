@@ -6,15 +6,70 @@ operator commands so that the client commands never load starlette, dulwich or t
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
+import httpx
 
 from . import __version__
+from .client import git
+from .client.config import ClientConfig, Tap
+from .client.errors import Ambiguous, IntegrityError, ServerError, Unreachable
+from .client.hub import DEFAULT_SERVER, HubClient, normalize_server
+from .client.installer import Installed, install_from_hub, uninstall
+from .client.lockfile import LockEntry, Lockfile
+from .client.publisher import PublishResult, publish_folders, repo_skill_folders, skill_folders
+from .client.taps import (
+    add_git_tap,
+    add_hub_tap,
+    install_from_git_tap,
+    looks_like_git,
+    refresh_git_tap,
+    remove_tap,
+    resolve,
+    same_server,
+    tap_dir,
+)
 from .config import Settings
-from .errors import HubError
+from .errors import ArchiveRejected, HubError, InvalidSkill, NotFound, Unauthorized
+
+AGENT_DIRS = {"agents": ".agents/skills", "claude": ".claude/skills", "hermes": ".hermes/skills"}
+
+
+class ExitCode(IntEnum):
+    """Exit statuses of every command; the `main` help lists them."""
+
+    OK = 0
+    ERROR = 1  # anything else: local I/O, a server fault, a git failure
+    USAGE = 2  # bad arguments, an invalid name, an ambiguous bare name
+    NOT_FOUND = 3  # no such skill, version, namespace, tap or installed skill
+    AUTH = 4  # missing, invalid or insufficient token
+    INTEGRITY = 5  # a checksum or content hash did not match; nothing was installed
+    UNREACHABLE = 6  # no answer from the server
+    REFUSED = 7  # the skill was refused: invalid, version exists or too large
+
+
+def exit_code(exc: HubError) -> ExitCode:
+    """The exit status for an error; the one place that decides it."""
+    if isinstance(exc, Unreachable):
+        return ExitCode.UNREACHABLE
+    if isinstance(exc, IntegrityError):
+        return ExitCode.INTEGRITY
+    if isinstance(exc, Ambiguous):
+        return ExitCode.USAGE
+    if isinstance(exc, (InvalidSkill, ArchiveRejected)) or exc.status in (409, 413, 422):
+        return ExitCode.REFUSED
+    return {400: ExitCode.USAGE, 401: ExitCode.AUTH, 403: ExitCode.AUTH,
+            404: ExitCode.NOT_FOUND}.get(exc.status, ExitCode.ERROR)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -22,15 +77,136 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def report_error(exc: HubError) -> None:
+    """Print an error, every problem (field, message, hint) and the hint, on stderr."""
+    click.echo(f"error: {exc.message}", err=True)
+    for line in _problem_lines(exc.problems):
+        click.echo(line, err=True)
+    hint = exc.hint if isinstance(exc, ServerError) else exc.extra.get("hint")
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+
+
+def _problem_lines(problems: list[Any], indent: str = "  ") -> list[str]:
+    lines = []
+    for problem in problems:
+        hint = f" ({problem.hint})" if problem.hint else ""
+        lines.append(f"{indent}- {problem.field}: {problem.message}{hint}")
+    return lines
+
+
 def _settings(home: Path | None) -> Settings:
     settings = Settings.from_env()
     return settings.with_home(home) if home else settings
 
 
-@click.group()
+class HubGroup(click.Group):
+    """A group that turns domain errors into a message and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HubError as exc:
+            report_error(exc)
+            ctx.exit(exit_code(exc))
+        except OSError as exc:  # local files: permission denied, disk full, ...
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(ExitCode.ERROR)
+
+
+@dataclass
+class Client:
+    """What the client commands share: the server, tokens, config, paths, HTTP client."""
+
+    server_option: str | None
+    token_option: str | None
+    config_path: Path
+    cache_dir: Path
+    home: Path
+    skills_dir_env: str | None
+    http: httpx.Client | None = None  # injected by tests: the in-process app
+    _config: ClientConfig | None = None
+    _hubs: dict[str, HubClient] = field(default_factory=dict)
+
+    @property
+    def config(self) -> ClientConfig:
+        if self._config is None:
+            self._config = ClientConfig.load(self.config_path)
+        return self._config
+
+    @property
+    def server(self) -> str:
+        """--server, else SKILLS_HUB_URL, else the config's server, else the default."""
+        return normalize_server(self.server_option or self.config.server or DEFAULT_SERVER)
+
+    def token_for(self, server: str) -> str | None:
+        """--token / SKILLS_HUB_TOKEN for the chosen server, else the config's token."""
+        if self.token_option and same_server(server, self.server):
+            return self.token_option
+        return self.config.tokens.get(normalize_server(server))
+
+    def hub(self, server: str | None = None) -> HubClient:
+        """A HubClient for `server` (default: the chosen one), with its token."""
+        url = normalize_server(server or self.server)
+        if url not in self._hubs:
+            self._hubs[url] = HubClient(url, self.token_for(url), http=self.http)
+        return self._hubs[url]
+
+    def skills_dir(self, directory: Path | None, agent: str | None) -> Path:
+        """--dir, else --agent's folder, else SKILLS_DIR, else ~/.agents/skills."""
+        if directory is not None:
+            return directory.expanduser().absolute()
+        if agent is None and self.skills_dir_env:
+            return Path(self.skills_dir_env).expanduser().absolute()
+        return self.home / AGENT_DIRS[agent or "agents"]
+
+    def close(self) -> None:
+        for hub in self._hubs.values():
+            hub.close()
+
+
+pass_client = click.make_pass_decorator(Client)
+
+
+def _client_from_env(server: str | None, token: str | None, http: httpx.Client | None) -> Client:
+    home = Path.home()
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
+    return Client(server, token, config_home / "skills-hub" / "config.json",
+                  cache_home / "skills-hub", home, os.environ.get("SKILLS_DIR") or None, http)
+
+
+@click.group(cls=HubGroup)
 @click.version_option(__version__, prog_name="skills-hub")
-def main() -> None:
-    """skills-hub: a self-hosted, git-backed registry for agent skills."""
+@click.option("--server", envvar="SKILLS_HUB_URL", metavar="URL",
+              help="Registry URL (else SKILLS_HUB_URL, else the config's, else "
+                   f"{DEFAULT_SERVER}).")
+@click.option("--token", envvar="SKILLS_HUB_TOKEN", metavar="TOKEN",
+              help="Bearer token (else SKILLS_HUB_TOKEN, else the config's for the server).")
+@click.pass_context
+def main(ctx: click.Context, server: str | None, token: str | None) -> None:
+    """skills-hub: a self-hosted, git-backed registry for agent skills.
+
+    \b
+    Exit status:
+      0  success
+      1  error (local I/O, server fault, git failure)
+      2  usage: bad arguments, invalid name, ambiguous bare name
+      3  not found: skill, version, namespace, tap or installed skill
+      4  authentication: missing, invalid or insufficient token
+      5  integrity: a checksum or content hash did not match (nothing installed)
+      6  cannot reach the server
+      7  refused by the registry: invalid skill, existing version, too large
+
+    \b
+    Files:
+      $XDG_CONFIG_HOME/skills-hub/config.json  server, tokens, taps (mode 0600)
+      <skills dir>/.skills-hub-lock.json       what is installed, from where
+    """
+    injected = ctx.obj.get("http") if isinstance(ctx.obj, dict) else None
+    client = _client_from_env(server, token, injected)
+    ctx.obj = client
+    ctx.call_on_close(client.close)
 
 
 @main.command()
@@ -94,6 +270,400 @@ def _registry(home: Path | None, full: bool = False):  # type: ignore[no-untyped
     if full:
         click.echo(f"reindexed: {report.added} versions from git", err=True)
     return registry
+
+
+# --- client commands -------------------------------------------------------------------------
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print machine-readable JSON on stdout.")(func)
+
+
+def skills_dir_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --dir and --agent, and pass the resolved folder as `skills_dir`."""
+
+    @click.option("--agent", type=click.Choice(sorted(AGENT_DIRS)), default=None,
+                  help="Use that agent's skills folder: agents ~/.agents/skills (default), "
+                       "claude ~/.claude/skills, hermes ~/.hermes/skills.")
+    @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+                  default=None, help="Skills folder (overrides --agent and SKILLS_DIR).")
+    @functools.wraps(func)
+    def wrapper(*args: Any, directory: Path | None, agent: str | None, **kwargs: Any) -> Any:
+        client = click.get_current_context().find_object(Client)
+        assert client is not None
+        kwargs["skills_dir"] = client.skills_dir(directory, agent)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def parse_ref(ref: str) -> tuple[str | None, str, str | None]:
+    """`[NS/]NAME[@VERSION]` -> (namespace or None, name, version or None)."""
+    body, at, version = ref.partition("@")
+    if at and not version:
+        raise click.BadParameter(f"{ref!r}: nothing after '@'; write NAME@VERSION")
+    parts = body.split("/")
+    if len(parts) > 2 or not all(parts):
+        raise click.BadParameter(f"{ref!r}: write NAME, NAME@VERSION or NAMESPACE/NAME[@VERSION]")
+    namespace, name = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+    return namespace, name, version or None
+
+
+@main.command()
+@click.argument("query")
+@click.option("--namespace", "-n", default=None, help="Only this namespace.")
+@click.option("--limit", default=20, show_default=True, help="At most this many results.")
+@json_option
+@pass_client
+def search(client: Client, query: str, namespace: str | None, limit: int,
+           as_json: bool) -> None:
+    """Search the registry for skills matching QUERY."""
+    body = client.hub().search(query, namespace=namespace, limit=limit)
+    if as_json:
+        emit_json(body)
+        return
+    if not body["results"]:
+        click.echo(f"no skills match {query!r}", err=True)
+    for hit in body["results"]:
+        click.echo(f"{hit['namespace']}/{hit['name']}@{hit['version']}  "
+                   f"{_short(hit['description'])}")
+
+
+@main.command()
+@click.argument("ref", metavar="NS/NAME[@VERSION]")
+@json_option
+@pass_client
+def info(client: Client, ref: str, as_json: bool) -> None:
+    """Show a skill: description, versions, and the files of the latest (or given) version."""
+    namespace, name, version = parse_ref(ref)
+    if namespace is None:
+        raise click.BadParameter(f"{ref!r}: write NAMESPACE/NAME", param_hint="NS/NAME")
+    hub = client.hub()
+    skill = hub.skill(namespace, name)
+    detail = hub.version(namespace, name, version or "latest")
+    if as_json:
+        emit_json({**skill, "version": detail})
+        return
+    click.echo(f"{namespace}/{name} {detail['version']}  (latest {skill['latest_version']})")
+    click.echo(f"  {detail['description']}")
+    click.echo("versions: " + ", ".join(v["version"] for v in skill["versions"]))
+    click.echo(f"files of {detail['version']}:")
+    for item in detail["files"]:
+        mark = "  (executable)" if item.get("executable") else ""
+        click.echo(f"  {item['path']}  {item['size']} B{mark}")
+    click.echo(f"content sha256: {detail['content_sha256']}")
+    click.echo(f"install: {detail['install']}")
+
+
+@main.command()
+@click.argument("ref", metavar="NS/NAME[@VERSION] | NAME[@VERSION]")
+@skills_dir_options
+@json_option
+@pass_client
+def install(client: Client, ref: str, skills_dir: Path, as_json: bool) -> None:
+    """Install a skill into the skills folder and record it in the lockfile.
+
+    A bare NAME is looked up in every tap; NS/NAME names a namespace on the server (or a
+    tap of that name). @VERSION pins the skill: `update` then leaves it alone.
+    """
+    namespace, name, version = parse_ref(ref)
+    installed = _install(client, namespace, name, version, skills_dir)
+    if as_json:
+        emit_json(_installed_json(installed))
+        return
+    click.echo(_installed_line(installed))
+
+
+def _install(client: Client, namespace: str | None, name: str, version: str | None,
+             skills_dir: Path) -> Installed:
+    taps = client.config.taps
+    if namespace is None:
+        tap: Tap | None = resolve(name, taps, client.hub, client.cache_dir)
+    else:
+        tap = client.config.tap(namespace)
+        if tap is not None and tap.kind == "git":
+            refresh_git_tap(tap, client.cache_dir)
+    if tap is None:
+        return install_from_hub(client.hub(), str(namespace), name, version, skills_dir)
+    if tap.kind == "git":
+        return install_from_git_tap(tap, name, version, client.cache_dir, skills_dir)
+    return install_from_hub(client.hub(tap.server), str(tap.namespace), name, version,
+                            skills_dir)
+
+
+def _installed_line(installed: Installed) -> str:
+    entry, previous = installed.entry, installed.previous
+    pin = " (pinned)" if entry.pinned else ""
+    change = "installed"
+    if previous is not None:
+        change = (f"replaced {previous.version} with" if previous.version != entry.version
+                  else "reinstalled")
+    return f"{change} {entry.ref} {entry.version}{pin} in {installed.path}"
+
+
+def _installed_json(installed: Installed) -> dict[str, Any]:
+    previous = installed.previous.version if installed.previous else None
+    return {**_entry_json(installed.entry), "path": str(installed.path),
+            "previous_version": previous}
+
+
+def _entry_json(entry: LockEntry) -> dict[str, Any]:
+    return asdict(entry)
+
+
+@main.command("list")
+@skills_dir_options
+@json_option
+def list_(skills_dir: Path, as_json: bool) -> None:
+    """List the installed skills (from the skills folder's lockfile)."""
+    entries = list(Lockfile(skills_dir).entries.values())
+    if as_json:
+        emit_json([_entry_json(e) for e in entries])
+        return
+    if not entries:
+        click.echo(f"no skills installed in {skills_dir}", err=True)
+    for entry in entries:
+        pin = "  pinned" if entry.pinned else ""
+        click.echo(f"{entry.name}  {entry.version}  {entry.ref}  {entry.source}{pin}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Also update pinned skills (and unpin them).")
+@skills_dir_options
+@json_option
+@pass_client
+def update(client: Client, names: tuple[str, ...], force: bool, skills_dir: Path,
+           as_json: bool) -> None:
+    """Update installed skills (all, or NAMES) to their newest version.
+
+    Pinned skills (installed as NAME@VERSION) are reported and skipped unless --force.
+    """
+    lock = Lockfile(skills_dir)
+    missing = [n for n in names if lock.get(n) is None]
+    if missing:
+        raise NotFound(f"not installed in {skills_dir}: {', '.join(missing)}")
+    chosen = [lock.entries[n] for n in names] if names else list(lock.entries.values())
+    outcomes = [_update_one(client, entry, force, skills_dir) for entry in chosen]
+    if as_json:
+        emit_json([{k: v for k, v in o.items() if k != "error"} for o in outcomes])
+    else:
+        for outcome in outcomes:
+            click.echo(f"{outcome['name']}: {outcome['message']}")
+        if not outcomes:
+            click.echo(f"no skills installed in {skills_dir}", err=True)
+    failures = [o["error"] for o in outcomes if o.get("error") is not None]
+    if failures:
+        sys.exit(exit_code(failures[0]))
+
+
+def _update_one(client: Client, entry: LockEntry, force: bool,
+                skills_dir: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {"name": entry.name, "from": entry.version, "to": entry.version}
+    if entry.pinned and not force:
+        return {**result, "status": "pinned",
+                "message": f"pinned at {entry.version}, skipped (use --force to update)"}
+    try:
+        installed = _reinstall_latest(client, entry, skills_dir)
+    except HubError as exc:
+        return {**result, "status": "failed", "message": f"failed: {exc.message}",
+                "error": exc}
+    new = installed.entry if installed else entry
+    result["to"] = new.version
+    if new.content_sha256 == entry.content_sha256:
+        return {**result, "status": "current", "message": f"up to date at {new.version}"}
+    change = (f"-> {new.version}" if new.version != entry.version
+              else f"(new content at commit {new.commit[:7]})")
+    return {**result, "status": "updated", "message": f"updated {entry.version} {change}"}
+
+
+def _reinstall_latest(client: Client, entry: LockEntry, skills_dir: Path) -> Installed | None:
+    """Install the newest version of an entry's skill; None when it is already current."""
+    if entry.kind == "git":
+        tap = client.config.tap(entry.namespace) or Tap(entry.namespace, "git",
+                                                        url=entry.source)
+        refresh_git_tap(tap, client.cache_dir)
+        if git.head(tap_dir(client.cache_dir, tap.name)) == entry.commit and not entry.pinned:
+            return None
+        return install_from_git_tap(tap, entry.name, None, client.cache_dir, skills_dir)
+    hub = client.hub(entry.source)
+    latest = hub.version(entry.namespace, entry.name, "latest")
+    if latest["version"] == entry.version and not entry.pinned:
+        return None
+    return install_from_hub(hub, entry.namespace, entry.name, None, skills_dir)
+
+
+@main.command("uninstall")
+@click.argument("name")
+@skills_dir_options
+def uninstall_(name: str, skills_dir: Path) -> None:
+    """Remove an installed skill's folder and its lockfile entry."""
+    entry = uninstall(skills_dir, name)
+    click.echo(f"removed {entry.name} {entry.version} from {skills_dir}")
+
+
+# --- publishing ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("directory", metavar="DIR",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--namespace", "-n", default=None,
+              help="Namespace to publish to (default: the token's, via whoami).")
+@click.option("--version", "version", default=None,
+              help="Version to publish (default: metadata.version, else the next patch).")
+@json_option
+@pass_client
+def publish(client: Client, directory: Path, namespace: str | None, version: str | None,
+            as_json: bool) -> None:
+    """Publish DIR: one skill folder, or a folder of skill folders."""
+    _publish_all(client, skill_folders(directory), namespace, version, as_json)
+
+
+@main.command("import")
+@click.argument("source", metavar="GIT_URL_OR_PATH")
+@click.option("--namespace", "-n", default=None,
+              help="Namespace to publish to (default: the token's, via whoami).")
+@json_option
+@pass_client
+def import_(client: Client, source: str, namespace: str | None, as_json: bool) -> None:
+    """Publish every skill of a repo: skills/*/SKILL.md, else any */SKILL.md up to 3
+    levels deep. A URL is cloned (shallow) into a temp folder; a local path is read as is."""
+    local = Path(source).expanduser()
+    if local.is_dir():
+        _publish_all(client, repo_skill_folders(local), namespace, None, as_json)
+        return
+    with tempfile.TemporaryDirectory(prefix="skills-hub-import-") as tmp:
+        click.echo(f"cloning {source} ...", err=True)
+        git.clone(source, Path(tmp) / "repo", shallow=True)
+        _publish_all(client, repo_skill_folders(Path(tmp) / "repo"), namespace, None, as_json)
+
+
+def _publish_all(client: Client, folders: list[Path], namespace: str | None,
+                 version: str | None, as_json: bool) -> None:
+    hub = client.hub()
+    if not hub.token:
+        raise Unauthorized("publishing needs a token",
+                           extra={"hint": "pass --token, set SKILLS_HUB_TOKEN or run "
+                                          "`skills-hub login`"})
+    namespace = namespace or hub.whoami()
+    results = publish_folders(hub, namespace, folders, version=version,
+                              progress=_show_progress)
+    if as_json:
+        emit_json(_summary_json(namespace, results))
+    else:
+        for line in _summary_lines(namespace, results):
+            click.echo(line)
+    if any(r.status == "refused" for r in results):
+        sys.exit(ExitCode.REFUSED)
+
+
+def _show_progress(index: int, total: int, result: PublishResult) -> None:
+    if result.status == "refused":
+        outcome = f"refused: {result.message}"
+    else:
+        outcome = f"{result.status} {result.version}"
+    click.echo(f"[{index}/{total}] {result.name} ... {outcome}", err=True)
+
+
+def _summary_json(namespace: str, results: list[PublishResult]) -> dict[str, Any]:
+    body: dict[str, Any] = {"namespace": namespace}
+    for status in ("published", "unchanged", "refused"):
+        body[status] = [r.to_dict() for r in results if r.status == status]
+    return body
+
+
+def _summary_lines(namespace: str, results: list[PublishResult]) -> list[str]:
+    by = {s: [r for r in results if r.status == s] for s in ("published", "unchanged", "refused")}
+    lines = [f"{namespace}: published {len(by['published'])}, unchanged "
+             f"{len(by['unchanged'])}, refused {len(by['refused'])}"]
+    for result in by["published"]:
+        lines.append(f"  published {result.name} {result.version}")
+    for result in by["unchanged"]:
+        lines.append(f"  unchanged {result.name} {result.version} (skipped, same content)")
+    for result in by["refused"]:
+        lines.append(f"  refused {result.name} ({result.folder}): {result.message}")
+        lines.extend(_problem_lines(result.problems, indent="    "))
+    return lines
+
+
+# --- taps and login --------------------------------------------------------------------------
+
+
+@main.group()
+def tap() -> None:
+    """Manage taps: namespaces or git repos whose skills install by bare name."""
+
+
+@tap.command("add")
+@click.argument("source", metavar="NAMESPACE | GIT_URL_OR_PATH")
+@click.option("--server", "tap_server", default=None, metavar="URL",
+              help="The server of a namespace tap (default: the chosen server).")
+@click.option("--name", default=None, help="Name the tap (default: the namespace or repo).")
+@pass_client
+def tap_add(client: Client, source: str, tap_server: str | None, name: str | None) -> None:
+    """Add a tap: a NAMESPACE on a server, or a git repo with skills/*/SKILL.md."""
+    if looks_like_git(source):
+        added, skills = add_git_tap(client.config, source, client.cache_dir, name)
+        click.echo(f"added tap {added.name}: {added.url} ({len(skills)} skills: "
+                   f"{', '.join(skills)})")
+        return
+    hub_tap, total = add_hub_tap(client.config, client.hub(tap_server), source, name)
+    click.echo(f"added tap {hub_tap.name}: {hub_tap.where} ({total} skills)")
+
+
+@tap.command("list")
+@json_option
+@pass_client
+def tap_list(client: Client, as_json: bool) -> None:
+    """List the taps."""
+    taps = client.config.taps
+    if as_json:
+        emit_json([{k: v for k, v in vars(t).items() if v is not None} for t in taps])
+        return
+    if not taps:
+        click.echo("no taps; add one with `skills-hub tap add NAMESPACE`", err=True)
+    for item in taps:
+        click.echo(f"{item.name}  {item.kind}  {item.where}")
+
+
+@tap.command("remove")
+@click.argument("name")
+@pass_client
+def tap_remove(client: Client, name: str) -> None:
+    """Remove a tap (installed skills stay installed)."""
+    removed = remove_tap(client.config, name, client.cache_dir)
+    click.echo(f"removed tap {removed.name} ({removed.where})")
+
+
+@main.command()
+@click.option("--server", "login_server", default=None, metavar="URL",
+              help="The server to log in to (default: the chosen server).")
+@click.option("--token", "login_token", default=None, metavar="TOKEN",
+              help="The token (prompted for, hidden, when not given).")
+@pass_client
+def login(client: Client, login_server: str | None, login_token: str | None) -> None:
+    """Check a token against the server (whoami) and save both in the config file."""
+    server = normalize_server(login_server or client.server)
+    token_value = login_token or click.prompt(f"Token for {server}", hide_input=True)
+    with HubClient(server, token_value, http=client.http) as hub:
+        namespace = hub.whoami()
+    config = client.config
+    config.server = server
+    config.tokens[server] = token_value
+    config.save()
+    click.echo(f"logged in to {server}: the token publishes to {namespace!r}; saved in "
+               f"{config.path}")
+
+
+def _short(text: str, width: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 if __name__ == "__main__":

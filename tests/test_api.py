@@ -229,7 +229,8 @@ def test_archives_are_deterministic_and_carry_their_sha256(client: TestClient,
         digest = hashlib.sha256(first.content).hexdigest()
         assert first.headers["x-checksum-sha256"] == digest == version["archives"][fmt]["sha256"]
         assert first.headers["etag"] == f'"sha256:{digest}"'
-        cached = client.get(f"{url}/archive.{fmt}", headers={"If-None-Match": first.headers["etag"]})
+        cached = client.get(f"{url}/archive.{fmt}",
+                            headers={"If-None-Match": first.headers["etag"]})
         assert cached.status_code == 304
     bundle = from_targz(client.get(f"{url}/archive.tar.gz").content, Settings(Path(".")).limits)
     assert bundle.content_hash() == version["content_sha256"]

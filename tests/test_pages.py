@@ -71,7 +71,8 @@ def test_skill_page_renders_sanitised_markdown_files_versions_and_commands(
     assert not [i for i in html.select("img") if "onerror" in i]
     assert "&lt;script&gt;" in page.text  # raw HTML in the markdown is shown as text
     assert "<h2>Steps</h2>" in page.text
-    assert html.select("a", href="/api/v1/skills/team/hello-world/versions/1.0.0/files/scripts/a.py")
+    files = "/api/v1/skills/team/hello-world/versions/1.0.0/files"
+    assert html.select("a", href=f"{files}/scripts/a.py")
     assert html.select("a", href="/team/hello-world/v/1.1.0")
     assert "skills-hub install team/hello-world@1.0.0" in page.text
     assert "/git/team.git" in page.text

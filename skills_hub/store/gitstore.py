@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
-from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.server import Backend, UploadPackHandler
 from dulwich.web import HTTPGitApplication
@@ -27,8 +28,8 @@ from dulwich.web import HTTPGitApplication
 from ..errors import HubError, NotFound, VersionExists
 from ..skill.bundle import Bundle
 
-MAIN = b"refs/heads/main"
-TAG_PREFIX = b"refs/tags/"
+MAIN = Ref(b"refs/heads/main")
+TAG_PREFIX = Ref(b"refs/tags/")
 SKILLS_DIR = b"skills"
 FILE_MODE = 0o100644
 EXEC_MODE = 0o100755
@@ -143,10 +144,10 @@ class GitStore:
                         message: str, author: str | None) -> Published:
         head = repo.refs[MAIN] if MAIN in repo.refs else None
         objects, subtree = _bundle_objects(bundle)
-        root_tree = repo[repo[head].tree] if head else Tree()  # type: ignore[attr-defined]
+        root_tree = _tree(repo, repo[head].tree) if head else Tree()  # type: ignore[attr-defined]
         if _subtree_id(repo, root_tree, name) == subtree.id:
             raise Unchanged(subtree.id.decode())
-        ref = TAG_PREFIX + tag_name(name, version).encode()
+        ref = Ref(TAG_PREFIX + tag_name(name, version).encode())
         if ref in repo.refs:
             raise VersionExists(f"{name} {version} is already published; versions are immutable",
                                 extra={"version": version})
@@ -225,7 +226,7 @@ class GitStore:
             if not isinstance(obj, Tag):
                 continue
             commit = repo[obj.object[1]]
-            subtree = _subtree_id(repo, repo[commit.tree], name)  # type: ignore[attr-defined]
+            subtree = _subtree_id(repo, _tree(repo, commit.tree), name)  # type: ignore[attr-defined]
             if subtree is None:
                 continue
             yield TagInfo(name, vtext, sha.decode(), commit.id.decode(), subtree.decode(),
@@ -294,7 +295,7 @@ class _NamespaceBackend(Backend):
         # dulwich passes str from get_repo but bytes to the service handler.
         name = (path.decode() if isinstance(path, bytes) else path).strip("/")
         if not name.endswith(".git") or "/" in name or not self.store.exists(name[:-4]):
-            raise NotGitRepository(f"no namespace at {path}")
+            raise NotGitRepository(f"no namespace at {name}")
         return self.store.open(name[:-4])
 
 
@@ -346,9 +347,16 @@ def _bundle_objects(bundle: Bundle) -> tuple[list[Blob | Tree], Tree]:
         if not directory:
             continue
         parent, _, leaf = directory.rpartition("/")
-        dirs[parent].add(leaf.encode(), DIR_MODE, dirs[directory].id)
+        dirs[parent].add(leaf.encode(), DIR_MODE, ObjectID(dirs[directory].id))
     objects.extend(dirs.values())
     return objects, dirs[""]
+
+
+def _tree(repo: Repo, sha: bytes) -> Tree:
+    obj: ShaFile = repo[ObjectID(sha)]
+    if not isinstance(obj, Tree):
+        raise TypeError(f"{sha!r} is not a tree")
+    return obj
 
 
 def _ensure_dirs(dirs: dict[str, Tree], directory: str) -> None:
@@ -372,7 +380,7 @@ def _replace_skill(repo: Repo, root: Tree, name: str, subtree_id: bytes) -> tupl
     if SKILLS_DIR in root:
         for entry in repo[root[SKILLS_DIR][1]].items():  # type: ignore[attr-defined]
             skills.add(entry.path, entry.mode, entry.sha)
-    skills.add(name.encode(), DIR_MODE, subtree_id)
+    skills.add(name.encode(), DIR_MODE, ObjectID(subtree_id))
     new_root = Tree()
     for entry in root.items():
         new_root.add(entry.path, entry.mode, entry.sha)

@@ -17,7 +17,7 @@ def _script(conn: sqlite3.Connection, sql: str) -> None:
 
 
 def m001_catalogue(conn: sqlite3.Connection) -> None:
-    _script(conn, 
+    _script(conn,
         """
         CREATE TABLE namespaces (
             name TEXT PRIMARY KEY,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -64,10 +64,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     return app
 
 
-def _lifespan(registry: Registry) -> Callable[[Starlette], AsyncIterator[None]]:
+def _lifespan(registry: Registry) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         registry.close()
 
-    return lifespan  # type: ignore[return-value]
+    return lifespan

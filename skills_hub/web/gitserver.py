@@ -52,4 +52,4 @@ class GitApp:
             status = 401 if headers else exc.status
             await PlainTextResponse(exc.message + "\n", status, headers)(scope, receive, send)
             return
-        await self.wsgi(scope, receive, send)
+        await self.wsgi(scope, receive, send)  # type: ignore[arg-type]
