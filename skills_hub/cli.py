@@ -288,7 +288,8 @@ def skills_dir_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add --dir and --agent, and pass the resolved folder as `skills_dir`."""
 
     @click.option("--agent", type=click.Choice(sorted(AGENT_DIRS)), default=None,
-                  help="Use that agent's skills folder: agents ~/.agents/skills (default), "
+                  help="Use that agent's skills folder (SKILLS_DIR applies when neither --dir "
+                       "nor --agent is given): agents ~/.agents/skills (default), "
                        "claude ~/.claude/skills, hermes ~/.hermes/skills.")
     @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
                   default=None, help="Skills folder (overrides --agent and SKILLS_DIR).")

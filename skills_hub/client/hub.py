@@ -1,0 +1,190 @@
+"""HubClient: the native JSON API of a skills-hub server (/api/v1), over httpx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from skills_hub import __version__
+from skills_hub.errors import Problem
+from skills_hub.skill.bundle import Bundle, to_targz
+
+from .errors import ServerError, Unreachable
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+@dataclass(frozen=True)
+class Download:
+    """An archive's bytes and the digest and version the server declared for them."""
+
+    data: bytes
+    sha256: str | None  # the X-Checksum-Sha256 header
+    version: str | None  # the X-Skill-Version header
+
+
+class HubClient:
+    """One registry server. Pass `http` to reuse a client (tests pass the in-process app)."""
+
+    def __init__(self, server: str, token: str | None = None,
+                 http: httpx.Client | None = None) -> None:
+        self.server = normalize_server(server)
+        self.token = token
+        self._owns_http = http is None
+        self.http = http or httpx.Client(timeout=TIMEOUT, follow_redirects=True)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self.http.close()
+
+    def __enter__(self) -> HubClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- routes -------------------------------------------------------------------------
+
+    def namespaces(self) -> list[dict[str, Any]]:
+        """The namespaces the caller may read, with their skill counts."""
+        return list(self._json("GET", "/namespaces")["namespaces"])
+
+    def whoami(self) -> str:
+        """The namespace the token publishes to."""
+        return str(self._json("GET", "/whoami")["namespace"])
+
+    def list_skills(self, namespace: str | None = None, *, limit: int = 50,
+                    cursor: str | None = None) -> dict[str, Any]:
+        """One page: {skills, total, next_cursor}."""
+        params = _params(namespace=namespace, limit=limit, cursor=cursor)
+        return self._json("GET", "/skills", params=params)
+
+    def iter_skills(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every skill, following next_cursor."""
+        cursor: str | None = None
+        while True:
+            page = self.list_skills(namespace, limit=200, cursor=cursor)
+            yield from page["skills"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def search(self, query: str, *, namespace: str | None = None,
+               limit: int = 20) -> dict[str, Any]:
+        """Keyword search: {query, mode, results}."""
+        params = _params(q=query, namespace=namespace, limit=limit)
+        return self._json("GET", "/search", params=params)
+
+    def skill(self, namespace: str, name: str) -> dict[str, Any]:
+        """A skill with all its versions, newest first."""
+        return self._json("GET", _skill_path(namespace, name))
+
+    def version(self, namespace: str, name: str, version: str = "latest") -> dict[str, Any]:
+        """One version with its files, frontmatter and archive digests."""
+        return self._json("GET", _version_path(namespace, name, version))
+
+    def file(self, namespace: str, name: str, version: str, path: str) -> bytes:
+        """The raw bytes of one file of a version."""
+        url = _version_path(namespace, name, version) + "/files/" + quote(path)
+        return self._request("GET", url).content
+
+    def archive(self, namespace: str, name: str, version: str,
+                fmt: str = "tar.gz") -> Download:
+        """A version's deterministic archive and the digest the server sent with it."""
+        url = _version_path(namespace, name, version) + f"/archive.{quote(fmt)}"
+        response = self._request("GET", url)
+        return Download(response.content, response.headers.get("x-checksum-sha256"),
+                        response.headers.get("x-skill-version"))
+
+    def publish(self, namespace: str, bundle: Bundle,
+                version: str | None = None) -> dict[str, Any]:
+        """Upload a bundle as a deterministic tar.gz; the result has status
+        "published" or "unchanged". The archive keeps the folder name, so the server
+        checks that it matches the skill's name."""
+        body = to_targz(bundle, bundle.root_name)
+        return self._json("POST", f"/namespaces/{quote(namespace, safe='')}/skills",
+                          params=_params(version=version), content=body,
+                          headers={"Content-Type": "application/gzip"})
+
+    # -- transport ----------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._request(method, path, **kwargs)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ServerError(response.status_code, "bad_response",
+                              f"{self.server} did not answer with JSON; is it a "
+                              "skills-hub server?") from exc
+        if not isinstance(body, dict):
+            raise ServerError(response.status_code, "bad_response",
+                              f"{self.server} answered with unexpected JSON")
+        return body
+
+    def _request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                 **kwargs: Any) -> httpx.Response:
+        url = self.server + "/api/v1" + path
+        all_headers = {"User-Agent": f"skills-hub/{__version__}", **(headers or {})}
+        if self.token:
+            all_headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = self.http.request(method, url, headers=all_headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the registry at {self.server}: "
+                              f"{exc or type(exc).__name__}",
+                              extra={"hint": "check --server, SKILLS_HUB_URL or "
+                                             "`skills-hub login`"}) from exc
+        if response.is_error:
+            raise error_from_response(response)
+        return response
+
+
+def error_from_response(response: httpx.Response) -> ServerError:
+    """A ServerError from an error response: the JSON {code, message, problems?, hint?}
+    when the server sent it, else the status line and the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "message" not in body:
+        text = response.text.strip()[:200]
+        return ServerError(response.status_code, "http_error",
+                           f"HTTP {response.status_code} from {response.url}"
+                           + (f": {text}" if text else ""))
+    problems = [_problem(p) for p in body.get("problems") or [] if isinstance(p, dict)]
+    extra = {k: v for k, v in body.items() if k not in {"code", "message", "problems"}}
+    return ServerError(response.status_code, str(body.get("code") or "http_error"),
+                       str(body["message"]), problems=problems,
+                       hint=str(body.get("hint") or ""), extra=extra)
+
+
+def normalize_server(server: str) -> str:
+    """The server URL without a trailing slash; a bare host gets http://."""
+    server = server.strip().rstrip("/")
+    if "://" not in server:
+        server = "http://" + server
+    return server
+
+
+def _problem(raw: dict[str, Any]) -> Problem:
+    return Problem(str(raw.get("field", "")), str(raw.get("message", "")),
+                   str(raw.get("hint") or ""), str(raw.get("severity") or "error"))
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _skill_path(namespace: str, name: str) -> str:
+    return f"/skills/{quote(namespace, safe='')}/{quote(name, safe='')}"
+
+
+def _version_path(namespace: str, name: str, version: str) -> str:
+    return _skill_path(namespace, name) + f"/versions/{quote(version, safe='')}"
