@@ -30,7 +30,6 @@ class Settings:
     strict: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
-    public_url: str | None = None  # how clients reach us; derived from the request if unset
     seed: bool = True
     limits: Limits = field(default_factory=Limits)
 
@@ -41,14 +40,6 @@ class Settings:
     @property
     def index_path(self) -> Path:
         return self.home / "index.db"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.home / "cache"
-
-    @property
-    def seed_dir(self) -> Path:
-        return self.home / "seed"
 
     def with_home(self, home: Path) -> Settings:
         return replace(self, home=home)
@@ -62,7 +53,6 @@ class Settings:
             strict=_flag(env.get("SKILLS_HUB_STRICT")),
             host=env.get("SKILLS_HUB_HOST", "127.0.0.1"),
             port=int(env.get("SKILLS_HUB_PORT", "8000")),
-            public_url=env.get("SKILLS_HUB_PUBLIC_URL") or None,
             seed=not _flag(env.get("SKILLS_HUB_NO_SEED")),
         )
 
