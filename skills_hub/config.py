@@ -31,6 +31,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     seed: bool = True
+    git_backend: str = "auto"  # "git" (C git upload-pack), "dulwich", or "auto"
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -54,6 +55,7 @@ class Settings:
             host=env.get("SKILLS_HUB_HOST", "127.0.0.1"),
             port=int(env.get("SKILLS_HUB_PORT", "8000")),
             seed=not _flag(env.get("SKILLS_HUB_NO_SEED")),
+            git_backend=env.get("SKILLS_HUB_GIT_BACKEND", "auto"),
         )
 
 

@@ -10,6 +10,8 @@ import hashlib
 import logging
 import re
 import secrets
+import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +43,7 @@ RESERVED_NAMESPACES = frozenset({
     "settings", "health", "new", "well-known", "favicon.ico", "robots.txt", "s", "u",
 })
 SEED_NAMESPACE = "examples"
+MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
 TOKEN_PREFIX = "shub_"
 MAX_QUERY_CHARS = 1000
 ARCHIVE_FORMATS = ("tar.gz", "zip")
@@ -115,6 +118,8 @@ class Registry:
         self.index = Index(settings.index_path)
         self._bundles: ContentCache[Bundle] = ContentCache(64 << 20, lambda b: b.total_bytes)
         self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data))
+        self._since_maintenance: dict[str, int] = {}
+        self._maintenance_guard = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -193,9 +198,26 @@ class Registry:
                            is_latest=True)
         self.index.ensure_namespace(namespace)
         self.index.record_version(new)
+        self._count_publish(namespace)
         return PublishOutcome("published", namespace, manifest.name, chosen,
                               published.commit_sha, published.tag_sha, new.content_sha256,
                               manifest.warnings)
+
+    def _count_publish(self, namespace: str) -> None:
+        """Repack a namespace in the background every MAINTAIN_EVERY publishes."""
+        with self._maintenance_guard:
+            count = self._since_maintenance.get(namespace, 0) + 1
+            self._since_maintenance[namespace] = 0 if count >= MAINTAIN_EVERY else count
+        if count >= MAINTAIN_EVERY:
+            threading.Thread(target=self._maintain, args=(namespace,), daemon=True,
+                             name=f"maintain-{namespace}").start()
+
+    def _maintain(self, namespace: str) -> None:
+        try:
+            log.info("maintained %s: %s", namespace, self.git.maintain(namespace))
+        except (OSError, subprocess.SubprocessError):
+            log.exception("maintenance of %s failed; the repo is intact, only unpacked",
+                          namespace)
 
     def publish_tree(self, namespace: str, folder: Path, *,
                      principal: Principal) -> Iterator[PublishOutcome]:

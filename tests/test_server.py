@@ -38,9 +38,9 @@ class Server:
             self.process.wait(30)
 
 
-def start_server(home: Path, seed: bool = False) -> Server:
+def start_server(home: Path, seed: bool = False, git_backend: str = "auto") -> Server:
     port = free_port()
-    env = {**os.environ, "SKILLS_HUB_HOME": str(home)}
+    env = {**os.environ, "SKILLS_HUB_HOME": str(home), "SKILLS_HUB_GIT_BACKEND": git_backend}
     if not seed:
         env["SKILLS_HUB_NO_SEED"] = "1"
     process = subprocess.Popen(
@@ -61,6 +61,14 @@ def start_server(home: Path, seed: bool = False) -> Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     srv = start_server(tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=["git", "dulwich"])
+def any_backend_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """The server with upload-pack served by C git, and by dulwich."""
+    srv = start_server(tmp_path / "data", git_backend=request.param)
     yield srv
     srv.stop()
 
@@ -86,7 +94,9 @@ def git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-def test_git_clone_and_fetch_against_the_running_server(server: Server, tmp_path: Path) -> None:
+def test_git_clone_and_fetch_against_the_running_server(any_backend_server: Server,
+                                                        tmp_path: Path) -> None:
+    server = any_backend_server
     token = make_token(server.home, "team")
     publish(server.url, token, "hello-world", "one", "1.0.0")
     publish(server.url, token, "other-skill", "two", "0.1.0")
@@ -100,6 +110,9 @@ def test_git_clone_and_fetch_against_the_running_server(server: Server, tmp_path
                                                           "other-skill/v0.1.0"}
     assert git("cat-file", "-t", "hello-world/v1.0.0", cwd=clone).stdout.strip() == "tag"
     assert git("fsck", cwd=clone).returncode == 0
+    v0 = git("-c", "protocol.version=0", "clone", f"{server.url}/git/team.git",
+             str(tmp_path / "v0"))
+    assert v0.returncode == 0, v0.stderr  # clients that still speak protocol v0
 
     publish(server.url, token, "hello-world", "three", "1.1.0")
     assert git("pull", "--tags", cwd=clone).returncode == 0
@@ -177,3 +190,28 @@ def test_serve_seeds_an_empty_home_with_the_example_skills(tmp_path: Path) -> No
         assert page.status_code == 200 and "csv-analysis" in page.text
     finally:
         srv.stop()
+
+
+def test_clone_of_a_namespace_with_many_tags_before_and_after_maintenance(
+        any_backend_server: Server, tmp_path: Path) -> None:
+    # git gzips upload-pack request bodies over 1 KiB: any namespace with ~20+ tags.
+    from skills_hub.store.gitstore import GitStore
+
+    server = any_backend_server
+    token = make_token(server.home, "team")
+    for i in range(70):
+        publish(server.url, token, f"skill-{i:02d}", f"body {i}")
+    first = git("clone", "--bare", f"{server.url}/git/team.git", str(tmp_path / "a.git"))
+    assert first.returncode == 0, first.stderr
+    assert len(git("--git-dir", str(tmp_path / "a.git"), "tag").stdout.split()) == 70
+
+    store = GitStore(server.home / "repos")
+    assert store.maintain("team").startswith("git repack")
+    assert not list((server.home / "repos" / "team.git" / "objects").glob("??/*"))
+    publish(server.url, token, "skill-00", "after repack", "1.0.0")  # writes on packed refs
+    second = git("clone", f"{server.url}/git/team.git", str(tmp_path / "b"))
+    assert second.returncode == 0, second.stderr
+    assert len(git("tag", cwd=tmp_path / "b").stdout.split()) == 71
+    assert (tmp_path / "b" / "skills" / "skill-00" / "SKILL.md").read_bytes() == \
+        skill_md("skill-00", body="after repack")
+    assert git("fsck", "--strict", cwd=tmp_path / "b").returncode == 0

@@ -149,3 +149,24 @@ def test_version_defaults_to_next_patch_then_metadata_version(registry: Registry
     md = skill_md().replace(b"metadata:\n", b'metadata:\n  version: "3.0.0"\n')
     outcome = registry.publish("team", Bundle(files={"SKILL.md": md}), principal=OPERATOR)
     assert outcome.version == "3.0.0"
+
+
+@pytest.mark.parametrize("with_c_git", [True, False], ids=["git-repack", "dulwich-fallback"])
+def test_maintenance_packs_objects_and_everything_still_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_c_git: bool) -> None:
+    store = GitStore(tmp_path)
+    for i in range(5):
+        store.publish("team", f"skill-{i}", "1.0.0", bundle(f"skill-{i}"), message="m")
+    if not with_c_git:
+        monkeypatch.setattr("skills_hub.store.gitstore.shutil.which", lambda name: None)
+    store.maintain("team")
+    assert not list((tmp_path / "team.git" / "objects").glob("??/*"))  # no loose objects
+    assert len(store.tags("team")) == 5
+    tags = {t.name: t for t in store.tags("team")}
+    assert "SKILL.md" in store.read_tree("team", tags["skill-3"].tree_sha).files
+    store.publish("team", "skill-0", "1.1.0", bundle("skill-0", body="new"), message="m")
+    with pytest.raises(VersionExists):
+        store.publish("team", "skill-1", "1.0.0", bundle("skill-1", body="x"), message="m")
+    fsck = subprocess.run(["git", "--git-dir", str(tmp_path / "team.git"), "fsck", "--strict"],
+                          capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr

@@ -29,7 +29,8 @@ PUSH_REFUSED = (
 class GitApp:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.wsgi = WSGIMiddleware(registry.git.smart_http_app(), workers=8)  # type: ignore[arg-type]
+        self.wsgi = WSGIMiddleware(
+            registry.git.smart_http_app(registry.settings.git_backend), workers=8)  # type: ignore[arg-type]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
