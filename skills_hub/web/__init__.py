@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, native API, git smart HTTP, pages."""
