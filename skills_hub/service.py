@@ -32,7 +32,7 @@ from .skill import semver
 from .skill.bundle import Bundle, from_directory, to_targz, to_zip
 from .skill.manifest import Manifest, parse_manifest
 from .store.cache import ContentCache
-from .store.gitstore import GitStore, TagInfo, Unchanged
+from .store.gitstore import GitStore, StoreConflict, TagInfo, Unchanged
 from .store.index import Index, NewVersion, SearchHit, SkillRow, VersionRow
 
 log = logging.getLogger(__name__)
@@ -196,8 +196,7 @@ class Registry:
         new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,
                            published.tag_sha, published.tree_sha, published.tagged_at,
                            is_latest=True)
-        self.index.ensure_namespace(namespace)
-        self.index.record_version(new)
+        self.index.record_version(new)  # also records the namespace on its first publish
         self._count_publish(namespace)
         return PublishOutcome("published", namespace, manifest.name, chosen,
                               published.commit_sha, published.tag_sha, new.content_sha256,
@@ -243,13 +242,18 @@ class Registry:
         return str(parsed)
 
     def _unchanged(self, namespace: str, manifest: Manifest) -> PublishOutcome:
-        skill = self.index.get_skill(namespace, manifest.name)
-        row = self.index.get_version(skill.id, skill.latest_version) if skill else None
-        if skill is None or row is None:  # git has it but the index lags: reconcile first
+        row = self._latest_row(namespace, manifest.name)
+        if row is None:  # git has it but the index lags (a crash between the writes)
             self.reconcile()
-            return self._unchanged(namespace, manifest)
+            row = self._latest_row(namespace, manifest.name)
+        if row is None:
+            raise StoreConflict(f"{namespace}/{manifest.name} is on main but has no version tag")
         return PublishOutcome("unchanged", namespace, manifest.name, row.version,
                               row.commit_sha, row.tag_sha, row.content_sha256, manifest.warnings)
+
+    def _latest_row(self, namespace: str, name: str) -> VersionRow | None:
+        skill = self.index.get_skill(namespace, name)
+        return self.index.get_version(skill.id, skill.latest_version) if skill else None
 
     # -- reads --------------------------------------------------------------------------
 
@@ -291,12 +295,7 @@ class Registry:
                     principal: Principal) -> tuple[SkillRow, VersionRow]:
         """`version` may be "latest"."""
         detail = self.get_skill(namespace, name, principal)
-        wanted = detail.skill.latest_version if version == "latest" else version
-        for row in detail.versions:
-            if row.version == wanted:
-                return detail.skill, row
-        raise NotFound(f"{namespace}/{name} has no version {version!r}",
-                       extra={"versions": [v.version for v in detail.versions]})
+        return detail.skill, version_of(detail, version)
 
     def bundle(self, namespace: str, row: VersionRow) -> Bundle:
         return self._bundles.get_or_make((namespace, row.tree_sha),
@@ -399,6 +398,16 @@ class Registry:
                                 allowed_tools=None, tags=[], version=info.version, warnings=())
         return _new_version(namespace, manifest, info.version, bundle, info.commit_sha,
                             info.tag_sha, info.tree_sha, info.tagged_at, is_latest=is_latest)
+
+
+def version_of(detail: SkillDetail, version: str) -> VersionRow:
+    """The row of `version` (or "latest") among the skill's versions; 404 if absent."""
+    wanted = detail.skill.latest_version if version == "latest" else version
+    for row in detail.versions:
+        if row.version == wanted:
+            return row
+    raise NotFound(f"{detail.skill.namespace}/{detail.skill.name} has no version {version!r}",
+                   extra={"versions": [v.version for v in detail.versions]})
 
 
 def check_namespace(namespace: str) -> None:

@@ -195,16 +195,14 @@ class GitStore:
             repo = self.open(namespace)
             try:
                 head = repo.refs[MAIN] if MAIN in repo.refs else None
-                for info in self._tags(repo):
-                    commit = repo[info.commit_sha.encode()]
-                    parents = commit.parents  # type: ignore[attr-defined]
-                    if head and info.commit_sha.encode() == head:
+                for name, version, _tag, commit in _tag_commits(repo):
+                    if head and commit.id == head:
                         continue
-                    if (parents == [head]) or (head is None and not parents):
+                    if (commit.parents == [head]) or (head is None and not commit.parents):
                         ok = (repo.refs.set_if_equals(MAIN, head, commit.id) if head
                               else repo.refs.add_if_new(MAIN, commit.id))
                         if ok:
-                            repaired.append(tag_name(info.name, info.version))
+                            repaired.append(tag_name(name, version))
                             head = commit.id
             finally:
                 repo.close()
@@ -223,20 +221,11 @@ class GitStore:
             repo.close()
 
     def _tags(self, repo: Repo) -> Iterator[TagInfo]:
-        for ref, sha in repo.refs.as_dict(TAG_PREFIX).items():
-            text = ref.decode(errors="replace")
-            name, sep, vtext = text.rpartition("/v")
-            if not sep or "/" in name or not name:
-                continue
-            obj = repo[sha]
-            if not isinstance(obj, Tag):
-                continue
-            commit = repo[obj.object[1]]
-            subtree = _subtree_id(repo, _tree(repo, commit.tree), name)  # type: ignore[attr-defined]
-            if subtree is None:
-                continue
-            yield TagInfo(name, vtext, sha.decode(), commit.id.decode(), subtree.decode(),
-                          obj.tag_time)
+        for name, version, tag, commit in _tag_commits(repo):
+            subtree = _subtree_id(repo, _tree(repo, commit.tree), name)
+            if subtree is not None:
+                yield TagInfo(name, version, tag.id.decode(), commit.id.decode(),
+                              subtree.decode(), tag.tag_time)
 
     def read_tree(self, namespace: str, tree_sha: str) -> Bundle:
         """The files of a skill subtree (as recorded in TagInfo.tree_sha)."""
@@ -331,6 +320,20 @@ class GitStore:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+
+def _tag_commits(repo: Repo) -> Iterator[tuple[str, str, Tag, Commit]]:
+    """(skill name, version, tag, commit) for every annotated `<name>/v<version>` tag."""
+    for ref, sha in repo.refs.as_dict(TAG_PREFIX).items():
+        name, sep, version = ref.decode(errors="replace").rpartition("/v")
+        if not sep or "/" in name or not name:
+            continue
+        tag = repo[sha]
+        if not isinstance(tag, Tag):
+            continue
+        commit = repo[tag.object[1]]
+        if isinstance(commit, Commit):
+            yield name, version, tag, commit
 
 
 class _NamespaceBackend(Backend):

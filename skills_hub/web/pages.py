@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from ..service import Registry, install_command
+from ..service import Registry, install_command, version_of
 from ..skill.manifest import split_frontmatter
 from . import markdown
 from .auth import request_token
@@ -56,8 +56,7 @@ class Pages:
         p = request.path_params
         principal = self._principal(request)
         detail = self.registry.get_skill(p["namespace"], p["name"], principal)
-        skill, row = self.registry.get_version(p["namespace"], p["name"],
-                                               p.get("version", "latest"), principal)
+        skill, row = detail.skill, version_of(detail, p.get("version", "latest"))
         bundle = self.registry.bundle(skill.namespace, row)
         body = split_frontmatter(bundle.skill_md())[1]
         base = str(request.base_url).rstrip("/")
