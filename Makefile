@@ -13,7 +13,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-fast lint bench system-deps clean-data
+.PHONY: serve test test-fast lint bench system-deps server-deps clean-data
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,24 @@ $(VENV)/.test: $(VENV)/.base
 	touch $@
 
 ## serve: install what is needed and run the server on ./registry (or SKILLS_HUB_HOME)
-serve: $(VENV)/.base
+serve: $(VENV)/.base server-deps
 	$(VENV)/bin/skills-hub serve --host $(HOST) --port $(PORT)
 
-## system-deps: Debian packages the tests drive (git, headless chromium for the browser tests)
+## server-deps: bubblewrap for the sandboxed test runs of publishes (installed when root;
+## without it the server falls back, loudly, to a weaker rlimits-only sandbox)
+server-deps:
+	@if ! command -v bwrap >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	  else echo "warning: bubblewrap (bwrap) is not installed; skills' tests will run in a" \
+	    "weaker rlimits-only sandbox (Debian: sudo apt-get install bubblewrap)"; fi; \
+	fi
+
+## system-deps: Debian packages the tests drive (git, bubblewrap, headless chromium)
 system-deps:
 	@missing=""; \
 	command -v git >/dev/null || missing="$$missing git"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -55,7 +66,9 @@ lint: $(VENV)/.test
 
 ## bench: registry benchmark (publish, download, clone vs C git), figures to bench/out/
 bench: $(VENV)/.test
+	mkdir -p bench/out
 	$(PY) bench/registry_bench.py --json bench/out/registry.json | tee bench/out/registry.txt
+	$(PY) bench/checks_bench.py --json bench/out/checks.json | tee bench/out/checks.txt
 
 ## clean-data: delete the run-time data of ./registry (keeps README.md and seed/)
 clean-data:

@@ -260,6 +260,93 @@ def reindex(home: Path | None) -> None:
     registry.close()
 
 
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--sandbox", type=click.Choice(["auto", "bubblewrap", "rlimits", "off"]),
+              default=None, help="How to run the skill's tests (default: SKILLS_HUB_SANDBOX, "
+                                 "else auto: bubblewrap, or a loud rlimits-only fallback).")
+@click.option("--strict", is_flag=True, default=None,
+              help="Unknown frontmatter keys are errors (as on a strict server).")
+@click.option("--fail-on", type=click.Choice(["dangerous", "caution"]), default="dangerous",
+              show_default=True, help="The verdict from which the exit status is 7.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list info findings (low and above are listed by default).")
+@json_option
+def check(directory: Path, sandbox: str | None, strict: bool | None, fail_on: str,
+          show_all: bool, as_json: bool) -> None:
+    """Run the publish checks on DIR (a skill folder, or a folder of them), offline.
+
+    The same pipeline as a publish: spec, syntax, bandit, threat rules and the skill's
+    sandboxed tests. Exit status 0 when every skill would publish, 7 when one would be
+    refused (or, with --fail-on caution, flagged).
+    """
+    from .checks.pipeline import Options, check_bundle
+    from .skill.bundle import from_directory
+
+    settings = Settings.from_env()
+    options = Options(strict=settings.strict if strict is None else strict,
+                      sandbox=sandbox or settings.sandbox)
+    results = []
+    for folder in skill_folders(directory):
+        bundle = from_directory(folder, settings.limits)
+        results.append((folder, check_bundle(bundle, options)))
+    if as_json:
+        emit_json([{"folder": str(folder), **report.to_dict()} for folder, report in results])
+    else:
+        for folder, report in results:
+            for line in _report_lines(folder.name, report.to_dict(), show_all):
+                click.echo(line)
+    failing = {"dangerous"} | ({"caution"} if fail_on == "caution" else set())
+    if any(r.verdict in failing or not r.valid for _, r in results):
+        sys.exit(ExitCode.REFUSED)
+
+
+def _report_lines(name: str, report: dict[str, Any], show_all: bool) -> list[str]:
+    """A readable report: the verdict line, spec problems, then a table of findings."""
+    counts = ", ".join(f"{n} {s}" for s, n in report["counts"].items() if n)
+    verdict = report["verdict"].upper() if report.get("valid", True) else "INVALID"
+    lines = [f"{name}: {verdict}" + (f"  ({counts})" if counts else "  (no findings)")]
+    for problem in report.get("problems") or []:
+        hint = f" ({problem['hint']})" if problem.get("hint") else ""
+        lines.append(f"  SPEC     {problem['field']}: {problem['message']}{hint}")
+    shown = [f for f in report["findings"] if show_all or f["severity"] != "info"]
+    lines.extend(finding_lines(shown))
+    box = report.get("sandbox") or {}
+    if box and box.get("cases"):
+        passed = sum(1 for c in box["cases"] if c.get("passed"))
+        lines.append(f"  tests: {passed}/{len(box['cases'])} passed in the sandbox "
+                     f"({box.get('isolation')})")
+    elif box and box.get("isolation") == "skipped":
+        lines.append("  tests: none declared (see docs/SKILL_TESTS.md)")
+    return lines
+
+
+@main.command()
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@click.option("--namespace", "-n", default=None, help="Only this namespace.")
+@json_option
+def health(home: Path | None, namespace: str | None, as_json: bool) -> None:
+    """Re-run the publish checks on every stored version and record changed verdicts.
+
+    Run it after upgrading skills-hub or bandit (new rules). A version that now fails is
+    deprecated: search, pages and installs say so.
+    """
+    registry = _registry(home)
+    try:
+        checked, changes = registry.health(namespace)
+    finally:
+        registry.close()
+    if as_json:
+        emit_json({"checked": checked, "changed": [
+            {**asdict(c), "deprecated": c.deprecated} for c in changes]})
+        return
+    click.echo(f"checked {checked} versions; {len(changes)} changed verdict")
+    for c in changes:
+        mark = "  -> deprecated" if c.deprecated else ""
+        click.echo(f"  {c.namespace}/{c.name} {c.version}: {c.old_verdict or 'unchecked'} -> "
+                   f"{c.new_verdict}{mark}")
+
+
 def _registry(home: Path | None, full: bool = False):  # type: ignore[no-untyped-def]
     from .service import Registry
 
@@ -331,8 +418,16 @@ def search(client: Client, query: str, namespace: str | None, limit: int,
     if not body["results"]:
         click.echo(f"no skills match {query!r}", err=True)
     for hit in body["results"]:
-        click.echo(f"{hit['namespace']}/{hit['name']}@{hit['version']}  "
+        flag = _flag(hit)
+        click.echo(f"{hit['namespace']}/{hit['name']}@{hit['version']}{flag}  "
                    f"{_short(hit['description'])}")
+
+
+def _flag(body: dict[str, Any]) -> str:
+    """" [deprecated]" or " [caution]" after a skill's name when the checks flagged it."""
+    if body.get("deprecated"):
+        return " [deprecated]"
+    return " [caution]" if body.get("verdict") == "caution" else ""
 
 
 @main.command()
@@ -358,22 +453,114 @@ def info(client: Client, ref: str, as_json: bool) -> None:
         mark = "  (executable)" if item.get("executable") else ""
         click.echo(f"  {item['path']}  {item['size']} B{mark}")
     click.echo(f"content sha256: {detail['content_sha256']}")
+    click.echo(f"checks: {_verdict_text(detail)}  (skills-hub report {namespace}/{name}@"
+               f"{detail['version']})")
     click.echo(f"install: {detail['install']}")
+
+
+def _verdict_text(body: dict[str, Any]) -> str:
+    verdict = str(body.get("verdict") or "unchecked")
+    if body.get("deprecated"):
+        return f"{verdict} (DEPRECATED: a re-check failed this version)"
+    return verdict
+
+
+@main.command()
+@click.argument("ref", metavar="NS/NAME[@VERSION]")
+@click.option("--all", "show_all", is_flag=True, help="Also list info findings.")
+@json_option
+@pass_client
+def report(client: Client, ref: str, show_all: bool, as_json: bool) -> None:
+    """Show the checks report of a published version (latest by default)."""
+    namespace, name, version = _qualified(ref)
+    body = client.hub().report(namespace, name, version or "latest")
+    if as_json:
+        emit_json(body)
+        return
+    title = f"{namespace}/{name} {body['version']}"
+    for line in _report_lines(title, body, show_all):
+        click.echo(line)
+    if body.get("deprecated"):
+        click.echo("  DEPRECATED: a re-check failed this version; do not install it")
+
+
+@main.group()
+def exception() -> None:
+    """Reviewed exceptions: mark one rule on one skill as a checked false alarm."""
+
+
+@exception.command("add")
+@click.argument("ref", metavar="NS/NAME")
+@click.argument("rule")
+@click.option("--reason", required=True, help="Why the finding is fine on this skill.")
+@pass_client
+def exception_add(client: Client, ref: str, rule: str, reason: str) -> None:
+    """Record that RULE is reviewed and fine on NS/NAME (needs the namespace's token)."""
+    namespace, name, _ = _qualified(ref)
+    body = client.hub().set_exception(namespace, name, rule, reason)
+    click.echo(f"exception recorded: {rule} on {namespace}/{name}")
+    _echo_changes(body)
+
+
+@exception.command("remove")
+@click.argument("ref", metavar="NS/NAME")
+@click.argument("rule")
+@pass_client
+def exception_remove(client: Client, ref: str, rule: str) -> None:
+    """Remove the exception for RULE on NS/NAME."""
+    namespace, name, _ = _qualified(ref)
+    body = client.hub().remove_exception(namespace, name, rule)
+    click.echo(f"exception removed: {rule} on {namespace}/{name}")
+    _echo_changes(body)
+
+
+@exception.command("list")
+@click.argument("ref", metavar="NS/NAME")
+@json_option
+@pass_client
+def exception_list(client: Client, ref: str, as_json: bool) -> None:
+    """List the reviewed exceptions of NS/NAME."""
+    namespace, name, _ = _qualified(ref)
+    rows = client.hub().exceptions(namespace, name)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"{namespace}/{name} has no exceptions", err=True)
+    for row in rows:
+        click.echo(f"{row['rule']}  {row['reason']}  ({row['created_at']})")
+
+
+def _echo_changes(body: dict[str, Any]) -> None:
+    for change in body.get("changes") or []:
+        if change["old_verdict"] != change["new_verdict"]:
+            click.echo(f"  {change['version']}: {change['old_verdict']} -> "
+                       f"{change['new_verdict']}")
+
+
+def _qualified(ref: str) -> tuple[str, str, str | None]:
+    namespace, name, version = parse_ref(ref)
+    if namespace is None:
+        raise click.BadParameter(f"{ref!r}: write NAMESPACE/NAME", param_hint="NS/NAME")
+    return namespace, name, version
 
 
 @main.command()
 @click.argument("ref", metavar="NS/NAME[@VERSION] | NAME[@VERSION]")
+@click.option("--allow-deprecated", is_flag=True,
+              help="Install even a version that a re-check of the registry failed.")
 @skills_dir_options
 @json_option
 @pass_client
-def install(client: Client, ref: str, skills_dir: Path, as_json: bool) -> None:
+def install(client: Client, ref: str, allow_deprecated: bool, skills_dir: Path,
+            as_json: bool) -> None:
     """Install a skill into the skills folder and record it in the lockfile.
 
     A bare NAME is looked up in every tap; NS/NAME names a namespace on the server (or a
     tap of that name). @VERSION pins the skill: `update` then leaves it alone.
     """
     namespace, name, version = parse_ref(ref)
-    installed = _install(client, namespace, name, version, skills_dir)
+    installed = _install(client, namespace, name, version, skills_dir, allow_deprecated)
     if as_json:
         emit_json(_installed_json(installed))
         return
@@ -381,7 +568,7 @@ def install(client: Client, ref: str, skills_dir: Path, as_json: bool) -> None:
 
 
 def _install(client: Client, namespace: str | None, name: str, version: str | None,
-             skills_dir: Path) -> Installed:
+             skills_dir: Path, allow_deprecated: bool = False) -> Installed:
     taps = client.config.taps
     if namespace is None:
         tap: Tap | None = resolve(name, taps, client.hub, client.cache_dir)
@@ -390,11 +577,12 @@ def _install(client: Client, namespace: str | None, name: str, version: str | No
         if tap is not None and tap.kind == "git":
             refresh_git_tap(tap, client.cache_dir)
     if tap is None:
-        return install_from_hub(client.hub(), str(namespace), name, version, skills_dir)
+        return install_from_hub(client.hub(), str(namespace), name, version, skills_dir,
+                                allow_deprecated=allow_deprecated)
     if tap.kind == "git":
         return install_from_git_tap(tap, name, version, client.cache_dir, skills_dir)
     return install_from_hub(client.hub(tap.server), str(tap.namespace), name, version,
-                            skills_dir)
+                            skills_dir, allow_deprecated=allow_deprecated)
 
 
 def _installed_line(installed: Installed) -> str:
@@ -404,13 +592,15 @@ def _installed_line(installed: Installed) -> str:
     if previous is not None:
         change = (f"replaced {previous.version} with" if previous.version != entry.version
                   else "reinstalled")
-    return f"{change} {entry.ref} {entry.version}{pin} in {installed.path}"
+    flag = "  [caution: flagged by the registry's checks]" if installed.verdict == "caution" \
+        else ""
+    return f"{change} {entry.ref} {entry.version}{pin} in {installed.path}{flag}"
 
 
 def _installed_json(installed: Installed) -> dict[str, Any]:
     previous = installed.previous.version if installed.previous else None
     return {**_entry_json(installed.entry), "path": str(installed.path),
-            "previous_version": previous}
+            "previous_version": previous, "verdict": installed.verdict or None}
 
 
 def _entry_json(entry: LockEntry) -> dict[str, Any]:
@@ -584,12 +774,30 @@ def _summary_lines(namespace: str, results: list[PublishResult]) -> list[str]:
     lines = [f"{namespace}: published {len(by['published'])}, unchanged "
              f"{len(by['unchanged'])}, refused {len(by['refused'])}"]
     for result in by["published"]:
-        lines.append(f"  published {result.name} {result.version}")
+        flag = "  [caution: flagged by the checks]" if result.verdict == "caution" else ""
+        lines.append(f"  published {result.name} {result.version}{flag}")
+        lines.extend(finding_lines(result.findings, indent="    "))
     for result in by["unchanged"]:
         lines.append(f"  unchanged {result.name} {result.version} (skipped, same content)")
     for result in by["refused"]:
         lines.append(f"  refused {result.name} ({result.folder}): {result.message}")
         lines.extend(_problem_lines(result.problems, indent="    "))
+        lines.extend(finding_lines(result.findings, indent="    "))
+    return lines
+
+
+def finding_lines(findings: list[dict[str, Any]], indent: str = "  ") -> list[str]:
+    """One line per finding: severity, rule, file:line, message; then its fix hint."""
+    lines = []
+    for f in findings:
+        where = f.get("file") or ""
+        if where and f.get("line"):
+            where += f":{f['line']}"
+        excepted = f"  [exception: {f['exception']}]" if f.get("exception") else ""
+        lines.append(f"{indent}{f['severity'].upper():8} {f['rule']}  {where}  "
+                     f"{f['message']}{excepted}")
+        if f.get("hint"):
+            lines.append(f"{indent}         fix: {f['hint']}")
     return lines
 
 

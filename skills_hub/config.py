@@ -32,6 +32,9 @@ class Settings:
     port: int = 8000
     seed: bool = True
     git_backend: str = "auto"  # "git" (C git upload-pack), "dulwich", or "auto"
+    # How skills' tests are run at publish: "auto" (bubblewrap, else a loud rlimits-only
+    # fallback), "bubblewrap" (refuse to run tests without it), "rlimits", or "off".
+    sandbox: str = "auto"
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -56,6 +59,7 @@ class Settings:
             port=int(env.get("SKILLS_HUB_PORT", "8000")),
             seed=not _flag(env.get("SKILLS_HUB_NO_SEED")),
             git_backend=env.get("SKILLS_HUB_GIT_BACKEND", "auto"),
+            sandbox=env.get("SKILLS_HUB_SANDBOX", "auto"),
         )
 
 

@@ -93,6 +93,13 @@ class InvalidSkill(HubError):
     code = "invalid_skill"
 
 
+class DangerousSkill(HubError):
+    """The checks found something that refuses the version; `extra["report"]` is the report."""
+
+    status = 422
+    code = "dangerous_skill"
+
+
 class RemoteError(HubError):
     """A client-side error talking to a server (used by the client package)."""
 

@@ -18,9 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .checks.findings import DANGEROUS, FAMILIES
+from .checks.pipeline import Options, Report, check_bundle
 from .config import Settings
 from .errors import (
     BadRequest,
+    DangerousSkill,
     Forbidden,
     InvalidSkill,
     NotFound,
@@ -33,7 +36,17 @@ from .skill.bundle import Bundle, from_directory, to_targz, to_zip
 from .skill.manifest import Manifest, parse_manifest
 from .store.cache import ContentCache
 from .store.gitstore import GitStore, StoreConflict, TagInfo, Unchanged
-from .store.index import Index, NewVersion, SearchHit, SkillRow, VersionRow
+from .store.index import (
+    ExceptionRow,
+    HistoryRow,
+    Index,
+    NewReport,
+    NewVersion,
+    ReportRow,
+    SearchHit,
+    SkillRow,
+    VersionRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +60,8 @@ MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
 TOKEN_PREFIX = "shub_"
 MAX_QUERY_CHARS = 1000
 ARCHIVE_FORMATS = ("tar.gz", "zip")
+MAX_EXCEPTION_REASON = 500
+RULE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,23 @@ class PublishOutcome:
     tag_sha: str
     content_sha256: str
     warnings: tuple[Problem, ...] = ()
+    report: Report | None = None  # None when unchanged content skipped the checks
+    verdict: str = "safe"
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A stored version whose verdict changed when its checks were run again."""
+
+    namespace: str
+    name: str
+    version: str
+    old_verdict: str | None
+    new_verdict: str
+
+    @property
+    def deprecated(self) -> bool:
+        return self.new_verdict == DANGEROUS
 
 
 @dataclass(frozen=True)
@@ -100,6 +132,10 @@ class SkillDetail:
     skill: SkillRow
     versions: list[VersionRow]  # newest first
     visibility: str
+    verdicts: dict[str, str] = field(default_factory=dict)  # version -> checks verdict
+
+    def verdict(self, version: str) -> str:
+        return self.verdicts.get(version, "unchecked")
 
 
 @dataclass
@@ -120,6 +156,8 @@ class Registry:
         self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data))
         self._since_maintenance: dict[str, int] = {}
         self._maintenance_guard = threading.Lock()
+        self.check_options = Options(strict=settings.strict, sandbox=settings.sandbox)
+        self._backfill: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -131,9 +169,15 @@ class Registry:
         if seed_dir is not None and not self.git.namespaces():
             for outcome in self.publish_tree(SEED_NAMESPACE, seed_dir, principal=OPERATOR):
                 log.info("seeded %s/%s %s", outcome.namespace, outcome.name, outcome.version)
+        if self.index.unchecked_versions():
+            self._backfill = threading.Thread(target=self.backfill_reports, daemon=True,
+                                              name="backfill-reports")
+            self._backfill.start()
         return report
 
     def close(self) -> None:
+        if self._backfill is not None:
+            self._backfill.join()
         self.index.close()
 
     # -- tokens and namespaces ----------------------------------------------------------
@@ -187,6 +231,19 @@ class Registry:
         manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
                                   strict=self.settings.strict)
         chosen = self._choose_version(namespace, manifest, version)
+        latest = self._latest_row(namespace, manifest.name)
+        if latest is not None and latest.content_sha256 == bundle.content_hash():
+            return self._unchanged(namespace, manifest)
+        report = check_bundle(bundle, self.check_options,
+                              exceptions=self._exception_map(namespace, manifest.name))
+        if report.verdict == DANGEROUS:
+            flagged = report.flagged()
+            rules = ", ".join(sorted({f.rule for f in flagged}))
+            raise DangerousSkill(
+                f"{manifest.name} was refused by the publish checks ({rules})",
+                extra={"report": report.to_dict(),
+                       "hint": "fix the findings listed in the report; a namespace owner can "
+                               "record a reviewed exception for a rule that is a false alarm"})
         try:
             published = self.git.publish(
                 namespace, manifest.name, chosen, bundle,
@@ -196,11 +253,13 @@ class Registry:
         new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,
                            published.tag_sha, published.tree_sha, published.tagged_at,
                            is_latest=True)
-        self.index.record_version(new)  # also records the namespace on its first publish
+        # One transaction: the version row, its report and (first time) the namespace.
+        self.index.record_version(new, _new_report(new.namespace, new.name, new.version,
+                                                   new.content_sha256, report, "publish"))
         self._count_publish(namespace)
         return PublishOutcome("published", namespace, manifest.name, chosen,
                               published.commit_sha, published.tag_sha, new.content_sha256,
-                              manifest.warnings)
+                              manifest.warnings, report, report.verdict)
 
     def _count_publish(self, namespace: str) -> None:
         """Repack a namespace in the background every MAINTAIN_EVERY publishes."""
@@ -248,8 +307,10 @@ class Registry:
             row = self._latest_row(namespace, manifest.name)
         if row is None:
             raise StoreConflict(f"{namespace}/{manifest.name} is on main but has no version tag")
+        verdict = self.index.verdicts(namespace, manifest.name).get(row.version, "unchecked")
         return PublishOutcome("unchanged", namespace, manifest.name, row.version,
-                              row.commit_sha, row.tag_sha, row.content_sha256, manifest.warnings)
+                              row.commit_sha, row.tag_sha, row.content_sha256, manifest.warnings,
+                              verdict=verdict)
 
     def _latest_row(self, namespace: str, name: str) -> VersionRow | None:
         skill = self.index.get_skill(namespace, name)
@@ -289,7 +350,8 @@ class Registry:
         versions = sorted(self.index.versions(skill.id), reverse=True,
                           key=lambda v: _version_key(v.version))
         ns = self.index.get_namespace(namespace)
-        return SkillDetail(skill, versions, ns.visibility if ns else "public")
+        return SkillDetail(skill, versions, ns.visibility if ns else "public",
+                           self.index.verdicts(namespace, name))
 
     def get_version(self, namespace: str, name: str, version: str,
                     principal: Principal) -> tuple[SkillRow, VersionRow]:
@@ -346,6 +408,123 @@ class Registry:
             hits = self.index.search(" OR ".join(tokens), readable=principal.readable,
                                      namespace=namespace, limit=limit)
         return hits
+
+    # -- checks reports, health and reviewed exceptions ----------------------------------
+
+    def report(self, namespace: str, name: str, version: str,
+               principal: Principal) -> tuple[VersionRow, ReportRow | None]:
+        """The stored checks report of a version (None while it waits for its first check)."""
+        _, row = self.get_version(namespace, name, version, principal)
+        stored = self.index.get_report(namespace, name, row.version)
+        if stored is not None and stored.content_sha256 != row.content_sha256:
+            stored = None
+        return row, stored
+
+    def verdicts(self, namespace: str, name: str) -> dict[str, str]:
+        return self.index.verdicts(namespace, name)
+
+    def report_history(self, namespace: str, name: str,
+                       principal: Principal) -> list[HistoryRow]:
+        self.check_readable(namespace, principal)
+        return self.index.report_history(namespace, name)
+
+    def recheck(self, namespace: str, name: str, row: VersionRow, reason: str) -> HealthChange:
+        """Run the pipeline again on a stored version and record the report."""
+        bundle = self.bundle(namespace, row)
+        report = check_bundle(bundle, self.check_options,
+                              exceptions=self._exception_map(namespace, name))
+        old = self.index.save_report(_new_report(namespace, name, row.version,
+                                                 row.content_sha256, report, reason))
+        return HealthChange(namespace, name, row.version, old, report.verdict)
+
+    def health(self, namespace: str | None = None) -> tuple[int, list[HealthChange]]:
+        """Re-run the checks on every stored version (new rules, new bandit).
+
+        Returns how many versions were checked and those whose verdict changed. A version
+        that now fails (`dangerous`) is reported as deprecated by search, pages and installs.
+        """
+        checked, changed = 0, []
+        for ns in ([namespace] if namespace else self.git.namespaces()):
+            check_namespace(ns)
+            for skill in self.index.list_skills(readable=frozenset({ns}), namespace=ns,
+                                                after=None, limit=1_000_000):
+                for row in self.index.versions(skill.id):
+                    change = self.recheck(ns, skill.name, row, "health")
+                    checked += 1
+                    if change.old_verdict != change.new_verdict:
+                        changed.append(change)
+        return checked, changed
+
+    def backfill_reports(self) -> int:
+        """Check the versions that have no report (after `reindex` or a crash); count them."""
+        done = 0
+        for namespace, name, version, _ in self.index.unchecked_versions():
+            skill = self.index.get_skill(namespace, name)
+            row = self.index.get_version(skill.id, version) if skill else None
+            if row is None:
+                continue
+            try:
+                self.recheck(namespace, name, row, "backfill")
+            except Exception:  # one bad version must not stop the others
+                log.exception("checking %s/%s %s failed", namespace, name, version)
+                continue
+            done += 1
+        return done
+
+    def exceptions(self, namespace: str, name: str, principal: Principal) -> list[ExceptionRow]:
+        self.check_readable(namespace, principal)
+        return self.index.exceptions(namespace, name)
+
+    def set_exception(self, namespace: str, name: str, rule: str, reason: str,
+                      principal: Principal) -> list[HealthChange]:
+        """Record a reviewed exception for `rule` on one skill; re-judge its stored versions.
+
+        The skill need not exist yet: an owner can clear a false alarm before publishing.
+        """
+        self._check_owner(namespace, principal)
+        _check_skill_name(name)
+        if not RULE_RE.match(rule) or rule.split(".", 1)[0] not in FAMILIES:
+            raise BadRequest(f"{rule!r} is not a rule id", problems=[Problem(
+                "rule", "not a rule id",
+                "use the id shown in the report, such as remote-exec.pipe-to-shell or "
+                "bandit.B602")])
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_EXCEPTION_REASON:
+            raise BadRequest("a reviewed exception needs a reason", problems=[Problem(
+                "reason", f"give a reason of 1-{MAX_EXCEPTION_REASON} characters",
+                "say why the finding is a false alarm on this skill")])
+        self.index.set_exception(namespace, name, rule, reason)
+        return self._rejudge(namespace, name)
+
+    def remove_exception(self, namespace: str, name: str, rule: str,
+                         principal: Principal) -> list[HealthChange]:
+        self._check_owner(namespace, principal)
+        if not self.index.delete_exception(namespace, name, rule):
+            raise NotFound(f"{namespace}/{name} has no exception for {rule!r}")
+        return self._rejudge(namespace, name)
+
+    def _check_owner(self, namespace: str, principal: Principal) -> None:
+        check_namespace(namespace)
+        if not principal.can_write(namespace):
+            raise Forbidden(f"only a token of {namespace!r} can change its exceptions")
+
+    def _exception_map(self, namespace: str, name: str) -> dict[str, str]:
+        return {e.rule: e.reason for e in self.index.exceptions(namespace, name)}
+
+    def _rejudge(self, namespace: str, name: str) -> list[HealthChange]:
+        """Apply the skill's current exceptions to its stored reports (no re-run needed)."""
+        exceptions = self._exception_map(namespace, name)
+        skill = self.index.get_skill(namespace, name)
+        changes = []
+        for row in self.index.versions(skill.id) if skill else []:
+            stored = self.index.get_report(namespace, name, row.version)
+            if stored is None:
+                continue
+            report = Report.from_dict(stored.report).with_exceptions(exceptions)
+            old = self.index.save_report(_new_report(namespace, name, row.version,
+                                                     row.content_sha256, report, "exception"))
+            changes.append(HealthChange(namespace, name, row.version, old, report.verdict))
+        return changes
 
     # -- reconcile ----------------------------------------------------------------------
 
@@ -423,6 +602,18 @@ def fts_tokens(query: str) -> list[str]:
     """User text as FTS5 string tokens: each word double-quoted, so no operator survives."""
     words = re.findall(r"\w+", query)[:32]
     return ['"' + w.replace('"', '""') + '"' for w in words]
+
+
+def _check_skill_name(name: str) -> None:
+    if len(name) > 64 or not NAME_RE.match(name):
+        raise BadRequest(f"{name!r} is not a valid skill name")
+
+
+def _new_report(namespace: str, name: str, version: str, content_sha256: str, report: Report,
+                reason: str) -> NewReport:
+    return NewReport(namespace=namespace, name=name, version=version,
+                     content_sha256=content_sha256, verdict=report.verdict,
+                     report=report.to_dict(), pipeline=report.pipeline, reason=reason)
 
 
 def install_command(namespace: str, name: str, version: str | None = None) -> str:

@@ -103,6 +103,24 @@ class HubClient:
         return Download(response.content, response.headers.get("x-checksum-sha256"),
                         response.headers.get("x-skill-version"))
 
+    def report(self, namespace: str, name: str, version: str = "latest") -> dict[str, Any]:
+        """The checks report of a version: verdict, findings (rule, file, line, hint)."""
+        return self._json("GET", _version_path(namespace, name, version) + "/report")
+
+    def exceptions(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        """The reviewed exceptions of a skill."""
+        body = self._json("GET", _skill_path(namespace, name) + "/exceptions")
+        return list(body["exceptions"])
+
+    def set_exception(self, namespace: str, name: str, rule: str,
+                      reason: str) -> dict[str, Any]:
+        """Record a reviewed exception (needs the namespace's token): {rule, reason, changes}."""
+        return self._json("PUT", _skill_path(namespace, name) + f"/exceptions/{quote(rule)}",
+                          json={"reason": reason})
+
+    def remove_exception(self, namespace: str, name: str, rule: str) -> dict[str, Any]:
+        return self._json("DELETE", _skill_path(namespace, name) + f"/exceptions/{quote(rule)}")
+
     def publish(self, namespace: str, bundle: Bundle,
                 version: str | None = None) -> dict[str, Any]:
         """Upload a bundle as a deterministic tar.gz; the result has status

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from skills_hub.errors import BadRequest, NotFound
+from skills_hub.errors import BadRequest, HubError, NotFound
 from skills_hub.skill.bundle import Bundle, from_directory, from_targz
 
 from .errors import IntegrityError
@@ -21,6 +21,13 @@ from .lockfile import LockEntry, Lockfile, now
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
+class Deprecated(HubError):
+    """The version was deprecated by a failed re-check of the registry's checks."""
+
+    status = 409
+    code = "deprecated"
+
+
 @dataclass(frozen=True)
 class Installed:
     """The outcome of one install: the new lock entry, its folder, what it replaced."""
@@ -28,6 +35,7 @@ class Installed:
     entry: LockEntry
     path: Path
     previous: LockEntry | None
+    verdict: str = ""  # the registry's checks verdict of the installed version ("" from git)
 
 
 def skill_path(skills_dir: Path, name: str) -> Path:
@@ -40,10 +48,20 @@ def skill_path(skills_dir: Path, name: str) -> Path:
 
 
 def install_from_hub(hub: HubClient, namespace: str, name: str, version: str | None,
-                     skills_dir: Path) -> Installed:
-    """Install `namespace/name` at `version` (None: the latest; given: pinned)."""
+                     skills_dir: Path, *, allow_deprecated: bool = False) -> Installed:
+    """Install `namespace/name` at `version` (None: the latest; given: pinned).
+
+    A version that a re-check of the registry failed (deprecated) is refused unless
+    `allow_deprecated`.
+    """
     target = skill_path(skills_dir, name)
     meta = hub.version(namespace, name, version or "latest")
+    if meta.get("deprecated") and not allow_deprecated:
+        raise Deprecated(
+            f"{namespace}/{name} {meta['version']} is deprecated: the registry's checks now "
+            "fail it", extra={"hint": f"read `skills-hub report {namespace}/{name}@"
+                                      f"{meta['version']}`; pass --allow-deprecated to "
+                                      "install it anyway"})
     download = hub.archive(namespace, name, meta["version"], "tar.gz")
     archive_sha = verify_archive(download.data, download.sha256, meta)
     bundle = from_targz(download.data)
@@ -52,7 +70,9 @@ def install_from_hub(hub: HubClient, namespace: str, name: str, version: str | N
                       version=meta["version"], commit=meta.get("commit") or "",
                       content_sha256=meta["content_sha256"], archive_sha256=archive_sha,
                       pinned=version is not None, installed_at=now())
-    return install_bundle(bundle, entry, target)
+    installed = install_bundle(bundle, entry, target)
+    return Installed(installed.entry, installed.path, installed.previous,
+                     str(meta.get("verdict") or ""))
 
 
 def install_bundle(bundle: Bundle, entry: LockEntry, target: Path) -> Installed:

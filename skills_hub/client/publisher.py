@@ -29,11 +29,14 @@ class PublishResult:
     code: str = ""
     problems: list[Problem] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    verdict: str = ""  # the checks verdict: safe, caution, dangerous (refused)
+    findings: list[dict[str, Any]] = field(default_factory=list)  # those that set it
 
     def to_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "name": self.name, "status": self.status,
                 "version": self.version, "message": self.message, "code": self.code,
-                "problems": [p.to_dict() for p in self.problems], "warnings": self.warnings}
+                "problems": [p.to_dict() for p in self.problems], "warnings": self.warnings,
+                "verdict": self.verdict, "findings": self.findings}
 
 
 Progress = Callable[[int, int, PublishResult], None]
@@ -102,9 +105,23 @@ def publish_one(hub: HubClient, namespace: str, folder: Path,
     except HubError as exc:  # refused locally while reading the folder
         return _refused(folder, exc)
     return PublishResult(folder, body["name"], body["status"], body.get("version"),
-                         warnings=list(body.get("warnings") or []))
+                         warnings=list(body.get("warnings") or []),
+                         verdict=str(body.get("verdict") or ""),
+                         findings=flagged_findings(body.get("report")))
 
 
 def _refused(folder: Path, exc: HubError) -> PublishResult:
+    report = exc.extra.get("report")
     return PublishResult(folder, folder.name, "refused", message=exc.message,
-                         code=exc.code, problems=list(exc.problems))
+                         code=exc.code, problems=list(exc.problems),
+                         verdict=str(report.get("verdict", "")) if isinstance(report, dict)
+                         else "", findings=flagged_findings(report))
+
+
+def flagged_findings(report: Any) -> list[dict[str, Any]]:
+    """The findings of a checks report that set its verdict (high and critical, not excepted)."""
+    if not isinstance(report, dict):
+        return []
+    return [f for f in report.get("findings") or []
+            if isinstance(f, dict) and f.get("severity") in ("high", "critical")
+            and not f.get("exception")]

@@ -45,6 +45,7 @@ class SkillRow:
     created_at: str
     updated_at: str
     downloads: int
+    verdict: str = "unchecked"  # the latest version's checks verdict
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,49 @@ class NewVersion:
     tags: str
     body: str
     is_latest: bool
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    namespace: str
+    name: str
+    version: str
+    content_sha256: str
+    verdict: str
+    report: dict[str, Any]
+    pipeline: str
+    checked_at: str
+
+
+@dataclass(frozen=True)
+class NewReport:
+    """A checks report to record for a version; `reason` goes into the history."""
+
+    namespace: str
+    name: str
+    version: str
+    content_sha256: str
+    verdict: str
+    report: dict[str, Any]
+    pipeline: str
+    reason: str  # "publish", "health", "backfill", "exception"
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    version: str
+    old_verdict: str | None
+    new_verdict: str
+    pipeline: str
+    reason: str
+    changed_at: str
+
+
+@dataclass(frozen=True)
+class ExceptionRow:
+    rule: str
+    reason: str
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -176,10 +220,15 @@ class Index:
 
     # -- catalogue writes ---------------------------------------------------------------
 
-    def record_version(self, new: NewVersion) -> None:
-        """Insert a version (and its skill on first publish); refresh the skill if latest."""
+    def record_version(self, new: NewVersion, report: NewReport | None = None) -> None:
+        """Insert a version (and its skill on first publish); refresh the skill if latest.
+
+        The version's checks report, when given, is written in the same transaction.
+        """
         with self._tx() as conn:
             self._record_version(conn, new)
+            if report is not None:
+                self._save_report(conn, report)
 
     def record_versions(self, versions: Iterable[NewVersion]) -> None:
         with self._tx() as conn:
@@ -238,6 +287,86 @@ class Index:
             conn.execute("DELETE FROM versions")
             conn.execute("DELETE FROM skills")
 
+    # -- checks reports and reviewed exceptions ------------------------------------------
+
+    def save_report(self, report: NewReport) -> str | None:
+        """Record a report; return the verdict it replaced (None for a first report)."""
+        with self._tx() as conn:
+            return self._save_report(conn, report)
+
+    def _save_report(self, conn: sqlite3.Connection, new: NewReport) -> str | None:
+        old = conn.execute(
+            "SELECT verdict FROM reports WHERE namespace = ? AND name = ? AND version = ?",
+            (new.namespace, new.name, new.version)).fetchone()
+        old_verdict = str(old[0]) if old else None
+        stamp = now_iso()
+        conn.execute(
+            "INSERT OR REPLACE INTO reports (namespace, name, version, content_sha256, verdict, "
+            "report_json, pipeline, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (new.namespace, new.name, new.version, new.content_sha256, new.verdict,
+             json.dumps(new.report), new.pipeline, stamp))
+        if old_verdict != new.verdict:
+            conn.execute(
+                "INSERT INTO report_history (namespace, name, version, old_verdict, new_verdict, "
+                "pipeline, reason, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (new.namespace, new.name, new.version, old_verdict, new.verdict, new.pipeline,
+                 new.reason, stamp))
+        return old_verdict
+
+    def get_report(self, namespace: str, name: str, version: str) -> ReportRow | None:
+        row = self._conn().execute(
+            "SELECT namespace, name, version, content_sha256, verdict, report_json, pipeline, "
+            "checked_at FROM reports WHERE namespace = ? AND name = ? AND version = ?",
+            (namespace, name, version)).fetchone()
+        if row is None:
+            return None
+        data = dict(row)
+        data["report"] = json.loads(data.pop("report_json"))
+        return ReportRow(**data)
+
+    def verdicts(self, namespace: str, name: str) -> dict[str, str]:
+        """version -> verdict for every checked version of a skill."""
+        rows = self._conn().execute(
+            "SELECT version, verdict FROM reports WHERE namespace = ? AND name = ?",
+            (namespace, name)).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def report_history(self, namespace: str, name: str) -> list[HistoryRow]:
+        rows = self._conn().execute(
+            "SELECT version, old_verdict, new_verdict, pipeline, reason, changed_at "
+            "FROM report_history WHERE namespace = ? AND name = ? ORDER BY id",
+            (namespace, name)).fetchall()
+        return [HistoryRow(**row) for row in rows]
+
+    def unchecked_versions(self) -> list[tuple[str, str, str, str]]:
+        """(namespace, name, version, tree sha) of versions with no report for their content."""
+        rows = self._conn().execute(
+            "SELECT s.namespace, s.name, v.version, v.tree_sha FROM versions v "
+            "JOIN skills s ON s.id = v.skill_id LEFT JOIN reports r ON r.namespace = s.namespace "
+            "AND r.name = s.name AND r.version = v.version "
+            "AND r.content_sha256 = v.content_sha256 "
+            "WHERE r.verdict IS NULL ORDER BY s.namespace, s.name, v.id").fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    def set_exception(self, namespace: str, name: str, rule: str, reason: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO rule_exceptions (namespace, name, rule, reason, "
+                "created_at) VALUES (?, ?, ?, ?, ?)", (namespace, name, rule, reason, now_iso()))
+
+    def delete_exception(self, namespace: str, name: str, rule: str) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "DELETE FROM rule_exceptions WHERE namespace = ? AND name = ? AND rule = ?",
+                (namespace, name, rule))
+        return cur.rowcount > 0
+
+    def exceptions(self, namespace: str, name: str) -> list[ExceptionRow]:
+        rows = self._conn().execute(
+            "SELECT rule, reason, created_at FROM rule_exceptions "
+            "WHERE namespace = ? AND name = ? ORDER BY rule", (namespace, name)).fetchall()
+        return [ExceptionRow(**row) for row in rows]
+
     def count_download(self, skill_id: int) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE skills SET downloads = downloads + 1 WHERE id = ?", (skill_id,))
@@ -253,7 +382,7 @@ class Index:
 
     def get_skill(self, namespace: str, name: str) -> SkillRow | None:
         row = self._conn().execute(
-            f"SELECT {_SKILL_COLUMNS} FROM skills WHERE namespace = ? AND name = ?",
+            f"SELECT {_SKILL_SELECT} FROM {_SKILL_FROM} WHERE s.namespace = ? AND s.name = ?",
             (namespace, name)).fetchone()
         return SkillRow(**row) if row else None
 
@@ -279,7 +408,7 @@ class Index:
             where += " AND (s.namespace, s.name) > (?, ?)"
             params.extend(after)
         rows = self._conn().execute(
-            f"SELECT {_prefixed('s', _SKILL_COLUMNS)} FROM skills s "
+            f"SELECT {_SKILL_SELECT} FROM {_SKILL_FROM} "
             f"JOIN namespaces n ON n.name = s.namespace WHERE {where} "
             "ORDER BY s.namespace, s.name LIMIT ?", (*params, limit)).fetchall()
         return [SkillRow(**row) for row in rows]
@@ -303,9 +432,11 @@ class Index:
             params.append(namespace)
         weights = ", ".join(str(w) for w in BM25_WEIGHTS)
         rows = self._conn().execute(
-            f"SELECT {_prefixed('s', _SKILL_COLUMNS)}, bm25(skills_fts, {weights}) AS score, "
+            f"SELECT {_SKILL_SELECT}, bm25(skills_fts, {weights}) AS score, "
             "snippet(skills_fts, 3, '[', ']', '…', 12) AS snippet "
             "FROM skills_fts JOIN skills s ON s.id = skills_fts.rowid "
+            "LEFT JOIN reports r ON r.namespace = s.namespace AND r.name = s.name "
+            "AND r.version = s.latest_version "
             f"JOIN namespaces n ON n.name = s.namespace "
             f"WHERE skills_fts MATCH ? AND {where} ORDER BY score LIMIT ?",
             (match, *params, limit)).fetchall()
@@ -319,12 +450,19 @@ class Index:
 
 _SKILL_COLUMNS = ("id, namespace, name, latest_version, description, tags, created_at, "
                   "updated_at, downloads")
+# The latest version's verdict comes from its report ("unchecked" until one exists).
+_SKILL_FROM = ("skills s LEFT JOIN reports r ON r.namespace = s.namespace "
+               "AND r.name = s.name AND r.version = s.latest_version")
 _VERSION_COLUMNS = ("skill_id, version, commit_sha, tag_sha, tree_sha, content_sha256, "
                     "description, frontmatter_json, files_json, published_at")
 
 
 def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+_SKILL_SELECT = (_prefixed("s", _SKILL_COLUMNS)
+                 + ", coalesce(r.verdict, 'unchecked') AS verdict")
 
 
 def _visible(readable: frozenset[str]) -> tuple[str, list[Any]]:

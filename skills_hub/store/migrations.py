@@ -67,8 +67,50 @@ def m001_catalogue(conn: sqlite3.Connection) -> None:
     )
 
 
+def m002_checks(conn: sqlite3.Connection) -> None:
+    # Reports are keyed by (namespace, name, version), not by versions.id, so that a
+    # catalogue rebuild from git (`reindex`) keeps them: tags are immutable, and the
+    # content digest guards against a version that was replaced under the same name.
+    _script(conn,
+        """
+        CREATE TABLE reports (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('safe', 'caution', 'dangerous')),
+            report_json TEXT NOT NULL,
+            pipeline TEXT NOT NULL,
+            checked_at TEXT NOT NULL,
+            PRIMARY KEY (namespace, name, version)
+        );
+        CREATE TABLE report_history (
+            id INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            old_verdict TEXT,
+            new_verdict TEXT NOT NULL,
+            pipeline TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        );
+        CREATE INDEX report_history_version ON report_history(namespace, name, version);
+        CREATE TABLE rule_exceptions (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (namespace, name, rule)
+        );
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
+    ("m002_checks", m002_checks),
 ]
 
 

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import BadRequest, PayloadTooLarge
-from ..service import Principal, Registry, SkillDetail, install_command
+from ..service import HealthChange, Principal, Registry, SkillDetail, install_command
 from ..skill.bundle import Bundle, from_archive, from_files
 from ..store.index import SearchHit, SkillRow, VersionRow
 from .auth import request_token
@@ -38,6 +38,9 @@ def routes(registry: Registry) -> list[Route]:
         Route(version, api.version, methods=["GET"]),
         Route(version + "/archive.{fmt}", api.archive, methods=["GET", "HEAD"]),
         Route(version + "/files/{path:path}", api.file, methods=["GET"]),
+        Route(version + "/report", api.report, methods=["GET"]),
+        Route(skill + "/exceptions", api.exceptions, methods=["GET"]),
+        Route(skill + "/exceptions/{rule}", api.set_exception, methods=["PUT", "DELETE"]),
     ]
 
 
@@ -99,7 +102,9 @@ class Api:
           403: {description: the token is for another namespace}
           409: {description: the version exists or is older than the latest}
           413: {description: the upload is too large}
-          422: {description: the skill is invalid; `problems` lists every error}
+          422: {description: "the skill is invalid (code invalid_skill; `problems` lists every
+                error) or the checks refused it (code dangerous_skill; `report` is the full
+                checks report). Nothing is stored in either case."}
         """
         namespace = request.path_params["namespace"]
         principal = await run_in_threadpool(self.principal, request)
@@ -114,6 +119,8 @@ class Api:
             "url": f"/api/v1/skills/{outcome.namespace}/{outcome.name}/versions/"
                    f"{outcome.version}",
             "install": install_command(outcome.namespace, outcome.name, outcome.version),
+            "verdict": outcome.verdict,
+            "report": outcome.report.to_dict() if outcome.report else None,
         }
         return JSONResponse(body, 201 if outcome.status == "published" else 200)
 
@@ -218,7 +225,9 @@ class Api:
                                                principal, count=False)
             archives[fmt] = {"url": _version_url(skill, row.version) + f"/archive.{fmt}",
                              "sha256": archive.sha256, "size": len(archive.data)}
-        body = version_json(skill, row)
+        verdict = self.registry.verdicts(skill.namespace, skill.name).get(row.version,
+                                                                          "unchecked")
+        body = version_json(skill, row, verdict)
         body.update(files=row.files, frontmatter=row.frontmatter, archives=archives,
                     install=install_command(skill.namespace, skill.name, row.version))
         return JSONResponse(body)
@@ -270,6 +279,87 @@ class Api:
         })
 
 
+    def report(self, request: Request) -> JSONResponse:
+        """
+        summary: The public checks report of a version, every finding with its rule id.
+        description: >
+          `verdict` is safe, caution (published, flagged) or dangerous (refused at publish;
+          a stored version only becomes dangerous when a health re-check fails it, and is
+          then deprecated). Each finding names its rule, family, severity, source (syntax,
+          bandit, threat, sandbox), file, line, message and fix hint; a finding covered by
+          a reviewed exception carries the owner's reason in `exception`. `history` lists
+          the verdict changes of the skill's versions.
+        tags: [checks]
+        responses:
+          200: {description: the report}
+          404: {description: no such version}
+          409: {description: the version has not been checked yet (code not_checked)}
+        """
+        p = request.path_params
+        principal = self.principal(request)
+        row, stored = self.registry.report(p["namespace"], p["name"], p["version"], principal)
+        if stored is None:
+            return JSONResponse({"code": "not_checked",
+                                 "message": f"{p['name']} {row.version} has not been "
+                                            "checked yet; try again shortly"}, 409)
+        body = dict(stored.report)
+        history = self.registry.report_history(p["namespace"], p["name"], principal)
+        body.update(namespace=p["namespace"], name=p["name"], version=row.version,
+                    deprecated=stored.verdict == "dangerous",
+                    history=[vars(h) for h in history if h.version == row.version])
+        return JSONResponse(body)
+
+    def exceptions(self, request: Request) -> JSONResponse:
+        """
+        summary: The reviewed exceptions of a skill (rule id and the owner's reason).
+        tags: [checks]
+        responses:
+          200: {description: "{exceptions: [{rule, reason, created_at}]}"}
+        """
+        p = request.path_params
+        rows = self.registry.exceptions(p["namespace"], p["name"], self.principal(request))
+        return JSONResponse({"exceptions": [vars(r) for r in rows]})
+
+    async def set_exception(self, request: Request) -> JSONResponse:
+        """
+        summary: Record (PUT) or remove (DELETE) a reviewed exception for one rule on a skill.
+        description: >
+          PUT body `{"reason": "..."}`. The finding stays in the report, marked with the
+          reason, and no longer weighs on the verdict. Stored versions are re-judged at
+          once; `changes` lists the verdicts that moved.
+        tags: [checks]
+        security: [{bearer: []}]
+        responses:
+          200: {description: "{rule, reason, changes}"}
+          400: {description: not a rule id, or no reason}
+          403: {description: the token is for another namespace}
+          404: {description: DELETE of an exception that does not exist}
+        """
+        p = request.path_params
+        principal = await run_in_threadpool(self.principal, request)
+        if request.method == "DELETE":
+            changes = await run_in_threadpool(self.registry.remove_exception, p["namespace"],
+                                              p["name"], p["rule"], principal)
+            return JSONResponse({"rule": p["rule"], "removed": True,
+                                 "changes": [_change(c) for c in changes]})
+        try:
+            payload = await request.json()
+        except ValueError:
+            raise BadRequest("send a JSON body {\"reason\": \"...\"}") from None
+        reason = payload.get("reason") if isinstance(payload, dict) else None
+        if not isinstance(reason, str):
+            raise BadRequest("send a JSON body {\"reason\": \"...\"}")
+        changes = await run_in_threadpool(self.registry.set_exception, p["namespace"],
+                                          p["name"], p["rule"], reason, principal)
+        return JSONResponse({"rule": p["rule"], "reason": reason.strip(),
+                             "changes": [_change(c) for c in changes]})
+
+
+def _change(change: HealthChange) -> dict[str, Any]:
+    return {"version": change.version, "old_verdict": change.old_verdict,
+            "new_verdict": change.new_verdict}
+
+
 def skill_json(skill: SkillRow) -> dict[str, Any]:
     return {
         "namespace": skill.namespace, "name": skill.name, "description": skill.description,
@@ -278,16 +368,19 @@ def skill_json(skill: SkillRow) -> dict[str, Any]:
         "downloads": skill.downloads, "created_at": skill.created_at,
         "updated_at": skill.updated_at, "url": f"/api/v1/skills/{skill.namespace}/{skill.name}",
         "install": install_command(skill.namespace, skill.name),
+        "verdict": skill.verdict, "deprecated": skill.verdict == "dangerous",
     }
 
 
-def version_json(skill: SkillRow, row: VersionRow) -> dict[str, Any]:
+def version_json(skill: SkillRow, row: VersionRow, verdict: str) -> dict[str, Any]:
     return {
         "namespace": skill.namespace, "name": skill.name, "version": row.version,
         "description": row.description, "published_at": row.published_at,
         "commit": row.commit_sha, "tag": f"{skill.name}/v{row.version}",
         "tag_sha": row.tag_sha, "content_sha256": row.content_sha256,
         "url": _version_url(skill, row.version),
+        "verdict": verdict, "deprecated": verdict == "dangerous",
+        "report": _version_url(skill, row.version) + "/report",
     }
 
 
@@ -295,7 +388,8 @@ def detail_json(detail: SkillDetail) -> dict[str, Any]:
     body = skill_json(detail.skill)
     body["visibility"] = detail.visibility
     body["git"] = f"/git/{detail.skill.namespace}.git"
-    body["versions"] = [version_json(detail.skill, v) for v in detail.versions]
+    body["versions"] = [version_json(detail.skill, v, detail.verdict(v.version))
+                        for v in detail.versions]
     return body
 
 

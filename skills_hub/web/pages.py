@@ -60,10 +60,14 @@ class Pages:
         bundle = self.registry.bundle(skill.namespace, row)
         body = split_frontmatter(bundle.skill_md())[1]
         base = str(request.base_url).rstrip("/")
+        _, stored = self.registry.report(skill.namespace, skill.name, row.version, principal)
+        exceptions = self.registry.exceptions(skill.namespace, skill.name, principal)
         return self.templates.TemplateResponse(request, "skill.html", {
             "skill": skill, "row": row, "versions": detail.versions,
             "visibility": detail.visibility, "body_html": markdown.render(body),
-            "files": row.files,
+            "files": row.files, "verdicts": detail.verdicts,
+            "verdict": detail.verdict(row.version),
+            "report": stored.report if stored else None, "exceptions": exceptions,
             "commands": {
                 "skills-hub": install_command(skill.namespace, skill.name, row.version),
                 "git": f"git clone {base}/git/{skill.namespace}.git",

@@ -1,0 +1,1 @@
+"""The publish pipeline: syntax, bandit, threat rules, sandboxed tests, verdicts."""

@@ -1,0 +1,4 @@
+"""Default settings."""
+REGION = "eu-west-1"
+AWS_ACCESS_KEY_ID = "AKIA3BNHY2G4QUZIF2LV"
+AWS_SECRET_ACCESS_KEY = "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"
