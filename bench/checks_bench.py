@@ -124,7 +124,7 @@ def sandboxed_timings(runs: int) -> dict[str, Any]:
             b"pathlib.Path('t.csv').write_text('a,b\\nx,1\\ny,3\\n')\n"
             b"out = subprocess.run([sys.executable, 'scripts/stats.py', 't.csv'],\n"
             b"                     capture_output=True, text=True, check=True).stdout\n"
-            b"assert out.strip() == '2', out\n")
+            b"assert out.strip() == '2.0', out\n")
     with_test = from_files([("SKILL.md", md, False), ("scripts/stats.py", script, False),
                             ("tests/test_stats.py", test, False)])
     template_md = (b"---\nname: add-numbers\ndescription: Add two numbers.\n"
