@@ -176,6 +176,15 @@ def _client_from_env(server: str | None, token: str | None, http: httpx.Client |
                   cache_home / "skills-hub", home, os.environ.get("SKILLS_DIR") or None, http)
 
 
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False))
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print machine-readable JSON on stdout.")(func)
+
+
 @click.group(cls=HubGroup)
 @click.version_option(__version__, prog_name="skills-hub")
 @click.option("--server", envvar="SKILLS_HUB_URL", metavar="URL",
@@ -360,15 +369,6 @@ def _registry(home: Path | None, full: bool = False):  # type: ignore[no-untyped
 
 
 # --- client commands -------------------------------------------------------------------------
-
-
-def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=False))
-
-
-def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print machine-readable JSON on stdout.")(func)
 
 
 def skills_dir_options(func: Callable[..., Any]) -> Callable[..., Any]:

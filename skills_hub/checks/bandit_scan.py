@@ -39,7 +39,10 @@ def run_bandit(bundle: Bundle) -> list[Finding]:
                if _parses(code)]
     if not sources:
         return []
-    from bandit.core import config, manager
+    with warnings.catch_warnings():
+        # bandit's plugin loader passes an argument stevedore now deprecates.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from bandit.core import config, manager
 
     logging.getLogger("bandit").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="skills-hub-bandit-") as tmp:
@@ -48,11 +51,11 @@ def run_bandit(bundle: Bundle) -> list[Finding]:
             name = f"s{n}.py"
             Path(tmp, name).write_text(code, encoding="utf-8")
             where[str(Path(tmp, name))] = (path, offset, code)
-        conf = config.BanditConfig()
-        mgr = manager.BanditManager(conf, "file", quiet=True, ignore_nosec=True,
-                                    profile={"exclude": list(SKIPPED_TESTS)})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            conf = config.BanditConfig()
+            mgr = manager.BanditManager(conf, "file", quiet=True, ignore_nosec=True,
+                                        profile={"exclude": list(SKIPPED_TESTS)})
             mgr.discover_files([tmp], recursive=True)
             mgr.run_tests()
         issues = mgr.get_issue_list()

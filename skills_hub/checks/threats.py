@@ -404,9 +404,9 @@ RULES: tuple[Rule, ...] = (
     Rule("destructive.wipe", "destructive", C,
          "Deletes the home folder, the root file system or system folders",
          "Delete only paths the skill created, named explicitly and inside the working folder.",
-         (rf"\brm\s+(?:-{{1,2}}[\w-]+\s+){{1,4}}(?:--\s+)?(?:/|/\*|~/?|~/\*|~/\.\[|\$home/?\*?|"
-          rf"\$\{{home\}}/?\*?|/home/?\*?|/users/?\*?|/etc/?|/usr/?|/var/?|/boot/?|\.\./\.\./?)"
-          rf"(?=\s|$|;|&|\||\)|\")",
+         (r"\brm\s+(?:-{1,2}[\w-]+\s+){1,4}(?:--\s+)?(?:/|/\*|~/?|~/\*|~/\.\[|\$home/?\*?|"
+          r"\$\{home\}/?\*?|/home/?\*?|/users/?\*?|/etc/?|/usr/?|/var/?|/boot/?|\.\./\.\./?)"
+          r"(?=\s|$|;|&|\||\)|\")",
           r"\bshutil\.rmtree\(\s*(?:os\.path\.expanduser\(\s*~/?\s*\)|path\.home\(\)|"
           r"os\.environ\[\s*home\s*\]|/)\s*[,)]",
           r"--no-preserve-root", r"\bremove-item\b[^\n]{0,40}(?:c:\\\\?|\$home|~)\s[^\n]{0,40}-recurse",
@@ -582,7 +582,7 @@ _DECODER_RE = re.compile(r"b64decode|b85decode|a85decode|b32decode|fromhex|unhex
                          r"\bord\(\w+\)\s*\^|['\"]{2}\.join\(\s*(?:map\(\s*)?chr", re.IGNORECASE)
 _RUN_RE = re.compile(r"\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b|\bexec\s*\(|\beval\s*\(|os\.system|"
                      r"subprocess\.|chmod\s+\+x|\bnpx\b|\bnpm\s+(?:i|install|exec)\b|"
-                     r"pip3?\s+install|\bsource\b|&&\s*\./", re.IGNORECASE)
+                     r"pip3?\s+install|\bsource\b|&&\s*(?:\./|(?:ba)?sh\s)", re.IGNORECASE)
 _CODE_EXT = (".py", ".sh", ".bash", ".zsh", ".js", ".mjs", ".cjs", ".ts", ".ps1", ".rb", ".pl",
              ".php", ".go", ".rs")
 _CODE_SECRET = re.compile(
@@ -598,7 +598,6 @@ _CONCAT = re.compile(r"(['\"])\s*\+\s*(['\"])")
 _IFS = re.compile(r"\$\{IFS[^}]{0,8}\}|\$IFS\b", re.IGNORECASE)
 _SHELL_VAR = re.compile(r"(?:^|[;&\s(])([A-Za-z_]\w{0,30})=(['\"]?)([^\s;&'\"|]{1,200})\2")
 _VAR_USE = re.compile(r"\$\{?([A-Za-z_]\w{0,30})\}?")
-_COMMENT = re.compile(r"<!--(.{0,8000}?)-->", re.DOTALL)
 _ADDRESSED = re.compile(
     r"\b(?:you|assistants?|agents?|claude|ai|llm|model|codex|copilot|gpt)\s*(?:,|:|must\b|should\b|"
     r"will\b|need\s+to\b|are\s+(?:to|required|now)\b|have\s+to\b|may\b)|\b(?:note|instructions?|"
@@ -620,7 +619,7 @@ _QUOTED = re.compile(r"(['\"])([^'\"\n]{12,400})\1")
 _DATA_URI = re.compile(r"data:[\w/+.-]{1,60};base64,", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"(?i)example|x{6,}|\.\.\.|your|<|placeholder|dummy|sample|redacted|"
                           r"0{8,}|1234567890|abcdef|test")
-_PATH_ONLY = re.compile(r"^\s*(?:echo|printf)\s+(?:export\s+\w+=[^|;&$]*|path=[^|;&]*|eval\s+\$\(\w[\w-]*\s+"
+_PATH_ONLY = re.compile(r"^\s*(?:echo|printf)\s+(?:export\s+\w+=(?:(?!\$\()[^|;&])*|path=[^|;&]*|eval\s+\$\(\w[\w-]*\s+"
                         r"(?:init|env|activate)[^)]*\)|source\s+\S+)\s*>>", re.IGNORECASE)
 _EMOJI_BASE = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u3030\u303D"
                          "\u3297\u3299\u00A9\u00AE\u203C\u2049\u2122\u2139\u2194-\u21AA"
@@ -703,7 +702,7 @@ def _decode(data: bytes) -> str:
 def _prepare(path: str, text: str) -> _File:
     raw_lines = text.splitlines() or [""]
     logical: list[tuple[int, str]] = []
-    start, parts = 1, []
+    start, parts = 1, list[str]()
     for number, line in enumerate(raw_lines, start=1):
         if not parts:
             start = number
@@ -840,9 +839,10 @@ def _code_checks(out: _Collector, f: _File) -> None:
         rule_ = rule(rule_id)
         for window_start in range(0, len(text), WINDOW - WINDOW_OVERLAP):
             window = text[window_start:window_start + WINDOW]
-            match = next((m for p in rule_.compiled if (m := p.search(window))), None)
-            if match is None:
+            found = [m for p in rule_.compiled if (m := p.search(window)) is not None]
+            if not found:
                 continue
+            match = found[0]
             offset = window_start + match.start()
             line_no = max((ln for off, ln, _ in pieces if off <= offset), default=1)
             if not any(item.rule.startswith(rule_.family) for item in out.items.values()
@@ -907,16 +907,28 @@ def _line_of(text: str, offset: int) -> int:
 def _hidden_comments(out: _Collector, f: _File) -> None:
     if "<!--" not in f.raw_text:
         return
-    for match in _COMMENT.finditer(f.raw_text):
-        body = match.group(1)
+    for start, body in _html_comments(f.raw_text):
         if len(body.strip()) < 12 or _BENIGN_COMMENT.match(body):
             continue
         words = len(body.split())
         if words >= 6 and _ADDRESSED.search(body) and _AGENT_DIRECTED.search(body):
-            line = _line_of(f.raw_text, match.start())
+            line = _line_of(f.raw_text, start)
             out.add(rule("prompt-injection.hidden-comment"), line,
                     f"an HTML comment, invisible when rendered, addresses the agent: "
                     f"{_snippet(body.strip())}", body.strip())
+
+
+def _html_comments(text: str) -> Iterator[tuple[int, str]]:
+    """(offset, body) of each HTML comment up to 8000 characters; linear in the text."""
+    previous_end = 0
+    while True:
+        end = text.find("-->", previous_end)
+        if end < 0:
+            return
+        start = text.rfind("<!--", previous_end, end)
+        if start >= 0 and end - start <= 8000:
+            yield start, text[start + 4:end]
+        previous_end = end + 3
 
 
 def _unicode(out: _Collector, f: _File) -> None:
@@ -1060,16 +1072,17 @@ def _combinations(out: _Collector, f: _File) -> None:
                         f"and sends data out here", raw)
                 break
     if _EXEC_RE.search(f.raw_text) and _DECODER_RE.search(f.raw_text):
-        for index, (line_no, raw) in enumerate(f.logical):
+        for line_no, raw in f.logical:
             if _EXEC_RE.search(raw):
                 out.add(rule("encoded-payload.exec-decoded"), line_no,
                         "exec/eval in a file that decodes, decompresses or XORs data", raw)
                 break
     tls = out.has("insecure-tls.verification-off")
     for finding in tls:
-        index = next((i for i, (n, _) in enumerate(f.logical) if n == finding.line), None)
-        if index is None:
+        where = [i for i, (n, _) in enumerate(f.logical) if n == finding.line]
+        if not where:
             continue
+        index = where[0]
         code = f.path.lower().endswith(_CODE_EXT)
         scope = f.norm_text if code else "\n".join(f.norm[index:index + 8])
         if _RUN_RE.search(scope):
