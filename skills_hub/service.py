@@ -169,9 +169,10 @@ class Registry:
         if seed_dir is not None and not self.git.namespaces():
             for outcome in self.publish_tree(SEED_NAMESPACE, seed_dir, principal=OPERATOR):
                 log.info("seeded %s/%s %s", outcome.namespace, outcome.name, outcome.version)
-        if self.index.unchecked_versions():
-            self._backfill = threading.Thread(target=self.backfill_reports, daemon=True,
-                                              name="backfill-reports")
+        pending = self.index.unchecked_versions()
+        if pending:
+            self._backfill = threading.Thread(target=self.backfill_reports, args=(pending,),
+                                              daemon=True, name="backfill-reports")
             self._backfill.start()
         return report
 
@@ -233,7 +234,7 @@ class Registry:
         chosen = self._choose_version(namespace, manifest, version)
         latest = self._latest_row(namespace, manifest.name)
         if latest is not None and latest.content_sha256 == bundle.content_hash():
-            return self._unchanged(namespace, manifest)
+            return self._unchanged(namespace, manifest, latest)
         report = check_bundle(bundle, self.check_options,
                               exceptions=self._exception_map(namespace, manifest.name))
         if report.verdict == DANGEROUS:
@@ -300,8 +301,9 @@ class Registry:
                 extra={"hint": f"publish a version above {latest}", "latest": str(latest)})
         return str(parsed)
 
-    def _unchanged(self, namespace: str, manifest: Manifest) -> PublishOutcome:
-        row = self._latest_row(namespace, manifest.name)
+    def _unchanged(self, namespace: str, manifest: Manifest,
+                   row: VersionRow | None = None) -> PublishOutcome:
+        row = row or self._latest_row(namespace, manifest.name)
         if row is None:  # git has it but the index lags (a crash between the writes)
             self.reconcile()
             row = self._latest_row(namespace, manifest.name)
@@ -415,13 +417,14 @@ class Registry:
                principal: Principal) -> tuple[VersionRow, ReportRow | None]:
         """The stored checks report of a version (None while it waits for its first check)."""
         _, row = self.get_version(namespace, name, version, principal)
+        return row, self.stored_report(namespace, name, row)
+
+    def stored_report(self, namespace: str, name: str, row: VersionRow) -> ReportRow | None:
+        """The report of a version row the caller has already been allowed to read."""
         stored = self.index.get_report(namespace, name, row.version)
         if stored is not None and stored.content_sha256 != row.content_sha256:
-            stored = None
-        return row, stored
-
-    def verdicts(self, namespace: str, name: str) -> dict[str, str]:
-        return self.index.verdicts(namespace, name)
+            return None
+        return stored
 
     def report_history(self, namespace: str, name: str,
                        principal: Principal) -> list[HistoryRow]:
@@ -455,10 +458,10 @@ class Registry:
                         changed.append(change)
         return checked, changed
 
-    def backfill_reports(self) -> int:
+    def backfill_reports(self, pending: list[tuple[str, str, str]] | None = None) -> int:
         """Check the versions that have no report (after `reindex` or a crash); count them."""
         done = 0
-        for namespace, name, version, _ in self.index.unchecked_versions():
+        for namespace, name, version in pending or self.index.unchecked_versions():
             skill = self.index.get_skill(namespace, name)
             row = self.index.get_version(skill.id, version) if skill else None
             if row is None:

@@ -192,7 +192,7 @@ def test_versions_without_a_report_are_checked_in_the_background(settings: Setti
     again.close()  # joins the backfill
     reopened = Registry(settings)
     reopened.index.migrate()
-    assert reopened.verdicts("team", "hello-world") == {"0.1.0": "safe"}
+    assert reopened.index.verdicts("team", "hello-world") == {"0.1.0": "safe"}
     history = reopened.index.report_history("team", "hello-world")
     assert history[-1].reason == "backfill"
     reopened.close()

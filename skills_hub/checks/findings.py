@@ -12,6 +12,7 @@ that is not covered by a reviewed exception:
 from __future__ import annotations
 
 import enum
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -121,8 +122,6 @@ def verdict_of(findings: Iterable[Finding]) -> str:
 
 def escape_invisible(text: str, limit: int = 160) -> str:
     """Trim `text` to `limit` characters and show invisible/format characters as \\uXXXX."""
-    import unicodedata
-
     out = []
     for ch in text:
         if ch in "\t":

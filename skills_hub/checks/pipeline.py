@@ -10,6 +10,7 @@ marked with the reason, and no longer weigh on the verdict.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from skills_hub.skill.manifest import parse_manifest
 PIPELINE_REVISION = 1
 
 
+@functools.cache
 def pipeline_id() -> str:
     """What produced a report: pipeline revision, bandit version and a digest of the rules."""
     rules = "\n".join(f"{r.id}:{r.severity.label}" for r in threats.RULES)

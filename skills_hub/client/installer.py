@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from skills_hub.errors import BadRequest, HubError, NotFound
@@ -70,9 +70,7 @@ def install_from_hub(hub: HubClient, namespace: str, name: str, version: str | N
                       version=meta["version"], commit=meta.get("commit") or "",
                       content_sha256=meta["content_sha256"], archive_sha256=archive_sha,
                       pinned=version is not None, installed_at=now())
-    installed = install_bundle(bundle, entry, target)
-    return Installed(installed.entry, installed.path, installed.previous,
-                     str(meta.get("verdict") or ""))
+    return replace(install_bundle(bundle, entry, target), verdict=str(meta.get("verdict") or ""))
 
 
 def install_bundle(bundle: Bundle, entry: LockEntry, target: Path) -> Installed:

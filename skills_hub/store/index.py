@@ -338,15 +338,15 @@ class Index:
             (namespace, name)).fetchall()
         return [HistoryRow(**row) for row in rows]
 
-    def unchecked_versions(self) -> list[tuple[str, str, str, str]]:
-        """(namespace, name, version, tree sha) of versions with no report for their content."""
+    def unchecked_versions(self) -> list[tuple[str, str, str]]:
+        """(namespace, name, version) of versions with no report for their content."""
         rows = self._conn().execute(
-            "SELECT s.namespace, s.name, v.version, v.tree_sha FROM versions v "
+            "SELECT s.namespace, s.name, v.version FROM versions v "
             "JOIN skills s ON s.id = v.skill_id LEFT JOIN reports r ON r.namespace = s.namespace "
             "AND r.name = s.name AND r.version = v.version "
             "AND r.content_sha256 = v.content_sha256 "
             "WHERE r.verdict IS NULL ORDER BY s.namespace, s.name, v.id").fetchall()
-        return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def set_exception(self, namespace: str, name: str, rule: str, reason: str) -> None:
         with self._tx() as conn:

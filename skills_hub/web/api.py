@@ -13,7 +13,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import BadRequest, PayloadTooLarge
-from ..service import HealthChange, Principal, Registry, SkillDetail, install_command
+from ..service import (
+    HealthChange,
+    Principal,
+    Registry,
+    SkillDetail,
+    install_command,
+    version_of,
+)
 from ..skill.bundle import Bundle, from_archive, from_files
 from ..store.index import SearchHit, SkillRow, VersionRow
 from .auth import request_token
@@ -217,17 +224,15 @@ class Api:
         """
         p = request.path_params
         principal = self.principal(request)
-        skill, row = self.registry.get_version(p["namespace"], p["name"], p["version"],
-                                               principal)
+        detail = self.registry.get_skill(p["namespace"], p["name"], principal)
+        skill, row = detail.skill, version_of(detail, p["version"])
         archives = {}
         for fmt in ("tar.gz", "zip"):
             _, archive = self.registry.archive(skill.namespace, skill.name, row.version, fmt,
                                                principal, count=False)
             archives[fmt] = {"url": _version_url(skill, row.version) + f"/archive.{fmt}",
                              "sha256": archive.sha256, "size": len(archive.data)}
-        verdict = self.registry.verdicts(skill.namespace, skill.name).get(row.version,
-                                                                          "unchecked")
-        body = version_json(skill, row, verdict)
+        body = version_json(skill, row, detail.verdict(row.version))
         body.update(files=row.files, frontmatter=row.frontmatter, archives=archives,
                     install=install_command(skill.namespace, skill.name, row.version))
         return JSONResponse(body)

@@ -60,7 +60,7 @@ class Pages:
         bundle = self.registry.bundle(skill.namespace, row)
         body = split_frontmatter(bundle.skill_md())[1]
         base = str(request.base_url).rstrip("/")
-        _, stored = self.registry.report(skill.namespace, skill.name, row.version, principal)
+        stored = self.registry.stored_report(skill.namespace, skill.name, row)
         exceptions = self.registry.exceptions(skill.namespace, skill.name, principal)
         return self.templates.TemplateResponse(request, "skill.html", {
             "skill": skill, "row": row, "versions": detail.versions,
