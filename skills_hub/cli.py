@@ -403,15 +403,33 @@ def parse_ref(ref: str) -> tuple[str | None, str, str | None]:
 
 
 @main.command()
-@click.argument("query")
+@click.argument("query", default="")
+@click.option("--mode", type=click.Choice(["auto", "hybrid", "keyword", "semantic"]),
+              default="auto", show_default=True,
+              help="How to match: words, meaning, or both (auto: hybrid once the model is "
+                   "loaded).")
 @click.option("--namespace", "-n", default=None, help="Only this namespace.")
+@click.option("--tag", default=None, help="Only skills with this tag.")
+@click.option("--trust", type=click.Choice(["community", "verified", "trusted", "quarantined",
+                                            "blocked"]), default=None,
+              help="Only skills at this trust level.")
+@click.option("--verdict", type=click.Choice(["safe", "caution", "dangerous", "unchecked"]),
+              default=None, help="Only skills whose latest checks verdict is this.")
+@click.option("--since", "updated_since", default=None, metavar="DATE",
+              help="Only skills updated since this ISO 8601 date or time.")
+@click.option("--sort", type=click.Choice(["relevance", "installs", "rating", "recent"]),
+              default="relevance", show_default=True)
 @click.option("--limit", default=20, show_default=True, help="At most this many results.")
+@click.option("--scores", is_flag=True, help="Show each result's score parts.")
 @json_option
 @pass_client
-def search(client: Client, query: str, namespace: str | None, limit: int,
-           as_json: bool) -> None:
-    """Search the registry for skills matching QUERY."""
-    body = client.hub().search(query, namespace=namespace, limit=limit)
+def search(client: Client, query: str, mode: str, namespace: str | None, tag: str | None,
+           trust: str | None, verdict: str | None, updated_since: str | None, sort: str,
+           limit: int, scores: bool, as_json: bool) -> None:
+    """Search the registry for skills matching QUERY (empty: list, newest first)."""
+    body = client.hub().search(query, mode=mode, namespace=namespace, tag=tag, trust=trust,
+                               verdict=verdict, updated_since=updated_since, sort=sort,
+                               limit=limit)
     if as_json:
         emit_json(body)
         return
@@ -421,6 +439,52 @@ def search(client: Client, query: str, namespace: str | None, limit: int,
         flag = _flag(hit)
         click.echo(f"{hit['namespace']}/{hit['name']}@{hit['version']}{flag}  "
                    f"{_short(hit['description'])}")
+        if scores:
+            click.echo(f"    {_score_line(hit.get('score_parts') or {})}")
+    note = f"({body['mode']} search"
+    if body.get("mode") == "keyword" and body.get("semantic") == "loading":
+        note += "; the semantic model is still loading"
+    click.echo(note + ")", err=True)
+    gap = body.get("gap")
+    if gap and gap.get("gap"):
+        click.echo(f"no skill is close to this task (best similarity "
+                   f"{gap['best_similarity']:.2f} < {gap['threshold']}): a new skill could "
+                   "fill the gap", err=True)
+
+
+def _score_line(parts: dict[str, Any]) -> str:
+    """score 0.93 = relevance 0.95 (keyword #1 bm25 7.2, semantic #2 cos 0.61) x quality."""
+    found = []
+    if parts.get("exact_name"):
+        found.append("exact name")
+    if parts.get("keyword"):
+        found.append(f"keyword #{parts['keyword']['rank']} bm25 {parts['keyword']['bm25']:.2f}")
+    if parts.get("semantic"):
+        found.append(f"semantic #{parts['semantic']['rank']} "
+                     f"cos {parts['semantic']['similarity']:.2f}")
+    floor = ", new-skill floor" if parts.get("new_skill_floor") else ""
+    return (f"score {parts.get('score', 0):.3f} = relevance {parts.get('relevance', 0):.3f} "
+            f"({'; '.join(found) or 'listed'}) x quality {parts.get('quality', 0):.3f} "
+            f"(wilson {parts.get('wilson', 0):.3f}{floor}, installs "
+            f"{parts.get('installs', 0):.2f})")
+
+
+@main.command()
+@click.argument("query")
+@click.option("--namespace", "-n", default=None, help="Only this namespace.")
+@json_option
+@pass_client
+def gaps(client: Client, query: str, namespace: str | None, as_json: bool) -> None:
+    """Say whether the registry lacks a skill for QUERY (best similarity below 0.3)."""
+    body = client.hub().gaps(query, namespace=namespace)
+    if as_json:
+        emit_json(body)
+    else:
+        closest = body.get("closest") or {}
+        near = f"{closest.get('namespace')}/{closest.get('name')}" if closest else "nothing"
+        verdict = "gap" if body["gap"] else "covered"
+        click.echo(f"{verdict}: closest is {near} (similarity {body['best_similarity']:.2f}, "
+                   f"threshold {body['threshold']})")
 
 
 def _flag(body: dict[str, Any]) -> str:
@@ -777,6 +841,10 @@ def _summary_lines(namespace: str, results: list[PublishResult]) -> list[str]:
         flag = "  [caution: flagged by the checks]" if result.verdict == "caution" else ""
         lines.append(f"  published {result.name} {result.version}{flag}")
         lines.extend(finding_lines(result.findings, indent="    "))
+        for dup in result.duplicates:
+            lines.append(f"    near-duplicate of {dup['namespace']}/{dup['name']} "
+                         f"(similarity {dup['similarity']:.2f}): consider proposing a patch "
+                         "to it instead")
     for result in by["unchanged"]:
         lines.append(f"  unchanged {result.name} {result.version} (skipped, same content)")
     for result in by["refused"]:

@@ -35,6 +35,9 @@ class Settings:
     # How skills' tests are run at publish: "auto" (bubblewrap, else a loud rlimits-only
     # fallback), "bubblewrap" (refuse to run tests without it), "rlimits", or "off".
     sandbox: str = "auto"
+    # Semantic search: "auto" loads the embedding model in the background at start (keyword
+    # search serves until it is ready, or for good without the `semantic` extra); "off".
+    semantic: str = "auto"
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -60,6 +63,8 @@ class Settings:
             seed=not _flag(env.get("SKILLS_HUB_NO_SEED")),
             git_backend=env.get("SKILLS_HUB_GIT_BACKEND", "auto"),
             sandbox=env.get("SKILLS_HUB_SANDBOX", "auto"),
+            semantic="off" if env.get("SKILLS_HUB_SEMANTIC", "auto").strip().lower()
+            in {"off", "0", "false", "no"} else "auto",
         )
 
 

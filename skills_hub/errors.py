@@ -100,6 +100,13 @@ class DangerousSkill(HubError):
     code = "dangerous_skill"
 
 
+class SemanticUnavailable(HubError):
+    """The embedding model is not loaded (yet, or at all); keyword search still works."""
+
+    status = 503
+    code = "semantic_unavailable"
+
+
 class RemoteError(HubError):
     """A client-side error talking to a server (used by the client package)."""
 

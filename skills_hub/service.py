@@ -6,7 +6,9 @@ request raises before anything is written.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -31,19 +33,32 @@ from .errors import (
     Unauthorized,
     VersionExists,
 )
+from .search.embedder import Embedder
+from .search.engine import (
+    MAX_RESULTS,
+    MODES,
+    SORTS,
+    Duplicate,
+    Gap,
+    SearchEngine,
+    SearchRequest,
+    SearchResults,
+)
+from .search.vectors import to_bytes
 from .skill import semver
 from .skill.bundle import Bundle, from_directory, to_targz, to_zip
 from .skill.manifest import Manifest, parse_manifest
 from .store.cache import ContentCache
 from .store.gitstore import GitStore, StoreConflict, TagInfo, Unchanged
 from .store.index import (
+    TRUST_LEVELS,
     ExceptionRow,
     HistoryRow,
     Index,
     NewReport,
     NewVersion,
     ReportRow,
-    SearchHit,
+    SearchFilters,
     SkillRow,
     VersionRow,
 )
@@ -59,6 +74,7 @@ SEED_NAMESPACE = "examples"
 MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
 TOKEN_PREFIX = "shub_"
 MAX_QUERY_CHARS = 1000
+VERDICTS = ("safe", "caution", "dangerous", "unchecked")
 ARCHIVE_FORMATS = ("tar.gz", "zip")
 MAX_EXCEPTION_REASON = 500
 RULE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
@@ -95,6 +111,9 @@ class PublishOutcome:
     warnings: tuple[Problem, ...] = ()
     report: Report | None = None  # None when unchanged content skipped the checks
     verdict: str = "safe"
+    # Readable skills whose text is at least 0.9 similar; None when the embedding model was
+    # not loaded yet (the check did not run), () when it ran and found none.
+    duplicates: tuple[Duplicate, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +137,12 @@ class Archive:
     sha256: str
     filename: str
     media_type: str
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    results: SearchResults
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -148,10 +173,13 @@ class ReconcileReport:
 class Registry:
     """One registry home: its namespaces' git repos and its index."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        """`embedder` may be shared between registries (tests load the model once)."""
         self.settings = settings
         self.git = GitStore(settings.repos_dir)
         self.index = Index(settings.index_path)
+        self.embedder = embedder or Embedder(enabled=settings.semantic != "off")
+        self.search_engine = SearchEngine(self.index, self.embedder)
         self._bundles: ContentCache[Bundle] = ContentCache(64 << 20, lambda b: b.total_bytes)
         self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data))
         self._since_maintenance: dict[str, int] = {}
@@ -174,11 +202,13 @@ class Registry:
             self._backfill = threading.Thread(target=self.backfill_reports, args=(pending,),
                                               daemon=True, name="backfill-reports")
             self._backfill.start()
+        self.search_engine.start()
         return report
 
     def close(self) -> None:
         if self._backfill is not None:
             self._backfill.join()
+        self.search_engine.close()
         self.index.close()
 
     # -- tokens and namespaces ----------------------------------------------------------
@@ -245,6 +275,12 @@ class Registry:
                 extra={"report": report.to_dict(),
                        "hint": "fix the findings listed in the report; a namespace owner can "
                                "record a reviewed exception for a rule that is a false alarm"})
+        engine = self.search_engine
+        tags = ", ".join(manifest.tags)
+        vector = engine.embed_skill(manifest.name, manifest.description, tags, manifest.body)
+        duplicates = None if vector is None else tuple(engine.duplicates(
+            vector, readable=principal.readable | {namespace},
+            exclude=(namespace, manifest.name)))
         try:
             published = self.git.publish(
                 namespace, manifest.name, chosen, bundle,
@@ -253,14 +289,19 @@ class Registry:
             return self._unchanged(namespace, manifest)
         new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,
                            published.tag_sha, published.tree_sha, published.tagged_at,
-                           is_latest=True)
-        # One transaction: the version row, its report and (first time) the namespace.
-        self.index.record_version(new, _new_report(new.namespace, new.name, new.version,
-                                                   new.content_sha256, report, "publish"))
+                           is_latest=True, embed_sha256=engine.text_digest(
+                               manifest.name, manifest.description, tags, manifest.body))
+        # One transaction: the version row, its report, its text's vector and (first time)
+        # the namespace.
+        skill_id = self.index.record_version(
+            new, _new_report(new.namespace, new.name, new.version, new.content_sha256, report,
+                             "publish"),
+            vector=None if vector is None else (self.embedder.model_id, to_bytes(vector)))
+        engine.indexed(skill_id, new.embed_sha256, vector)
         self._count_publish(namespace)
         return PublishOutcome("published", namespace, manifest.name, chosen,
                               published.commit_sha, published.tag_sha, new.content_sha256,
-                              manifest.warnings, report, report.verdict)
+                              manifest.warnings, report, report.verdict, duplicates)
 
     def _count_publish(self, namespace: str) -> None:
         """Repack a namespace in the background every MAINTAIN_EVERY publishes."""
@@ -394,22 +435,48 @@ class Registry:
             self.index.count_download(skill.id)
         return row, archive
 
-    def search(self, query: str, *, principal: Principal, namespace: str | None = None,
-               limit: int = 20) -> list[SearchHit]:
-        """Keyword search over name, description, tags and body (FTS5, bm25)."""
+    def search(self, query: str, *, principal: Principal, mode: str = "auto",
+               namespace: str | None = None, tag: str | None = None,
+               trust: str | None = None, verdict: str | None = None,
+               updated_since: str | None = None, sort: str = "relevance", limit: int = 20,
+               cursor: str | None = None) -> SearchPage:
+        """Keyword, semantic or hybrid search with filters, a sort and cursor paging.
+
+        An empty query lists the filtered catalogue (newest first unless `sort` says).
+        """
         if len(query) > MAX_QUERY_CHARS:
             raise BadRequest(f"the query is longer than {MAX_QUERY_CHARS} characters",
                              extra={"hint": "shorten the query"})
-        tokens = fts_tokens(query)
-        if not tokens:
-            return []
+        _check_choice("mode", mode, MODES)
+        _check_choice("sort", sort, SORTS)
+        if trust is not None:
+            _check_choice("trust", trust, TRUST_LEVELS)
+        if verdict is not None:
+            _check_choice("verdict", verdict, VERDICTS)
+        if tag is not None and (not tag.strip() or len(tag) > 64 or "," in tag):
+            raise BadRequest("the tag filter is one tag of at most 64 characters")
+        filters = SearchFilters(namespace=namespace, tag=tag.strip() if tag else None,
+                                trust=trust, verdict=verdict,
+                                updated_since=_since(updated_since))
         limit = max(1, min(limit, 100))
-        hits = self.index.search(" AND ".join(tokens), readable=principal.readable,
-                                 namespace=namespace, limit=limit)
-        if not hits and len(tokens) > 1:
-            hits = self.index.search(" OR ".join(tokens), readable=principal.readable,
-                                     namespace=namespace, limit=limit)
-        return hits
+        key = _search_key(query, mode, filters, sort)
+        offset = _decode_search_cursor(cursor, key)
+        results = self.search_engine.search(SearchRequest(
+            query, principal.readable, mode, filters, sort, limit, offset))
+        more = results.more and offset + limit < MAX_RESULTS
+        return SearchPage(results, _encode_search_cursor(offset + limit, key) if more else None)
+
+    def gap(self, query: str, *, principal: Principal,
+            namespace: str | None = None) -> Gap | None:
+        """Whether no readable skill is close to `query` (None until the model is loaded)."""
+        if len(query) > MAX_QUERY_CHARS:
+            raise BadRequest(f"the query is longer than {MAX_QUERY_CHARS} characters")
+        return self.search_engine.gap(query, readable=principal.readable,
+                                      filters=SearchFilters(namespace=namespace))
+
+    def near_duplicates(self, skill: SkillRow, principal: Principal) -> list[Duplicate]:
+        """Readable skills at least 0.9 similar to `skill` (already readable by the caller)."""
+        return self.search_engine.similar_to(skill.id, readable=principal.readable)
 
     # -- checks reports, health and reviewed exceptions ----------------------------------
 
@@ -561,6 +628,8 @@ class Registry:
             self.index.delete_version(*key)
             report.removed += 1
         self._drop_empty_skills(known.keys() - seen)
+        if full or report.added or report.removed:
+            self.search_engine.reload()
         return report
 
     def _drop_empty_skills(self, removed: set[tuple[str, str, str]]) -> None:
@@ -578,8 +647,11 @@ class Registry:
             manifest = Manifest(name=info.name, description="", body="", frontmatter={},
                                 license=None, compatibility=None, metadata={},
                                 allowed_tools=None, tags=[], version=info.version, warnings=())
+        tags = ", ".join(manifest.tags)
         return _new_version(namespace, manifest, info.version, bundle, info.commit_sha,
-                            info.tag_sha, info.tree_sha, info.tagged_at, is_latest=is_latest)
+                            info.tag_sha, info.tree_sha, info.tagged_at, is_latest=is_latest,
+                            embed_sha256=self.search_engine.text_digest(
+                                manifest.name, manifest.description, tags, manifest.body))
 
 
 def version_of(detail: SkillDetail, version: str) -> VersionRow:
@@ -601,12 +673,6 @@ def check_namespace(namespace: str) -> None:
                               "starting or ending with a hyphen, and not a reserved word")])
 
 
-def fts_tokens(query: str) -> list[str]:
-    """User text as FTS5 string tokens: each word double-quoted, so no operator survives."""
-    words = re.findall(r"\w+", query)[:32]
-    return ['"' + w.replace('"', '""') + '"' for w in words]
-
-
 def _check_skill_name(name: str) -> None:
     if len(name) > 64 or not NAME_RE.match(name):
         raise BadRequest(f"{name!r} is not a valid skill name")
@@ -625,7 +691,7 @@ def install_command(namespace: str, name: str, version: str | None = None) -> st
 
 def _new_version(namespace: str, manifest: Manifest, version: str, bundle: Bundle,
                  commit_sha: str, tag_sha: str, tree_sha: str, tagged_at: int, *,
-                 is_latest: bool) -> NewVersion:
+                 is_latest: bool, embed_sha256: str | None = None) -> NewVersion:
     hashes = bundle.file_hashes()
     files = [{"path": p, "size": len(bundle.files[p]), "sha256": hashes[p],
               "executable": p in bundle.executables} for p in sorted(bundle.files)]
@@ -634,7 +700,8 @@ def _new_version(namespace: str, manifest: Manifest, version: str, bundle: Bundl
         tag_sha=tag_sha, tree_sha=tree_sha, content_sha256=bundle.content_hash(),
         description=manifest.description, frontmatter=manifest.frontmatter, files=files,
         published_at=datetime.fromtimestamp(tagged_at, UTC).isoformat(timespec="seconds"),
-        tags=", ".join(manifest.tags), body=manifest.body, is_latest=is_latest)
+        tags=", ".join(manifest.tags), body=manifest.body, is_latest=is_latest,
+        embed_sha256=embed_sha256)
 
 
 def _commit_message(manifest: Manifest, version: str, bundle: Bundle) -> str:
@@ -655,6 +722,54 @@ def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
     if not sep:
         raise BadRequest("the cursor is not valid", extra={"hint": "pass next_cursor as given"})
     return namespace, name
+
+
+def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise BadRequest(f"{field_name} must be one of {', '.join(choices)}",
+                         problems=[Problem(field_name, f"{value[:40]!r} is not one of "
+                                                       f"{', '.join(choices)}")])
+
+
+def _since(text: str | None) -> str | None:
+    """An ISO 8601 date or time, as the UTC timestamp text `updated_at` is compared with."""
+    if text is None or not text.strip():
+        return None
+    try:
+        stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest("updated_since is not an ISO 8601 date or time",
+                         extra={"hint": "e.g. 2026-11-01 or 2026-11-01T12:00:00Z"}) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _search_key(query: str, mode: str, filters: SearchFilters, sort: str) -> str:
+    """A digest of what a cursor belongs to, so it cannot be replayed on another search."""
+    text = json.dumps([query.strip(), mode, sort, filters.namespace, filters.tag,
+                       filters.trust, filters.verdict, filters.updated_since])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _encode_search_cursor(offset: int, key: str) -> str:
+    raw = json.dumps({"o": offset, "k": key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_search_cursor(cursor: str | None, key: str) -> int:
+    if not cursor:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        offset, owner = int(data["o"]), str(data["k"])
+    except (ValueError, KeyError, TypeError):
+        raise BadRequest("the cursor is not valid",
+                         extra={"hint": "pass next_cursor as given"}) from None
+    if owner != key or not 0 <= offset < MAX_RESULTS:
+        raise BadRequest("the cursor belongs to another search",
+                         extra={"hint": "repeat the same query, filters and sort with it"})
+    return offset
 
 
 def _sha256(data: bytes) -> str:

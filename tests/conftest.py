@@ -10,6 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from skills_hub.config import Settings
+from skills_hub.search.embedder import Embedder
 from skills_hub.service import Registry
 from skills_hub.web.app import create_app
 
@@ -40,11 +41,30 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SKILLS_HUB_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+    # Servers started by tests search by keyword unless a test turns the model on.
+    monkeypatch.setenv("SKILLS_HUB_SEMANTIC", "off")
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "data", seed=False)
+    return Settings(home=tmp_path / "data", seed=False, semantic="off")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2, loaded once per test session and shared."""
+    model = Embedder()
+    assert model.wait(300), f"the embedding model did not load: {model.error}"
+    return model
+
+
+@pytest.fixture
+def semantic_registry(tmp_path: Path, embedder: Embedder) -> Iterator[Registry]:
+    """A registry with semantic search on (the shared model, already loaded)."""
+    reg = Registry(Settings(home=tmp_path / "semantic", seed=False), embedder=embedder)
+    reg.start()
+    yield reg
+    reg.close()
 
 
 @pytest.fixture

@@ -330,7 +330,7 @@ def test_openapi_document_describes_the_api(client: TestClient) -> None:
 def test_seeding_publishes_the_example_skills_once(tmp_path: Path) -> None:
     from skills_hub.resources import resource_dir
 
-    settings = Settings(home=tmp_path / "seeded")
+    settings = Settings(home=tmp_path / "seeded", semantic="off")
     registry = Registry(settings)
     registry.start(resource_dir("seed"))
     seeds = sorted(p.name for p in resource_dir("seed").iterdir() if (p / "SKILL.md").exists())

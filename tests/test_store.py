@@ -82,7 +82,7 @@ def test_repair_fast_forwards_main_to_a_tag_left_ahead_by_a_crash(tmp_path: Path
 
 
 def _publish_many(home: str, worker: int, count: int) -> None:
-    registry = Registry(Settings(home=Path(home), seed=False))
+    registry = Registry(Settings(home=Path(home), seed=False, semantic="off"))
     registry.index.migrate()
     for i in range(count):
         registry.publish("team", bundle(f"skill-{worker}-{i}"), principal=OPERATOR)
@@ -91,7 +91,7 @@ def _publish_many(home: str, worker: int, count: int) -> None:
 
 def test_concurrent_publishes_from_two_processes_lose_nothing(tmp_path: Path) -> None:
     home = tmp_path / "data"
-    Registry(Settings(home=home, seed=False)).start()
+    Registry(Settings(home=home, seed=False, semantic="off")).start()
     ctx = multiprocessing.get_context("spawn")
     workers = [ctx.Process(target=_publish_many, args=(str(home), w, 15)) for w in range(2)]
     for proc in workers:
@@ -123,7 +123,8 @@ def test_reindex_rebuilds_the_catalogue_from_git_alone(registry: Registry) -> No
     alpha = fresh.get_skill("team", "alpha", OPERATOR)
     assert alpha.skill.latest_version == "2.0.0"
     assert [v.version for v in alpha.versions] == ["2.0.0", "1.0.0"]
-    assert [h.skill.name for h in fresh.search("alpha", principal=OPERATOR)] == ["alpha"]
+    found = fresh.search("alpha", principal=OPERATOR).results.results
+    assert [r.skill.name for r in found] == ["alpha"]
     fresh.close()
 
 

@@ -76,11 +76,27 @@ class HubClient:
             if not cursor:
                 return
 
-    def search(self, query: str, *, namespace: str | None = None,
-               limit: int = 20) -> dict[str, Any]:
-        """Keyword search: {query, mode, results}."""
-        params = _params(q=query, namespace=namespace, limit=limit)
+    def search(self, query: str, *, mode: str | None = None, namespace: str | None = None,
+               tag: str | None = None, trust: str | None = None, verdict: str | None = None,
+               updated_since: str | None = None, sort: str | None = None, limit: int = 20,
+               cursor: str | None = None) -> dict[str, Any]:
+        """Search: {query, mode, requested_mode, semantic, results, next_cursor, gap}.
+
+        Each result has name, namespace, version, description, score, score_parts, verdict,
+        trust and install.
+        """
+        params = _params(q=query, mode=mode, namespace=namespace, tag=tag, trust=trust,
+                         verdict=verdict, updated_since=updated_since, sort=sort, limit=limit,
+                         cursor=cursor)
         return self._json("GET", "/search", params=params)
+
+    def gaps(self, query: str, *, namespace: str | None = None) -> dict[str, Any]:
+        """{gap, best_similarity, threshold, closest}: whether no skill is near the task.
+
+        Raises RemoteError (status 503, code semantic_unavailable) while the server's
+        embedding model is loading.
+        """
+        return self._json("GET", "/gaps", params=_params(q=query, namespace=namespace))
 
     def skill(self, namespace: str, name: str) -> dict[str, Any]:
         """A skill with all its versions, newest first."""

@@ -31,12 +31,14 @@ class PublishResult:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""  # the checks verdict: safe, caution, dangerous (refused)
     findings: list[dict[str, Any]] = field(default_factory=list)  # those that set it
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # near-duplicate skills
 
     def to_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "name": self.name, "status": self.status,
                 "version": self.version, "message": self.message, "code": self.code,
                 "problems": [p.to_dict() for p in self.problems], "warnings": self.warnings,
-                "verdict": self.verdict, "findings": self.findings}
+                "verdict": self.verdict, "findings": self.findings,
+                "duplicates": self.duplicates}
 
 
 Progress = Callable[[int, int, PublishResult], None]
@@ -107,7 +109,8 @@ def publish_one(hub: HubClient, namespace: str, folder: Path,
     return PublishResult(folder, body["name"], body["status"], body.get("version"),
                          warnings=list(body.get("warnings") or []),
                          verdict=str(body.get("verdict") or ""),
-                         findings=flagged_findings(body.get("report")))
+                         findings=flagged_findings(body.get("report")),
+                         duplicates=list(body.get("duplicates") or []))
 
 
 def _refused(folder: Path, exc: HubError) -> PublishResult:

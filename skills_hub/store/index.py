@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +45,7 @@ class SkillRow:
     created_at: str
     updated_at: str
     downloads: int
+    trust: str = "community"    # community, verified, trusted, quarantined, blocked
     verdict: str = "unchecked"  # the latest version's checks verdict
 
 
@@ -80,6 +81,7 @@ class NewVersion:
     tags: str
     body: str
     is_latest: bool
+    embed_sha256: str | None = None  # digest of the text the search embeds (latest only)
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,41 @@ class ExceptionRow:
 @dataclass(frozen=True)
 class SearchHit:
     skill: SkillRow
-    score: float
-    snippet: str
+    score: float    # bm25, higher is better
+    snippet: str    # with HIGHLIGHT_START / HIGHLIGHT_END around matched words
+
+
+# Snippet highlight markers: control characters no skill text can contain after escaping.
+HIGHLIGHT_START, HIGHLIGHT_END = "\x02", "\x03"
+TRUST_LEVELS = ("community", "verified", "trusted", "quarantined", "blocked")
+BROWSE_ORDERS = {
+    "recent": "s.updated_at DESC, s.id DESC",
+    "installs": "s.downloads DESC, s.updated_at DESC, s.id DESC",
+    "name": "s.namespace, s.name",
+}
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrictions every search mode applies in SQL (None: no restriction)."""
+
+    namespace: str | None = None
+    tag: str | None = None
+    trust: str | None = None       # one of TRUST_LEVELS; `blocked` skills never show otherwise
+    verdict: str | None = None     # safe, caution, dangerous, unchecked
+    updated_since: str | None = None  # ISO 8601, compared with updated_at
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """A skill whose current text has no stored vector yet."""
+
+    skill_id: int
+    name: str
+    description: str
+    tags: str
+    body: str
+    embed_sha256: str
 
 
 class Index:
@@ -220,22 +255,27 @@ class Index:
 
     # -- catalogue writes ---------------------------------------------------------------
 
-    def record_version(self, new: NewVersion, report: NewReport | None = None) -> None:
+    def record_version(self, new: NewVersion, report: NewReport | None = None,
+                       vector: tuple[str, bytes] | None = None) -> int:
         """Insert a version (and its skill on first publish); refresh the skill if latest.
 
-        The version's checks report, when given, is written in the same transaction.
+        The version's checks report and the (model, float32 bytes) vector of its text, when
+        given, are written in the same transaction. Returns the skill's id.
         """
         with self._tx() as conn:
-            self._record_version(conn, new)
+            skill_id = self._record_version(conn, new)
             if report is not None:
                 self._save_report(conn, report)
+            if vector is not None and new.embed_sha256:
+                self._save_vector(conn, new.embed_sha256, *vector)
+        return skill_id
 
     def record_versions(self, versions: Iterable[NewVersion]) -> None:
         with self._tx() as conn:
             for new in versions:
                 self._record_version(conn, new)
 
-    def _record_version(self, conn: sqlite3.Connection, new: NewVersion) -> None:
+    def _record_version(self, conn: sqlite3.Connection, new: NewVersion) -> int:
         conn.execute(
             "INSERT OR IGNORE INTO namespaces (name, visibility, created_at) "
             "VALUES (?, 'public', ?)", (new.namespace, new.published_at))
@@ -255,14 +295,16 @@ class Index:
              json.dumps(new.files), new.published_at))
         if new.is_latest:
             conn.execute(
-                "UPDATE skills SET latest_version = ?, description = ?, tags = ?, updated_at = ? "
-                "WHERE id = ?",
-                (new.version, new.description, new.tags, new.published_at, skill_id))
+                "UPDATE skills SET latest_version = ?, description = ?, tags = ?, updated_at = ?, "
+                "embed_sha256 = ? WHERE id = ?",
+                (new.version, new.description, new.tags, new.published_at, new.embed_sha256,
+                 skill_id))
             conn.execute("DELETE FROM skills_fts WHERE rowid = ?", (skill_id,))
             conn.execute(
                 "INSERT INTO skills_fts (rowid, name, description, tags, body) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (skill_id, new.name, new.description, new.tags, new.body))
+        return int(skill_id)
 
     def delete_version(self, namespace: str, name: str, version: str) -> None:
         with self._tx() as conn:
@@ -367,6 +409,13 @@ class Index:
             "WHERE namespace = ? AND name = ? ORDER BY rule", (namespace, name)).fetchall()
         return [ExceptionRow(**row) for row in rows]
 
+    def set_trust(self, namespace: str, name: str, trust: str) -> None:
+        if trust not in TRUST_LEVELS:
+            raise ValueError(f"unknown trust level {trust!r}")
+        with self._tx() as conn:
+            conn.execute("UPDATE skills SET trust = ? WHERE namespace = ? AND name = ?",
+                         (trust, namespace, name))
+
     def count_download(self, skill_id: int) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE skills SET downloads = downloads + 1 WHERE id = ?", (skill_id,))
@@ -423,21 +472,18 @@ class Index:
             f"WHERE {where}", params).fetchone()
         return int(row[0])
 
-    def search(self, match: str, *, readable: frozenset[str], namespace: str | None,
-               limit: int) -> list[SearchHit]:
+    # -- search -----------------------------------------------------------------------
+
+    def keyword_search(self, match: str, *, filters: SearchFilters, readable: frozenset[str],
+                       limit: int) -> list[SearchHit]:
         """FTS5 bm25 search; `match` must already be a safe FTS5 expression."""
-        where, params = _visible(readable)
-        if namespace is not None:
-            where += " AND s.namespace = ?"
-            params.append(namespace)
+        where, params = _filtered(filters, readable)
         weights = ", ".join(str(w) for w in BM25_WEIGHTS)
         rows = self._conn().execute(
             f"SELECT {_SKILL_SELECT}, bm25(skills_fts, {weights}) AS score, "
-            "snippet(skills_fts, 3, '[', ']', '…', 12) AS snippet "
-            "FROM skills_fts JOIN skills s ON s.id = skills_fts.rowid "
-            "LEFT JOIN reports r ON r.namespace = s.namespace AND r.name = s.name "
-            "AND r.version = s.latest_version "
-            f"JOIN namespaces n ON n.name = s.namespace "
+            f"snippet(skills_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) "
+            "AS snippet FROM skills_fts JOIN skills s ON s.id = skills_fts.rowid "
+            f"{_REPORT_JOIN} JOIN namespaces n ON n.name = s.namespace "
             f"WHERE skills_fts MATCH ? AND {where} ORDER BY score LIMIT ?",
             (match, *params, limit)).fetchall()
         hits = []
@@ -447,12 +493,153 @@ class Index:
             hits.append(SearchHit(SkillRow(**data), -float(score), snippet))
         return hits
 
+    def skills_by_id(self, ids: Iterable[int], *, filters: SearchFilters,
+                     readable: frozenset[str]) -> dict[int, SkillRow]:
+        """The skills among `ids` that pass the filters and the caller may read."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        out: dict[int, SkillRow] = {}
+        where, params = _filtered(filters, readable)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._conn().execute(
+                f"SELECT {_SKILL_SELECT} FROM {_SKILL_FROM} "
+                f"JOIN namespaces n ON n.name = s.namespace "
+                f"WHERE s.id IN ({marks}) AND {where}", (*chunk, *params)).fetchall()
+            out.update((int(row["id"]), SkillRow(**row)) for row in rows)
+        return out
+
+    def filtered_ids(self, *, filters: SearchFilters, readable: frozenset[str]) -> list[int]:
+        where, params = _filtered(filters, readable)
+        rows = self._conn().execute(
+            f"SELECT s.id FROM {_SKILL_FROM} JOIN namespaces n ON n.name = s.namespace "
+            f"WHERE {where}", params).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def browse(self, *, filters: SearchFilters, readable: frozenset[str], order: str,
+               offset: int, limit: int) -> list[SkillRow]:
+        """Skills passing the filters in one of BROWSE_ORDERS (no query)."""
+        where, params = _filtered(filters, readable)
+        rows = self._conn().execute(
+            f"SELECT {_SKILL_SELECT} FROM {_SKILL_FROM} "
+            f"JOIN namespaces n ON n.name = s.namespace WHERE {where} "
+            f"ORDER BY {BROWSE_ORDERS[order]} LIMIT ? OFFSET ?",
+            (*params, limit, offset)).fetchall()
+        return [SkillRow(**row) for row in rows]
+
+    def find_by_name(self, name: str, *, filters: SearchFilters,
+                     readable: frozenset[str]) -> list[SkillRow]:
+        """Skills called exactly `name` (in any readable namespace passing the filters)."""
+        where, params = _filtered(filters, readable)
+        rows = self._conn().execute(
+            f"SELECT {_SKILL_SELECT} FROM {_SKILL_FROM} "
+            f"JOIN namespaces n ON n.name = s.namespace WHERE s.name = ? AND {where} "
+            "ORDER BY s.downloads DESC, s.namespace", (name, *params)).fetchall()
+        return [SkillRow(**row) for row in rows]
+
+    # -- embeddings ---------------------------------------------------------------------
+
+    def get_vector(self, text_sha256: str) -> bytes | None:
+        row = self._conn().execute("SELECT vector FROM embeddings WHERE text_sha256 = ?",
+                                   (text_sha256,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def save_vectors(self, vectors: Iterable[tuple[str, str, bytes]]) -> None:
+        """Store (text digest, model, float32 bytes) triples; existing digests are kept."""
+        with self._tx() as conn:
+            for digest, model, blob in vectors:
+                self._save_vector(conn, digest, model, blob)
+
+    def _save_vector(self, conn: sqlite3.Connection, digest: str, model: str,
+                     blob: bytes) -> None:
+        conn.execute("INSERT OR IGNORE INTO embeddings (text_sha256, model, vector, created_at) "
+                     "VALUES (?, ?, ?, ?)", (digest, model, blob, now_iso()))
+
+    def skill_vectors(self) -> Iterator[tuple[int, bytes]]:
+        """(skill id, vector bytes) of every skill whose current text has been embedded."""
+        cur = self._conn().execute(
+            "SELECT s.id, e.vector FROM skills s "
+            "JOIN embeddings e ON e.text_sha256 = s.embed_sha256")
+        for skill_id, blob in cur:
+            yield int(skill_id), bytes(blob)
+
+    def embed_jobs(self, limit: int = 256) -> list[EmbedJob]:
+        """Skills whose current text has no stored vector (new, or indexed before a model)."""
+        rows = self._conn().execute(
+            "SELECT s.id AS skill_id, s.name, s.description, s.tags, f.body, s.embed_sha256 "
+            "FROM skills s JOIN skills_fts f ON f.rowid = s.id "
+            "LEFT JOIN embeddings e ON e.text_sha256 = s.embed_sha256 "
+            "WHERE s.embed_sha256 IS NOT NULL AND e.text_sha256 IS NULL "
+            "ORDER BY s.id LIMIT ?", (limit,)).fetchall()
+        return [EmbedJob(**row) for row in rows]
+
+    def skill_text(self, skill_id: int) -> EmbedJob | None:
+        row = self._conn().execute(
+            "SELECT s.id AS skill_id, s.name, s.description, s.tags, f.body, "
+            "coalesce(s.embed_sha256, '') AS embed_sha256 "
+            "FROM skills s JOIN skills_fts f ON f.rowid = s.id WHERE s.id = ?",
+            (skill_id,)).fetchone()
+        return EmbedJob(**row) if row else None
+
+    # -- outcome totals (ranking) ---------------------------------------------------------
+
+    def add_outcome(self, namespace: str, name: str, version: str, *, success: bool,
+                    at: datetime, decay: Callable[[float], float]) -> None:
+        """Count one outcome for a version; stored counts are decayed to `at` first.
+
+        `decay(age_seconds)` gives the weight left after that age (ranking's half-life).
+        """
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT successes, failures, as_of FROM outcome_totals "
+                "WHERE namespace = ? AND name = ? AND version = ?",
+                (namespace, name, version)).fetchone()
+            s = f = 0.0
+            if row is not None:
+                age = (at - datetime.fromisoformat(row["as_of"])).total_seconds()
+                factor = decay(age) if age > 0 else 1.0
+                s, f = float(row["successes"]) * factor, float(row["failures"]) * factor
+            s, f = (s + 1.0, f) if success else (s, f + 1.0)
+            stamp = max(at, datetime.fromisoformat(row["as_of"])) if row else at
+            conn.execute(
+                "INSERT OR REPLACE INTO outcome_totals (namespace, name, version, successes, "
+                "failures, as_of) VALUES (?, ?, ?, ?, ?, ?)",
+                (namespace, name, version, s, f, stamp.isoformat()))
+
+    def outcome_totals(self, keys: Iterable[tuple[str, str]] | None = None
+                       ) -> dict[tuple[str, str], list[tuple[float, float, str]]]:
+        """(namespace, name) -> [(successes, failures, as_of)] per version, undecayed.
+
+        All skills with outcomes when `keys` is None.
+        """
+        out: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
+        sql = "SELECT namespace, name, successes, failures, as_of FROM outcome_totals"
+        if keys is None:
+            batches: list[list[tuple[str, str]]] = [[]]
+        else:
+            wanted = list(dict.fromkeys(keys))
+            batches = [wanted[i:i + 400] for i in range(0, len(wanted), 400)]
+        for batch in batches:
+            if keys is not None and not batch:
+                continue
+            if keys is None:
+                rows = self._conn().execute(sql).fetchall()
+            else:
+                cond = " OR ".join("(namespace = ? AND name = ?)" for _ in batch)
+                rows = self._conn().execute(f"{sql} WHERE {cond}",
+                                            [v for key in batch for v in key]).fetchall()
+            for row in rows:
+                out.setdefault((row[0], row[1]), []).append(
+                    (float(row[2]), float(row[3]), str(row[4])))
+        return out
+
 
 _SKILL_COLUMNS = ("id, namespace, name, latest_version, description, tags, created_at, "
-                  "updated_at, downloads")
+                  "updated_at, downloads, trust")
 # The latest version's verdict comes from its report ("unchecked" until one exists).
-_SKILL_FROM = ("skills s LEFT JOIN reports r ON r.namespace = s.namespace "
-               "AND r.name = s.name AND r.version = s.latest_version")
+_REPORT_JOIN = ("LEFT JOIN reports r ON r.namespace = s.namespace "
+                "AND r.name = s.name AND r.version = s.latest_version")
+_SKILL_FROM = "skills s " + _REPORT_JOIN
 _VERSION_COLUMNS = ("skill_id, version, commit_sha, tag_sha, tree_sha, content_sha256, "
                     "description, frontmatter_json, files_json, published_at")
 
@@ -471,6 +658,30 @@ def _visible(readable: frozenset[str]) -> tuple[str, list[Any]]:
         return "n.visibility = 'public'", []
     marks = ", ".join("?" for _ in readable)
     return f"(n.visibility = 'public' OR n.name IN ({marks}))", sorted(readable)
+
+
+def _filtered(filters: SearchFilters, readable: frozenset[str]) -> tuple[str, list[Any]]:
+    """Visibility plus the search filters, as one WHERE fragment over `s`, `n` and `r`."""
+    where, params = _visible(readable)
+    clauses = [where]
+    if filters.namespace is not None:
+        clauses.append("s.namespace = ?")
+        params.append(filters.namespace)
+    if filters.tag is not None:
+        clauses.append("instr(',' || replace(lower(s.tags), ', ', ',') || ',', ?) > 0")
+        params.append("," + filters.tag.lower() + ",")
+    if filters.trust is not None:
+        clauses.append("s.trust = ?")
+        params.append(filters.trust)
+    else:
+        clauses.append("s.trust != 'blocked'")
+    if filters.verdict is not None:
+        clauses.append("coalesce(r.verdict, 'unchecked') = ?")
+        params.append(filters.verdict)
+    if filters.updated_since is not None:
+        clauses.append("s.updated_at >= ?")
+        params.append(filters.updated_since)
+    return " AND ".join(clauses), params
 
 
 def _version(row: sqlite3.Row) -> VersionRow:

@@ -108,9 +108,45 @@ def m002_checks(conn: sqlite3.Connection) -> None:
     )
 
 
+def m003_search(conn: sqlite3.Connection) -> None:
+    # Embeddings are keyed by the digest of (model, embedded text), never by skill: an
+    # unchanged text is never embedded twice, and a reindex from git finds its vectors.
+    # The FTS table is rebuilt with prefix indexes for search-as-you-type.
+    _script(conn,
+        """
+        ALTER TABLE skills ADD COLUMN embed_sha256 TEXT;
+        ALTER TABLE skills ADD COLUMN trust TEXT NOT NULL DEFAULT 'community';
+        CREATE INDEX skills_updated ON skills(updated_at);
+        CREATE TABLE embeddings (
+            text_sha256 TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE outcome_totals (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            successes REAL NOT NULL DEFAULT 0,
+            failures REAL NOT NULL DEFAULT 0,
+            as_of TEXT NOT NULL,
+            PRIMARY KEY (namespace, name, version)
+        );
+        CREATE VIRTUAL TABLE skills_fts_new USING fts5(
+            name, description, tags, body, tokenize = 'porter unicode61', prefix = '2 3'
+        );
+        INSERT INTO skills_fts_new (rowid, name, description, tags, body)
+            SELECT rowid, name, description, tags, body FROM skills_fts;
+        DROP TABLE skills_fts;
+        ALTER TABLE skills_fts_new RENAME TO skills_fts
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
     ("m002_checks", m002_checks),
+    ("m003_search", m003_search),
 ]
 
 

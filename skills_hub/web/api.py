@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import BadRequest, PayloadTooLarge
+from ..errors import BadRequest, PayloadTooLarge, SemanticUnavailable
+from ..search.engine import Duplicate, Gap, Result
 from ..service import (
     HealthChange,
     Principal,
@@ -22,8 +23,9 @@ from ..service import (
     version_of,
 )
 from ..skill.bundle import Bundle, from_archive, from_files
-from ..store.index import SearchHit, SkillRow, VersionRow
+from ..store.index import SkillRow, VersionRow
 from .auth import request_token
+from .markdown import highlighted, plain_snippet
 
 ARCHIVE_TYPES = {"application/zip", "application/gzip", "application/x-gzip",
                  "application/x-tar+gzip", "application/octet-stream"}
@@ -41,6 +43,7 @@ def routes(registry: Registry) -> list[Route]:
         Route(base + "/whoami", api.whoami, methods=["GET"]),
         Route(base + "/skills", api.list_skills, methods=["GET"]),
         Route(base + "/search", api.search, methods=["GET"]),
+        Route(base + "/gaps", api.gaps, methods=["GET"]),
         Route(skill, api.skill, methods=["GET"]),
         Route(version, api.version, methods=["GET"]),
         Route(version + "/archive.{fmt}", api.archive, methods=["GET", "HEAD"]),
@@ -128,6 +131,8 @@ class Api:
             "install": install_command(outcome.namespace, outcome.name, outcome.version),
             "verdict": outcome.verdict,
             "report": outcome.report.to_dict() if outcome.report else None,
+            "duplicates_checked": outcome.duplicates is not None,
+            "duplicates": [duplicate_json(d) for d in outcome.duplicates or ()],
         }
         return JSONResponse(body, 201 if outcome.status == "published" else 200)
 
@@ -184,23 +189,85 @@ class Api:
 
     def search(self, request: Request) -> JSONResponse:
         """
-        summary: Keyword search (FTS5, bm25 with name and description above body).
+        summary: Search skills by keyword, meaning, or both (hybrid, the default).
+        description: |
+          `mode=auto` (default) is hybrid once the embedding model is loaded and keyword
+          before; `mode` in the response says which served, `semantic` the model's state.
+          Each result's `score_parts` holds the terms of its score: keyword rank and bm25,
+          semantic rank and cosine similarity, relevance (weighted reciprocal rank fusion),
+          the Wilson lower bound of decayed outcome counts, the new-skill floor, installs
+          and quality (formula in docs/SEARCH.md). An exact name match comes first. `gap`
+          says whether the best semantic similarity is below 0.3. An empty `q` lists the
+          filtered catalogue.
+        tags: [search]
+        parameters:
+          - {name: q, in: query, required: false, schema: {type: string, maxLength: 1000}}
+          - {name: mode, in: query, required: false,
+             schema: {type: string, enum: [auto, hybrid, keyword, semantic], default: auto}}
+          - {name: namespace, in: query, required: false, schema: {type: string}}
+          - {name: tag, in: query, required: false, schema: {type: string}}
+          - {name: trust, in: query, required: false,
+             schema: {type: string,
+                      enum: [community, verified, trusted, quarantined, blocked]}}
+          - {name: verdict, in: query, required: false,
+             schema: {type: string, enum: [safe, caution, dangerous, unchecked]}}
+          - {name: updated_since, in: query, required: false,
+             schema: {type: string, format: date-time}}
+          - {name: sort, in: query, required: false,
+             schema: {type: string, enum: [relevance, installs, rating, recent],
+                      default: relevance}}
+          - {name: limit, in: query, required: false,
+             schema: {type: integer, default: 20, maximum: 100}}
+          - {name: cursor, in: query, required: false, schema: {type: string}}
+        responses:
+          200: {description: "{query, mode, requested_mode, semantic, results, next_cursor,
+                gap}"}
+          400: {description: a bad parameter, a cursor from another search, a query too long}
+        """
+        params = request.query_params
+        query = params.get("q", "")
+        page = self.registry.search(
+            query, principal=self.principal(request), mode=params.get("mode", "auto"),
+            namespace=params.get("namespace") or None, tag=params.get("tag") or None,
+            trust=params.get("trust") or None, verdict=params.get("verdict") or None,
+            updated_since=params.get("updated_since") or None,
+            sort=params.get("sort", "relevance"), limit=_int(params.get("limit"), 20),
+            cursor=params.get("cursor") or None)
+        found = page.results
+        return JSONResponse({
+            "query": query, "mode": found.mode, "requested_mode": found.requested,
+            "semantic": found.semantic, "results": [result_json(r) for r in found.results],
+            "next_cursor": page.next_cursor,
+            "gap": gap_json(found.gap) if found.gap else None})
+
+    def gaps(self, request: Request) -> JSONResponse:
+        """
+        summary: Whether the registry lacks a skill for a task (best similarity below 0.3).
+        description: |
+          For agents' learning loops: `gap: true` means no readable skill is semantically
+          close to `q`, so a client may synthesise one and publish it. 503 while the
+          embedding model loads (retry after the number of seconds in Retry-After).
         tags: [search]
         parameters:
           - {name: q, in: query, required: true, schema: {type: string, maxLength: 1000}}
           - {name: namespace, in: query, required: false, schema: {type: string}}
-          - {name: limit, in: query, required: false, schema: {type: integer, default: 20}}
         responses:
-          200: {description: "{query, mode, results}"}
-          400: {description: the query is too long}
+          200: {description: "{query, gap, best_similarity, threshold, closest}"}
+          400: {description: no query, or too long}
+          503: {description: the embedding model is not loaded}
         """
         params = request.query_params
         query = params.get("q", "")
-        hits = self.registry.search(query, principal=self.principal(request),
-                                    namespace=params.get("namespace"),
-                                    limit=_int(params.get("limit"), 20))
-        return JSONResponse({"query": query, "mode": "keyword",
-                             "results": [hit_json(h) for h in hits]})
+        if not query.strip():
+            raise BadRequest("q is required: the task to look for")
+        gap = self.registry.gap(query, principal=self.principal(request),
+                                namespace=params.get("namespace") or None)
+        if gap is None:
+            state = self.registry.embedder.state
+            raise SemanticUnavailable(
+                f"gap detection needs the embedding model, which is {state}",
+                extra={"semantic": state, "retry_after": 10 if state == "loading" else None})
+        return JSONResponse({"query": query, **gap_json(gap)})
 
     def skill(self, request: Request) -> JSONResponse:
         """
@@ -374,6 +441,7 @@ def skill_json(skill: SkillRow) -> dict[str, Any]:
         "updated_at": skill.updated_at, "url": f"/api/v1/skills/{skill.namespace}/{skill.name}",
         "install": install_command(skill.namespace, skill.name),
         "verdict": skill.verdict, "deprecated": skill.verdict == "dangerous",
+        "trust": skill.trust,
     }
 
 
@@ -398,11 +466,31 @@ def detail_json(detail: SkillDetail) -> dict[str, Any]:
     return body
 
 
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    body = skill_json(hit.skill)
-    body.update(version=hit.skill.latest_version, score=round(hit.score, 4),
-                snippet=hit.snippet)
+def result_json(result: Result) -> dict[str, Any]:
+    body = skill_json(result.skill)
+    body.update(version=result.skill.latest_version, score=round(result.score, 6),
+                score_parts=result.parts, snippet=plain_snippet(result.snippet),
+                snippet_html=str(highlighted(result.snippet)))
     return body
+
+
+def gap_json(gap: Gap) -> dict[str, Any]:
+    closest = None
+    if gap.best is not None:
+        namespace, name = gap.best
+        closest = {"namespace": namespace, "name": name,
+                   "url": f"/api/v1/skills/{namespace}/{name}"}
+    return {"gap": gap.detected, "best_similarity": gap.best_similarity,
+            "threshold": gap.threshold, "closest": closest}
+
+
+def duplicate_json(duplicate: Duplicate) -> dict[str, Any]:
+    skill = duplicate.skill
+    return {"namespace": skill.namespace, "name": skill.name,
+            "similarity": round(duplicate.similarity, 4),
+            "url": f"/api/v1/skills/{skill.namespace}/{skill.name}",
+            "hint": f"{skill.namespace}/{skill.name} covers nearly the same ground: consider "
+                    "proposing a patch to it instead of keeping a second skill"}
 
 
 def _version_url(skill: SkillRow, version: str) -> str:

@@ -20,6 +20,7 @@ from ..service import Registry
 from . import api, pages
 from .errors import make_handlers
 from .gitserver import GitApp
+from .markdown import highlighted
 
 OPENAPI_BASE = {
     "openapi": "3.0.3",
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         registry.start(resource_dir("seed") if settings.seed else None)
     templates = Jinja2Templates(directory=str(resource_dir("templates")))
     templates.env.globals.update(version=__version__, htmx="htmx-2.0.11.min.js")
+    templates.env.filters["highlight"] = highlighted
     schemas = SchemaGenerator(OPENAPI_BASE)
 
     def openapi(request: Request) -> JSONResponse:

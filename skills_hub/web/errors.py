@@ -29,7 +29,10 @@ def make_handlers(templates: Jinja2Templates) -> dict:
 
     async def hub_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HubError)
-        return render(request, exc.status, exc.code, exc.message, exc.to_dict())
+        response = render(request, exc.status, exc.code, exc.message, exc.to_dict())
+        if exc.extra.get("retry_after"):
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -40,10 +40,18 @@ class Pages:
             "namespaces": self.registry.namespaces(principal)})
 
     def search(self, request: Request) -> Response:
-        query = request.query_params.get("q", "")
-        hits = self.registry.search(query, principal=self._principal(request), limit=50)
+        params = request.query_params
+        query = params.get("q", "")
+        form = {key: params.get(key, "") for key in ("namespace", "tag", "verdict", "sort")}
+        page = self.registry.search(
+            query, principal=self._principal(request), namespace=form["namespace"] or None,
+            tag=form["tag"] or None, verdict=form["verdict"] or None,
+            sort=form["sort"] or "relevance", limit=50, cursor=params.get("cursor") or None)
         template = "_results.html" if request.headers.get("hx-request") else "search.html"
-        return self.templates.TemplateResponse(request, template, {"q": query, "hits": hits})
+        return self.templates.TemplateResponse(request, template, {
+            "q": query, "found": page.results, "hits": page.results.results,
+            "next_cursor": page.next_cursor, "form": form,
+            "namespaces": self.registry.namespaces(self._principal(request))})
 
     def namespace(self, request: Request) -> Response:
         namespace = request.path_params["namespace"]
@@ -62,12 +70,14 @@ class Pages:
         base = str(request.base_url).rstrip("/")
         stored = self.registry.stored_report(skill.namespace, skill.name, row)
         exceptions = self.registry.exceptions(skill.namespace, skill.name, principal)
+        duplicates = self.registry.near_duplicates(skill, principal)
         return self.templates.TemplateResponse(request, "skill.html", {
             "skill": skill, "row": row, "versions": detail.versions,
             "visibility": detail.visibility, "body_html": markdown.render(body),
             "files": row.files, "verdicts": detail.verdicts,
             "verdict": detail.verdict(row.version),
             "report": stored.report if stored else None, "exceptions": exceptions,
+            "duplicates": duplicates,
             "commands": {
                 "skills-hub": install_command(skill.namespace, skill.name, row.version),
                 "git": f"git clone {base}/git/{skill.namespace}.git",

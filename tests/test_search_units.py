@@ -1,0 +1,132 @@
+"""Query building and the vector index, without a registry."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from skills_hub.search import fts
+from skills_hub.search.fusion import Ranking, calibrated, final_score, rrf
+from skills_hub.search.vectors import VectorIndex
+
+HOSTILE = [
+    '"', '""', "'", "a\"b", "NEAR(", "NEAR(a b", "a NEAR b", "*", "**", "a*", "*a", "^a",
+    "(", ")", "((a)", "a)", "a OR", "OR", "AND NOT", "NOT a", "a AND", "name:csv",
+    "{name description}: csv", "-csv", "+csv", "csv:*", "\x00", "\u202e\u200b", "日本語",
+    "x" * 10_000, "( " * 5_000, '"' * 10_000, "a " * 5_000, "%_\\", "'; DROP TABLE skills; --",
+]
+
+
+@pytest.fixture
+def fts_table() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(name, description, tags, body, "
+                 "tokenize = 'porter unicode61', prefix = '2 3')")
+    conn.execute("INSERT INTO t VALUES ('csv-trend-chart', 'Turns a sales CSV into a monthly "
+                 "trend chart', 'data, charts', 'Read the csv, group by month, plot.')")
+    conn.execute("INSERT INTO t VALUES ('near-or-and', 'NEAR OR AND NOT are words here', '', '')")
+    return conn
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_input_never_reaches_the_fts_parser(fts_table: sqlite3.Connection,
+                                                    text: str) -> None:
+    match = fts.build(text)
+    for expression in (match.all_words, match.any_word):
+        if expression:
+            fts_table.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
+
+
+def test_operators_are_searched_as_words(fts_table: sqlite3.Connection) -> None:
+    match = fts.build("NEAR OR AND")
+    rows = fts_table.execute("SELECT name FROM t WHERE t MATCH ?", (match.all_words,)).fetchall()
+    assert rows == [("near-or-and",)]
+
+
+def test_the_last_word_is_a_prefix_while_typing(fts_table: sqlite3.Connection) -> None:
+    typing = fts.build("csv tre")
+    assert typing.all_words == '"csv" AND "tre" *'
+    rows = fts_table.execute("SELECT name FROM t WHERE t MATCH ?", (typing.all_words,))
+    assert rows.fetchall() == [("csv-trend-chart",)]
+    assert fts.build("csv tre ").all_words == '"csv" AND "tre"'  # the word is finished
+    assert fts.build("csv t").all_words == '"csv" AND "t"'  # one letter is too broad
+    assert fts.build("csv tre", prefix=False).all_words == '"csv" AND "tre"'
+
+
+def test_stopwords_are_dropped_unless_nothing_else_is_left() -> None:
+    assert fts.build("a skill that turns a sales CSV into a chart").words == (
+        "skill", "turns", "sales", "csv", "chart")
+    assert fts.build("the").words == ("the",)
+    assert fts.build("").words == () and not fts.build("!!! ???")
+    assert len(fts.build(" ".join(f"w{i}" for i in range(100))).words) == fts.MAX_TOKENS
+
+
+def test_rrf_weights_and_normalises() -> None:
+    relevance = rrf([Ranking(1.0, dict.fromkeys([1, 2, 3], 0.0)),
+                     Ranking(2.0, dict.fromkeys([3, 1], 0.0))], k=60)
+    assert relevance[1] == pytest.approx((1 / 61 + 2 / 62) / (3 / 61))
+    assert relevance[3] > relevance[1] > relevance[2]  # the heavier list decides
+    assert rrf([Ranking(1.0, {7: 0.0})])[7] == pytest.approx(1.0)
+    assert rrf([]) == {}
+
+
+def test_calibrated_fusion_scales_between_fixed_zero_and_best() -> None:
+    keyword = Ranking(1.0, {1: 12.0, 2: 6.0, 3: 3.0})            # bm25, zero 0
+    semantic = Ranking(1.0, {3: 0.80, 4: 0.50, 1: 0.10}, 0.2)    # cosine, zero 0.2
+    relevance = calibrated([keyword, semantic])
+    assert relevance[1] == pytest.approx((1.0 + 0.0) / 2)  # below the semantic zero: 0
+    assert relevance[2] == pytest.approx((0.5 + 0.0) / 2)  # absent from semantic: 0 there
+    assert relevance[3] == pytest.approx((0.25 + 1.0) / 2)
+    assert relevance[4] == pytest.approx((0.0 + 0.5) / 2)
+    # Near-equal scores stay near-equal even with two candidates (no min-max blow-up).
+    pair = calibrated([Ranking(1.0, {1: 10.0, 2: 9.9})])
+    assert pair[2] == pytest.approx(0.99)
+    assert calibrated([Ranking(1.0, {9: 3.0})]) == {9: 1.0}
+    assert calibrated([Ranking(1.0, {9: 0.1}, 0.2)]) == {9: 0.0}
+    assert calibrated([]) == {}
+    tilted = calibrated([keyword, Ranking(3.0, semantic.scores, 0.2)])
+    assert tilted[3] > tilted[1]
+    # Quality reorders only near-equal relevance.
+    assert final_score(1.0, 0.0) > final_score(0.85, 1.0)
+    assert final_score(0.99, 1.0) > final_score(1.0, 0.0)
+
+
+def _unit(seed: int, dim: int = 8) -> np.ndarray:
+    vec = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return vec / np.linalg.norm(vec)
+
+
+def test_vector_index_upsert_remove_and_top() -> None:
+    index = VectorIndex(dim=8)
+    vectors = {i: _unit(i) for i in range(1, 201)}
+    for skill_id, vec in vectors.items():
+        index.upsert(skill_id, vec)
+    assert len(index) == 200 and 5 in index
+    query = vectors[42]
+    top = index.top(query, 5)
+    assert top[0][0] == 42 and top[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+    # Brute force agrees.
+    expected = sorted(vectors, key=lambda i: -float(vectors[i] @ query))[:5]
+    assert [i for i, _ in top] == expected
+    index.upsert(42, vectors[7])  # an update replaces the row in place
+    assert len(index) == 200 and index.top(vectors[7], 2)[1][0] in (7, 42)
+    index.remove(42)
+    index.remove(42)  # idempotent
+    assert 42 not in index and len(index) == 199
+    assert all(i != 42 for i, _ in index.top(query, 199))
+    allowed = np.array([3, 9, 150], dtype=np.int64)
+    assert {i for i, _ in index.top(query, 10, allowed)} == {3, 9, 150}
+    assert [i for i, _ in index.above(vectors[9], 0.999)] == [9]
+
+
+def test_vector_index_bytes_round_trip_and_shape_check() -> None:
+    index = VectorIndex(dim=8)
+    index.replace_all([(1, _unit(1).tobytes()), (2, _unit(2))])
+    assert len(index) == 2 and index.get(1) == pytest.approx(_unit(1))
+    with pytest.raises(ValueError, match="8 were expected"):
+        index.upsert(3, np.zeros(5, dtype=np.float32))
+    index.replace_all([])
+    assert len(index) == 0 and index.top(_unit(1), 3) == []
