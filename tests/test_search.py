@@ -4,6 +4,7 @@ paging, duplicates and gaps. Real SQLite, real git, the real MiniLM model (share
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -440,3 +441,39 @@ def test_cli_search_with_scores_filters_and_gaps(semantic_client: TestClient) ->
     assert json.loads(covered.stdout)["gap"] is False
     bad = _cli(semantic_client, "search", "x", "--sort", "random")
     assert bad.exit_code == 2
+
+
+def test_two_server_processes_on_one_home_stay_in_step(catalogue: Registry) -> None:
+    """A second registry on the same home (as a second uvicorn worker would be) sees the
+    first one's publishes and rebuilds in its semantic index."""
+    other = Registry(catalogue.settings, embedder=catalogue.embedder)
+    other.start()
+    try:
+        query = "explain why a SQL query is slow using its query plan"
+        assert "sql-explainer" not in names(other, query, mode="semantic")
+        publish(catalogue, "team", "sql-explainer", "Explains slow SQL queries with EXPLAIN "
+                "plans and suggests indexes.")
+        assert names(other, query, mode="semantic")[0] == "sql-explainer"
+        catalogue.reconcile(full=True)  # ids are reassigned: the other process reloads
+        assert names(other, query, mode="semantic")[0] == "sql-explainer"
+        assert len(other.search_engine.vectors) == len(SKILLS) + 1
+    finally:
+        other.search_engine.close()
+
+
+def test_search_page_shows_mode_filters_snippets_and_scores(semantic_client: TestClient) -> None:
+    page = semantic_client.get("/search", params={"q": "monthly trend chart"})
+    assert page.status_code == 200
+    text = page.text
+    assert '<form class="filters"' in text and '<select name="sort">' in text
+    assert '<option value="team">team</option>' in text
+    assert re.search(r'<span class="mode"[^>]*>hybrid</span>', text)
+    first = text[text.index('<li class="skill">'):text.index("</li>")]
+    assert "csv-trend-chart" in first and "<mark>" in first
+    assert '<details class="score">' in first and "relevance" in first
+    fragment = semantic_client.get("/search", params={"q": "chart", "tag": "docker"},
+                                   headers={"HX-Request": "true"})
+    assert fragment.text.lstrip().startswith('<div id="results">')
+    assert "csv-trend-chart" not in fragment.text
+    gap = semantic_client.get("/search", params={"q": "tune a violin for a concert"})
+    assert "No skill here is close to this task" in gap.text

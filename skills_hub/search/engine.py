@@ -110,6 +110,8 @@ class SearchEngine:
         self._idle = threading.Event()
         self._idle.set()
         self._worker: threading.Thread | None = None
+        self._sync_lock = threading.Lock()
+        self._mark: tuple[int, str, int] | None = None
 
     # -- lifecycle and indexing ---------------------------------------------------------
 
@@ -130,7 +132,25 @@ class SearchEngine:
             self._worker.join(timeout=30)
 
     def load_vectors(self) -> None:
-        self.vectors.replace_all(self.index.skill_vectors())
+        with self._sync_lock:
+            mark = self.index.vectors_mark()
+            self.vectors.replace_all(self.index.skill_vectors())
+            self._mark = mark
+
+    def sync(self) -> None:
+        """Catch up with what other server processes wrote (one cheap query when nothing
+        changed): new vectors are patched in, deletions and rebuilds reload the matrix."""
+        mark = self.index.vectors_mark()
+        if mark == self._mark:
+            return
+        with self._sync_lock:
+            old = self._mark
+            if old is None or mark[0] != old[0]:
+                self.vectors.replace_all(self.index.skill_vectors())
+            else:
+                for skill_id, blob in self.index.vectors_since(old[1], old[2]):
+                    self.vectors.upsert(skill_id, blob)
+            self._mark = mark
 
     def reload(self) -> None:
         """After the catalogue was rebuilt (skill ids change): reload, embed what is new."""
@@ -204,6 +224,8 @@ class SearchEngine:
 
     def search(self, request: SearchRequest) -> SearchResults:
         query = request.query.strip()
+        if self.embedder.ready:
+            self.sync()
         semantic_state = self.embedder.state
         if semantic_state == "ready" and len(self.vectors) == 0 and self.index.embed_jobs(1):
             semantic_state = "indexing"  # loaded, still embedding the catalogue
@@ -371,6 +393,7 @@ class SearchEngine:
                    exclude: tuple[str, str] | None = None,
                    threshold: float = DUPLICATE_SIMILARITY) -> list[Duplicate]:
         """Readable skills at least `threshold` similar to `vector` (not `exclude` itself)."""
+        self.sync()
         near = self.vectors.above(vector, threshold)
         rows = self.index.skills_by_id((i for i, _ in near), filters=SearchFilters(),
                                        readable=readable)

@@ -318,6 +318,7 @@ class Index:
             row = conn.execute("SELECT id FROM skills WHERE namespace = ? AND name = ?",
                                (namespace, name)).fetchone()
             if row:
+                conn.execute("UPDATE catalogue_epoch SET epoch = epoch + 1")
                 conn.execute("DELETE FROM skills_fts WHERE rowid = ?", (row[0],))
                 conn.execute("DELETE FROM versions WHERE skill_id = ?", (row[0],))
                 conn.execute("DELETE FROM skills WHERE id = ?", (row[0],))
@@ -325,6 +326,7 @@ class Index:
     def clear_catalogue(self) -> None:
         """Forget skills and versions (not namespaces or tokens) before a full reindex."""
         with self._tx() as conn:
+            conn.execute("UPDATE catalogue_epoch SET epoch = epoch + 1")
             conn.execute("DELETE FROM skills_fts")
             conn.execute("DELETE FROM versions")
             conn.execute("DELETE FROM skills")
@@ -562,6 +564,24 @@ class Index:
             "JOIN embeddings e ON e.text_sha256 = s.embed_sha256")
         for skill_id, blob in cur:
             yield int(skill_id), bytes(blob)
+
+    def vectors_mark(self) -> tuple[int, str, int]:
+        """(catalogue epoch, newest skill update, newest vector): changes when any process
+        changes what the vector matrix should hold."""
+        row = self._conn().execute(
+            "SELECT (SELECT epoch FROM catalogue_epoch), "
+            "(SELECT coalesce(max(updated_at), '') FROM skills), "
+            "(SELECT coalesce(max(rowid), 0) FROM embeddings)").fetchone()
+        return int(row[0]), str(row[1]), int(row[2])
+
+    def vectors_since(self, updated_at: str, vector_rowid: int) -> list[tuple[int, bytes]]:
+        """(skill id, vector) of skills updated at or after `updated_at`, or whose vector
+        was stored after `vector_rowid`."""
+        rows = self._conn().execute(
+            "SELECT s.id, e.vector FROM skills s "
+            "JOIN embeddings e ON e.text_sha256 = s.embed_sha256 "
+            "WHERE s.updated_at >= ? OR e.rowid > ?", (updated_at, vector_rowid)).fetchall()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
 
     def embed_jobs(self, limit: int = 256) -> list[EmbedJob]:
         """Skills whose current text has no stored vector (new, or indexed before a model)."""

@@ -111,7 +111,9 @@ def m002_checks(conn: sqlite3.Connection) -> None:
 def m003_search(conn: sqlite3.Connection) -> None:
     # Embeddings are keyed by the digest of (model, embedded text), never by skill: an
     # unchanged text is never embedded twice, and a reindex from git finds its vectors.
-    # The FTS table is rebuilt with prefix indexes for search-as-you-type.
+    # The FTS table is rebuilt with prefix indexes for search-as-you-type. The epoch moves
+    # when skills are deleted or the catalogue rebuilt (ids may be reused): other server
+    # processes then reload their vector matrix instead of patching it.
     _script(conn,
         """
         ALTER TABLE skills ADD COLUMN embed_sha256 TEXT;
@@ -123,6 +125,11 @@ def m003_search(conn: sqlite3.Connection) -> None:
             vector BLOB NOT NULL,
             created_at TEXT NOT NULL
         );
+        CREATE TABLE catalogue_epoch (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            epoch INTEGER NOT NULL
+        );
+        INSERT INTO catalogue_epoch (id, epoch) VALUES (1, 0);
         CREATE TABLE outcome_totals (
             namespace TEXT NOT NULL,
             name TEXT NOT NULL,
