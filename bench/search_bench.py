@@ -243,8 +243,10 @@ class Vocabulary:
         every |= {v + "ed" for v in verbs} | set(objects) | {_plural(o) for o in objects}
         every |= set(adjectives) | set(domains) | set(formats) | set(tools)
         tags = _dedupe(domains[:60] + formats[:40])[:100]
-        return cls(Pool(verbs), Pool(objects), Pool(adjectives, 0.8), Pool(domains, 0.9),
-                   Pool(formats, 0.9), Pool(tools, 1.1), tags, len(every))
+        # Exponents below 1: the lists are short, so s = 1 would put the commonest
+        # content words into nearly every skill (real corpora are less concentrated).
+        return cls(Pool(verbs, 0.8), Pool(objects, 0.8), Pool(adjectives, 0.8),
+                   Pool(domains, 0.9), Pool(formats, 0.9), Pool(tools, 1.0), tags, len(every))
 
 
 # -- synthetic skills ------------------------------------------------------------------------
@@ -369,10 +371,31 @@ def make_skill(vocab: Vocabulary, i: int, taken: set[str], now: datetime) -> Ski
                  _body(vocab, rng, name, slots), published.isoformat(timespec="seconds"))
 
 
+_LEADS = (
+    "{Verb} {objs} for the {domain} team.",
+    "This skill helps you {verb} {adj} {objs}.",
+    "{Gerund} {objs} kept as {fmt}, for {domain} work.",
+    "Use it to {verb} a {obj} and {verb2} its {objs2}.",
+)
+_SUFFIXES = ("", "2", "3", "4", "5")
+
+
+def _topic(slots: dict[str, str], rng: random.Random) -> dict[str, str]:
+    """The skill's own words, reshuffled: a body mostly talks about its own subject."""
+    out = dict(slots)
+    for target in ("", "2"):
+        source = rng.choice(_SUFFIXES)
+        for base in ("verb", "gerund", "obj", "objs", "adj", "tool"):
+            out[base + target] = slots[base + source]
+        out[f"verb{target}s"] = slots[f"verb{source}s"]
+    out["Verb"], out["Gerund"] = out["verb"].capitalize(), out["gerund"].capitalize()
+    return out
+
+
 def _body(vocab: Vocabulary, rng: random.Random, name: str, slots: dict[str, str]) -> str:
     target = rng.randint(400, 800)
     title = name.replace("-", " ").title()
-    head = (f"# {title}\n\n{_fill('{Verb} {objs} for the {domain} team.', slots)}\n\n"
+    head = (f"# {title}\n\n{_fill(rng.choice(_LEADS), slots)}\n\n"
             "## When to use\n\n"
             f"- The user wants to {slots['verb2']} {slots['objs2']} from {slots['fmt']}.\n"
             f"- A {slots['adj']} {slots['obj3']} needs a {slots['obj4']}.\n\n## Steps\n\n")
@@ -380,7 +403,8 @@ def _body(vocab: Vocabulary, rng: random.Random, name: str, slots: dict[str, str
             f"and a short {slots['obj5']} for the user.\n")
     steps: list[str] = []
     while len(head) + sum(len(s) for s in steps) + len(tail) < target:
-        step = _fill(rng.choice(_STEPS), _slots(vocab, rng))
+        words = _topic(slots, rng) if rng.random() < 0.75 else _slots(vocab, rng)
+        step = _fill(rng.choice(_STEPS), words)
         steps.append(f"{len(steps) + 1}. {step[0].upper()}{step[1:]}\n")
     while steps and len(head) + sum(len(s) for s in steps) + len(tail) > 800:
         steps.pop()

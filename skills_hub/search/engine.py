@@ -204,7 +204,11 @@ class SearchEngine:
         """The vector of a skill's text now, or None while the model is not ready."""
         if not self.embedder.ready:
             return None
-        return self.embedder.embed([skill_text(name, description, tags, body)])[0]
+        try:
+            return self.embedder.embed([skill_text(name, description, tags, body)])[0]
+        except Exception:  # never fail a publish on the search side; the worker retries
+            log.exception("embedding %s at publish failed", name)
+            return None
 
     def indexed(self, skill_id: int, digest: str | None, vector: np.ndarray | None) -> None:
         """Keep the matrix in step after a version was recorded for `skill_id`."""

@@ -626,28 +626,17 @@ class Index:
                 "failures, as_of) VALUES (?, ?, ?, ?, ?, ?)",
                 (namespace, name, version, s, f, stamp.isoformat()))
 
-    def outcome_totals(self, keys: Iterable[tuple[str, str]] | None = None
+    def outcome_totals(self, keys: Iterable[tuple[str, str]]
                        ) -> dict[tuple[str, str], list[tuple[float, float, str]]]:
-        """(namespace, name) -> [(successes, failures, as_of)] per version, undecayed.
-
-        All skills with outcomes when `keys` is None.
-        """
+        """(namespace, name) -> [(successes, failures, as_of)] per version, undecayed."""
         out: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
-        sql = "SELECT namespace, name, successes, failures, as_of FROM outcome_totals"
-        if keys is None:
-            batches: list[list[tuple[str, str]]] = [[]]
-        else:
-            wanted = list(dict.fromkeys(keys))
-            batches = [wanted[i:i + 400] for i in range(0, len(wanted), 400)]
-        for batch in batches:
-            if keys is not None and not batch:
-                continue
-            if keys is None:
-                rows = self._conn().execute(sql).fetchall()
-            else:
-                cond = " OR ".join("(namespace = ? AND name = ?)" for _ in batch)
-                rows = self._conn().execute(f"{sql} WHERE {cond}",
-                                            [v for key in batch for v in key]).fetchall()
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), 400):
+            batch = wanted[start:start + 400]
+            cond = " OR ".join("(namespace = ? AND name = ?)" for _ in batch)
+            rows = self._conn().execute(
+                "SELECT namespace, name, successes, failures, as_of FROM outcome_totals "
+                f"WHERE {cond}", [v for key in batch for v in key]).fetchall()
             for row in rows:
                 out.setdefault((row[0], row[1]), []).append(
                     (float(row[2]), float(row[3]), str(row[4])))
