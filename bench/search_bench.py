@@ -726,6 +726,8 @@ def index_to(registry: Registry, cat: Catalogue, target: int) -> dict[str, Any]:
     with reporting("embedded", lambda: len(engine.vectors) - first, added):
         embedded = engine.embed_pending()
     embed_s = time.perf_counter() - t0
+    if len(engine.vectors) < target:  # texts embedded before (a reused --home) are stored
+        engine.load_vectors()
     if len(engine.vectors) != target:
         raise RuntimeError(f"{len(engine.vectors)} vectors for {target} skills")
     return {"added": added, "embedded": embedded, "generate_s": gen_s, "sql_s": sql_s,
@@ -1081,6 +1083,9 @@ def render(result: dict[str, Any]) -> str:
       f"name queries, {p['filtered']} per filter, {p['browse']} browses; limit {LIMIT}")
     w(f"corpus  : seed {SEED}, vocabulary {p['vocabulary']:,} words, {p['tags']} tags, "
       f"{len(NAMESPACES)} namespaces; model {p['model']} (loaded in {p['model_load_s']:.1f} s)")
+    if p.get("resumed_from"):
+        w(f"resumed : {p['resumed_from']:,} skills were already in --home (indexed and embedded "
+          "by an earlier run, not timed here); smaller sizes skipped")
     tp = p.get("thread_pools") or {}
     w(f"threads : {tp.get('pools', '?')}"
       + (f"; numpy BLAS limited to {tp['blas_limit']} (--blas-threads)"
@@ -1163,6 +1168,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="smoke run: --sizes 2000 and 50 queries")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway home")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="use (and keep) this home; skills a previous run indexed there "
+                             "are reused, sizes below their count are skipped")
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="limit numpy's BLAS threads (threadpoolctl) once the model is "
                              "loaded: shows what the matrix product costs single-threaded")
@@ -1184,58 +1192,96 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     vocab = Vocabulary.build()
     cat = Catalogue(vocab, datetime.now(UTC).replace(microsecond=0))
-    home = Path(tempfile.mkdtemp(prefix="skills-hub-search-bench-"))
+    if args.home is not None:
+        home = args.home.resolve()
+        home.mkdir(parents=True, exist_ok=True)
+    else:
+        home = Path(tempfile.mkdtemp(prefix="skills-hub-search-bench-"))
     registry = Registry(Settings(home=home, seed=False, sandbox="off"))
     figures: dict[int, dict[str, Any]] = {}
-    model_load_s = 0.0
-    pools: dict[str, Any] = {}
+    params: dict[str, Any] = {
+        "sizes": sizes, "natural": plan.natural, "short": plan.short, "names": plan.names,
+        "filtered": plan.filtered, "browse": plan.browse, "quick": args.quick, "limit": LIMIT,
+        "seed": SEED, "vocabulary": vocab.size, "tags": len(vocab.tags),
+        "model": registry.embedder.model_id, "model_load_s": 0.0, "started": started,
+        "load_start": load_start, "thread_pools": {}, "resumed_from": 0}
+
+    def result() -> dict[str, Any]:
+        return {"params": params, "machine": machine(), "sizes": figures,
+                "verdicts": collect_verdicts(figures), "wall_s": time.perf_counter() - t_start}
+
     try:
-        registry.start()
+        if (home / "index.db").exists():
+            # Resuming (--home): Registry.start() would reconcile the index with git, where
+            # the synthetic skills are not, and drop them. Start what search needs instead:
+            # the schema, the stored vectors, the model and its worker.
+            registry.index.migrate()
+            registry.search_engine.start()
+        else:
+            registry.start()
         log(f"home {home}; loading the embedding model ...")
         t0 = time.perf_counter()
         if not registry.embedder.wait(MODEL_TIMEOUT_S):
             log(f"the embedding model did not load: {registry.embedder.error}")
             return 1
-        model_load_s = time.perf_counter() - t0
+        params["model_load_s"] = time.perf_counter() - t0
         # The engine's background worker runs embed_pending once when the model is ready;
-        # let that (empty) run finish so it cannot race the timed embed_pending below.
-        # Rows written with record_versions directly do not wake it again.
-        registry.search_engine.wait_indexed(60)
+        # let that run finish so it cannot race the timed embed_pending below (with --home
+        # it may have vectors left to embed: they are not timed). Rows written with
+        # record_versions directly do not wake the worker again.
+        if not registry.search_engine.wait_indexed(None if args.home else 60):
+            log("the start-up embedding did not finish")
         time.sleep(1.0)
+        resumed = resume(registry, cat)
+        params["resumed_from"] = resumed
+        if resumed:
+            skipped = [size for size in sizes if size < resumed]
+            sizes = [size for size in sizes if size >= resumed]
+            params["sizes"] = sizes
+            log(f"--home holds {resumed:,} skills (regenerated in memory, not re-indexed); "
+                f"skipping sizes {skipped}")
         if args.torch_threads:
             import torch
 
             torch.set_num_threads(args.torch_threads)
-        pools = thread_pools(args.blas_threads)
-        pools["torch_threads"] = args.torch_threads
-        log(f"model ready in {model_load_s:.1f} s; thread pools: {pools['pools']}")
+        params["thread_pools"] = thread_pools(args.blas_threads)
+        params["thread_pools"]["torch_threads"] = args.torch_threads
+        log(f"model ready in {params['model_load_s']:.1f} s; thread pools: "
+            f"{params['thread_pools']['pools']}")
         asked: set[str] = set()
         for size in sizes:
             figures[size] = measure_size(registry, cat, size, plan, asked)
             print("\n".join(render_size(figures[size])), file=sys.stderr, flush=True)
+            if args.json:  # after every size, so a run stopped later keeps what it measured
+                write_json(args.json, {**result(), "partial": size != sizes[-1]})
     finally:
         registry.close()
-        if args.keep:
+        if args.keep or args.home is not None:
             log(f"kept {home}")
         else:
             shutil.rmtree(home, ignore_errors=True)
-    result = {
-        "params": {"sizes": sizes, "natural": plan.natural, "short": plan.short,
-                   "names": plan.names, "filtered": plan.filtered, "browse": plan.browse,
-                   "quick": args.quick, "limit": LIMIT, "seed": SEED,
-                   "vocabulary": vocab.size, "tags": len(vocab.tags),
-                   "model": registry.embedder.model_id, "model_load_s": model_load_s,
-                   "started": started, "load_start": load_start, "thread_pools": pools},
-        "machine": machine(),
-        "sizes": figures,
-        "verdicts": collect_verdicts(figures),
-        "wall_s": time.perf_counter() - t_start,
-    }
-    print(render(result))
+    final = result()
+    print(render(final))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        write_json(args.json, {**final, "partial": False})
     return 0
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def resume(registry: Registry, cat: Catalogue) -> int:
+    """Skills already in the home (--home): regenerate them in memory; returns how many."""
+    count = registry.index.count_skills(readable=frozenset(), namespace=None)
+    for i in range(count):
+        skill = make_skill(cat.vocab, i, cat.taken, cat.now)
+        cat.names.append(skill.name)
+        cat.tags.update(skill.tags.split(", "))
+        cat.namespaces[skill.namespace] += 1
+    cat.count = count
+    return count
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ def m003_search(conn: sqlite3.Connection) -> None:
         ALTER TABLE skills ADD COLUMN embed_sha256 TEXT;
         ALTER TABLE skills ADD COLUMN trust TEXT NOT NULL DEFAULT 'community';
         CREATE INDEX skills_updated ON skills(updated_at);
+        CREATE INDEX skills_name ON skills(name);
         CREATE TABLE embeddings (
             text_sha256 TEXT PRIMARY KEY,
             model TEXT NOT NULL,
