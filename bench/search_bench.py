@@ -76,6 +76,7 @@ sys.path.insert(0, str(ROOT))
 import skills_hub.search.engine as engine_module  # noqa: E402
 from skills_hub.config import Settings  # noqa: E402
 from skills_hub.search import fts  # noqa: E402
+from skills_hub.search.embedder import skill_text  # noqa: E402
 from skills_hub.service import ANONYMOUS, Registry  # noqa: E402
 from skills_hub.store.index import NewVersion  # noqa: E402
 
@@ -423,8 +424,8 @@ def new_version(vocab: Vocabulary, registry: Registry, skill: Skill, i: int) -> 
         tag_sha=sha("tag"), tree_sha=sha("tree"), content_sha256=sha("content", 64),
         description=skill.description, frontmatter=frontmatter, files=[],
         published_at=skill.published_at, tags=skill.tags, body=skill.body, is_latest=True,
-        embed_sha256=registry.search_engine.text_digest(skill.name, skill.description,
-                                                        skill.tags, skill.body))
+        embed_sha256=registry.embedder.text_digest(
+            skill_text(skill.name, skill.description, skill.tags, skill.body)))
 
 
 # -- queries ---------------------------------------------------------------------------------

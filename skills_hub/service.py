@@ -33,7 +33,7 @@ from .errors import (
     Unauthorized,
     VersionExists,
 )
-from .search.embedder import Embedder
+from .search.embedder import Embedder, skill_text
 from .search.engine import (
     MAX_RESULTS,
     MODES,
@@ -276,8 +276,8 @@ class Registry:
                        "hint": "fix the findings listed in the report; a namespace owner can "
                                "record a reviewed exception for a rule that is a false alarm"})
         engine = self.search_engine
-        tags = ", ".join(manifest.tags)
-        vector = engine.embed_skill(manifest.name, manifest.description, tags, manifest.body)
+        text = _skill_text(manifest)
+        vector = engine.embed_now(text)
         duplicates = None if vector is None else tuple(engine.duplicates(
             vector, readable=principal.readable | {namespace},
             exclude=(namespace, manifest.name)))
@@ -289,8 +289,7 @@ class Registry:
             return self._unchanged(namespace, manifest)
         new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,
                            published.tag_sha, published.tree_sha, published.tagged_at,
-                           is_latest=True, embed_sha256=engine.text_digest(
-                               manifest.name, manifest.description, tags, manifest.body))
+                           is_latest=True, embed_sha256=self.embedder.text_digest(text))
         # One transaction: the version row, its report, its text's vector and (first time)
         # the namespace.
         skill_id = self.index.record_version(
@@ -647,11 +646,9 @@ class Registry:
             manifest = Manifest(name=info.name, description="", body="", frontmatter={},
                                 license=None, compatibility=None, metadata={},
                                 allowed_tools=None, tags=[], version=info.version, warnings=())
-        tags = ", ".join(manifest.tags)
         return _new_version(namespace, manifest, info.version, bundle, info.commit_sha,
                             info.tag_sha, info.tree_sha, info.tagged_at, is_latest=is_latest,
-                            embed_sha256=self.search_engine.text_digest(
-                                manifest.name, manifest.description, tags, manifest.body))
+                            embed_sha256=self.embedder.text_digest(_skill_text(manifest)))
 
 
 def version_of(detail: SkillDetail, version: str) -> VersionRow:
@@ -702,6 +699,12 @@ def _new_version(namespace: str, manifest: Manifest, version: str, bundle: Bundl
         published_at=datetime.fromtimestamp(tagged_at, UTC).isoformat(timespec="seconds"),
         tags=", ".join(manifest.tags), body=manifest.body, is_latest=is_latest,
         embed_sha256=embed_sha256)
+
+
+def _skill_text(manifest: Manifest) -> str:
+    """What search embeds for a version (see search.embedder.skill_text)."""
+    return skill_text(manifest.name, manifest.description, ", ".join(manifest.tags),
+                      manifest.body)
 
 
 def _commit_message(manifest: Manifest, version: str, bundle: Bundle) -> str:

@@ -196,18 +196,15 @@ class SearchEngine:
             done += len(jobs)
         return done
 
-    def text_digest(self, name: str, description: str, tags: str, body: str) -> str:
-        return self.embedder.text_digest(skill_text(name, description, tags, body))
-
-    def embed_skill(self, name: str, description: str, tags: str,
-                    body: str) -> np.ndarray | None:
-        """The vector of a skill's text now, or None while the model is not ready."""
+    def embed_now(self, text: str) -> np.ndarray | None:
+        """The vector of a skill's text (`skill_text`) now, or None while the model is not
+        ready or fails (a publish never fails on the search side; the worker retries)."""
         if not self.embedder.ready:
             return None
         try:
-            return self.embedder.embed([skill_text(name, description, tags, body)])[0]
-        except Exception:  # never fail a publish on the search side; the worker retries
-            log.exception("embedding %s at publish failed", name)
+            return self.embedder.embed([text])[0]
+        except Exception:
+            log.exception("embedding a skill's text at publish failed")
             return None
 
     def indexed(self, skill_id: int, digest: str | None, vector: np.ndarray | None) -> None:
