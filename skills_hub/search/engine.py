@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,7 +90,6 @@ class _Candidate:
     snippet: str = ""
     semantic_rank: int | None = None
     similarity: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class SearchEngine:
@@ -107,8 +107,6 @@ class SearchEngine:
         self.fusion = fusion.FUSION
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
         self._worker: threading.Thread | None = None
         self._sync_lock = threading.Lock()
         self._mark: tuple[int, str, int] | None = None
@@ -159,10 +157,18 @@ class SearchEngine:
 
     def wait_indexed(self, timeout: float | None = None) -> bool:
         """Wait for the model and for every skill to have its vector (tests, benchmarks)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         if not self.embedder.wait(timeout):
             return False
-        self._wake.set()
-        return self._idle.wait(timeout) and not self.index.embed_jobs(1)
+        while self.index.embed_jobs(1):
+            if self._worker is None:
+                self.embed_pending()
+                continue
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            self._wake.set()
+            time.sleep(0.05)
+        return True
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -170,14 +176,11 @@ class SearchEngine:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            self._idle.clear()
             try:
                 if self.embedder.wait():
                     self.embed_pending()
             except Exception:  # keep the worker alive; the next publish wakes it again
                 log.exception("embedding pending skills failed")
-            finally:
-                self._idle.set()
 
     def embed_pending(self, batch: int = 256) -> int:
         """Embed every skill whose text has no stored vector; returns how many."""
