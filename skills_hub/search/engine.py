@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,7 +87,6 @@ class _Candidate:
     skill: SkillRow
     keyword_rank: int | None = None
     bm25: float | None = None
-    snippet: str = ""
     semantic_rank: int | None = None
     similarity: float | None = None
 
@@ -252,7 +251,7 @@ class SearchEngine:
             for hit in self._keyword(match, request, depth):
                 keyword_scores[hit.skill.id] = hit.score
                 candidates[hit.skill.id] = _Candidate(hit.skill, len(keyword_scores),
-                                                      hit.score, hit.snippet)
+                                                      hit.score)
         semantic_scores: dict[int, float] = {}
         gap = None
         if served in ("semantic", "hybrid"):
@@ -277,6 +276,10 @@ class SearchEngine:
         exact = self._exact(query, request, candidates)
         results = self._rank(candidates, relevance, exact, request.sort)
         page = results[request.offset:request.offset + request.limit]
+        if match and keyword_scores:
+            found = self.index.snippets(match.any_word, (r.skill.id for r in page
+                                                         if r.skill.id in keyword_scores))
+            page = [replace(r, snippet=found.get(r.skill.id, "")) for r in page]
         more = len(results) > request.offset + request.limit
         return SearchResults(request.query, request.mode, served, semantic_state, page, more,
                              gap)
@@ -351,7 +354,7 @@ class SearchEngine:
                 **q.parts(),
                 "score": round(score, 6),
             }
-            results.append(Result(cand.skill, score, parts, cand.snippet))
+            results.append(Result(cand.skill, score, parts, ""))
         key = _SORT_KEYS[sort]
         results.sort(key=lambda r: (not r.parts["exact_name"], *key(r), r.skill.namespace,
                                     r.skill.name))

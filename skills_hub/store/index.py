@@ -131,7 +131,7 @@ class ExceptionRow:
 class SearchHit:
     skill: SkillRow
     score: float    # bm25, higher is better
-    snippet: str    # with HIGHLIGHT_START / HIGHLIGHT_END around matched words
+    snippet: str    # with HIGHLIGHT_START / HIGHLIGHT_END around matched words, or ""
 
 
 # Snippet highlight markers: control characters no skill text can contain after escaping.
@@ -478,22 +478,44 @@ class Index:
 
     def keyword_search(self, match: str, *, filters: SearchFilters, readable: frozenset[str],
                        limit: int) -> list[SearchHit]:
-        """FTS5 bm25 search; `match` must already be a safe FTS5 expression."""
-        where, params = _filtered(filters, readable)
+        """FTS5 bm25 search, best first; `match` must already be a safe FTS5 expression.
+
+        bm25 is ranked on the FTS table alone (joining every match to its skill row costs
+        more than the ranking), over twice `limit`; the rows are then filtered. Only when
+        the filters removed too many does the joined query rank just the rows that pass.
+        Hits carry no snippet: `snippets` makes them for the page that is shown.
+        """
         weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-        rows = self._conn().execute(
-            f"SELECT {_SKILL_SELECT}, bm25(skills_fts, {weights}) AS score, "
-            f"snippet(skills_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 16) "
-            "AS snippet FROM skills_fts JOIN skills s ON s.id = skills_fts.rowid "
-            f"{_REPORT_JOIN} JOIN namespaces n ON n.name = s.namespace "
+        pool = limit * 2 + 20
+        ranked = self._conn().execute(
+            f"SELECT rowid, bm25(skills_fts, {weights}) AS score FROM skills_fts "
+            "WHERE skills_fts MATCH ? ORDER BY score LIMIT ?", (match, pool)).fetchall()
+        rows = self.skills_by_id((r[0] for r in ranked), filters=filters, readable=readable)
+        hits = [SearchHit(rows[r[0]], -float(r[1]), "") for r in ranked if r[0] in rows]
+        if len(hits) >= limit or len(ranked) < pool:
+            return hits[:limit]
+        where, params = _filtered(filters, readable)
+        joined = self._conn().execute(
+            f"SELECT s.id, bm25(skills_fts, {weights}) AS score FROM skills_fts "
+            f"JOIN skills s ON s.id = skills_fts.rowid {_REPORT_JOIN} "
+            f"JOIN namespaces n ON n.name = s.namespace "
             f"WHERE skills_fts MATCH ? AND {where} ORDER BY score LIMIT ?",
             (match, *params, limit)).fetchall()
-        hits = []
-        for row in rows:
-            data = dict(row)
-            score, snippet = data.pop("score"), data.pop("snippet")
-            hits.append(SearchHit(SkillRow(**data), -float(score), snippet))
-        return hits
+        rows = self.skills_by_id((r[0] for r in joined), filters=filters, readable=readable)
+        return [SearchHit(rows[r[0]], -float(r[1]), "") for r in joined if r[0] in rows]
+
+    def snippets(self, match: str, ids: Iterable[int]) -> dict[int, str]:
+        """skill id -> a snippet of its best-matching column, matches between the
+        HIGHLIGHT markers, for the ids that match `match`."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            return {}
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._conn().execute(
+            f"SELECT rowid, snippet(skills_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', "
+            f"'…', 16) FROM skills_fts WHERE skills_fts MATCH ? AND rowid IN ({marks})",
+            (match, *wanted)).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
 
     def skills_by_id(self, ids: Iterable[int], *, filters: SearchFilters,
                      readable: frozenset[str]) -> dict[int, SkillRow]:
