@@ -537,6 +537,8 @@ def loadavg() -> tuple[float, float, float]:
 
 
 def sql_label(sql: str) -> str:
+    if "snippet(" in sql:
+        return "sql snippets"
     if " MATCH " in sql:
         return "sql fts"
     if "s.id IN (" in sql:
@@ -563,11 +565,17 @@ class Probe:
     def __init__(self) -> None:
         self.seconds: defaultdict[str, float] = defaultdict(float)
         self.calls: Counter[str] = Counter()
+        self.active: list[str] = []  # the wrapped calls under way, outermost first
         self._undo: list[tuple[Any, str, bool, Any]] = []
 
-    def add(self, label: str, seconds: float) -> None:
+    def add(self, label: str, seconds: float, count: bool = True) -> None:
         self.seconds[label] += seconds
-        self.calls[label] += 1
+        self.calls[label] += count
+
+    def add_sql(self, label: str, seconds: float, count: bool = True) -> None:
+        """SQL time under its own label and under "<label> in <outermost part>"."""
+        self.add(label, seconds, count)
+        self.add(f"{label} in {self.active[0] if self.active else 'search'}", seconds, count)
 
     def wrap(self, obj: Any, attr: str, label: str) -> bool:
         """Time `obj.attr` under `label`; False (nothing wrapped) if it does not exist."""
@@ -577,11 +585,13 @@ class Probe:
         original = getattr(obj, attr)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
+            self.active.append(label)
             t0 = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.add(label, time.perf_counter() - t0)
+                self.active.pop()
 
         self._undo.append((obj, attr, own, vars(obj).get(attr)))
         setattr(obj, attr, timed)
@@ -615,7 +625,7 @@ class _TimedCursor:
         try:
             return fn()
         finally:
-            self._probe.seconds[self._label] += time.perf_counter() - t0
+            self._probe.add_sql(self._label, time.perf_counter() - t0, count=False)
 
     def fetchall(self) -> list[Any]:
         return list(self._timed(self._cursor.fetchall))
@@ -635,7 +645,7 @@ class _TimedConnection:
         label = sql_label(sql)
         t0 = time.perf_counter()
         cursor = self._conn.execute(sql, params)
-        self._probe.add(label, time.perf_counter() - t0)
+        self._probe.add_sql(label, time.perf_counter() - t0)
         return _TimedCursor(cursor, label, self._probe)
 
 
@@ -649,6 +659,7 @@ def probed(registry: Registry) -> Iterator[Probe]:
     probe.wrap(engine, "_exact", "exact name")
     probe.wrap(engine, "_rank", "rank")
     probe.wrap(engine, "_qualities", "quality lookup")
+    probe.wrap(registry.index, "snippets", "snippets")  # when the index makes them apart
     probe.wrap(engine.embedder, "embed_query", "query embedding")
     probe.wrap(engine.vectors, "scores", "matrix product")
     probe.wrap(engine.vectors, "top", "top-k (incl. product)")
@@ -952,14 +963,16 @@ _ROW = "{:<46} {:>7} {:>7} {:>7} {:>7} {:>5}  {:<8} {}"
 # (label, probe key) rows of the breakdown; "=" rows are computed.
 _PARTS: tuple[tuple[str, str], ...] = (
     ("keyword: FTS AND (+ OR) runs, rows -> hits", "keyword"),
-    ("  of which SQLite (fts match, join, fetch)", "sql fts"),
+    ("  SQLite FTS match + bm25 (+ join)", "sql fts in keyword"),
+    ("  SQLite rows by id", "sql rows by id in keyword"),
     ("query embedding (embed_query: LRU or model)", "query embedding"),
     ("semantic: top-k + rows + filter", "semantic"),
     ("  matrix product (n x 384 @ q)", "matrix product"),
     ("  top-k selection (argpartition, lexsort)", "=topk"),
-    ("  SQLite rows by id (filters, visibility)", "sql rows by id"),
-    ("  SQLite filtered ids (filter fallback)", "sql filtered ids"),
+    ("  SQLite rows by id (filters, visibility)", "sql rows by id in semantic"),
+    ("  SQLite filtered ids (filter fallback)", "sql filtered ids in semantic"),
     ("exact-name lookup (SQLite)", "exact name"),
+    ("snippets for the page (SQLite)", "snippets"),
     ("fusion (fuse / rrf)", "fusion"),
     ("rank: quality + score parts + sort", "rank"),
     ("  quality lookup", "quality lookup"),
@@ -967,7 +980,8 @@ _PARTS: tuple[tuple[str, str], ...] = (
     ("  score parts + sort (rest of rank)", "=rankrest"),
     ("other (service checks, fts.build, cursor)", "=other"),
 )
-_TOP_LEVEL = ("keyword", "query embedding", "semantic", "exact name", "fusion", "rank")
+_TOP_LEVEL = ("keyword", "query embedding", "semantic", "exact name", "snippets", "fusion",
+              "rank")
 
 
 def part_ms(bd: dict[str, Any], key: str) -> float:
@@ -1057,8 +1071,8 @@ def render_size(fig: dict[str, Any]) -> list[str]:
     w(f"   {'total (Registry.search wall, mean)':<58}"
       + "".join(f"{bd[m]['total_ms']:>8.2f}" for m in ("hybrid", "keyword", "hybrid_rare_tag")))
     fts_calls = [bd[m]["calls_per_query"].get("sql fts", 0.0) for m in ("hybrid", "keyword")]
-    w(f"   FTS statements per query (AND, then OR when short of candidates): hybrid "
-      f"{fts_calls[0]:.2f}, keyword {fts_calls[1]:.2f}")
+    w(f"   FTS MATCH statements per query (AND, OR when short of candidates; snippets apart): "
+      f"hybrid {fts_calls[0]:.2f}, keyword {fts_calls[1]:.2f}")
     fr = fig["fts_rows"]
     w(f"   rows matched per query (first 150): AND p50 {fr['and']['p50_rows']:,}, p90 "
       f"{fr['and']['p90_rows']:,}; OR p50 {fr['or']['p50_rows']:,}, p90 {fr['or']['p90_rows']:,}"
@@ -1092,10 +1106,11 @@ def render_growth(sizes: dict[int, dict[str, Any]]) -> list[str]:
                                   part_ms(hb, "matrix product"))
                      + " -- linear in rows (one n x 384 product per query)")
         orr = (a["fts_rows"]["or"]["p50_rows"], b["fts_rows"]["or"]["p50_rows"])
-        lines.append("   " + grow("FTS (AND + OR)", part_ms(ha, "keyword"),
+        lines.append("   " + grow("keyword part (FTS + rows)", part_ms(ha, "keyword"),
                                   part_ms(hb, "keyword"))
                      + f" -- grows with matching rows (OR p50 {orr[0]:,} -> {orr[1]:,})")
-        for label, key in (("top-k selection", "=topk"), ("rows by id", "sql rows by id"),
+        for label, key in (("top-k selection", "=topk"),
+                           ("SQLite rows by id (all parts)", "sql rows by id"),
                            ("rank", "rank"), ("query embedding", "query embedding")):
             lines.append("   " + grow(label, part_ms(ha, key), part_ms(hb, key)))
         pa, pb = a["passes"], b["passes"]
