@@ -15,6 +15,9 @@ Runs in-process against `Registry` (no HTTP, no git) in a throwaway home, semant
    (what the server's background worker runs), stores the vectors and fills the in-memory
    matrix. The two parts are timed separately (skills/s each); generating the text is not
    timed. A larger size extends the previous registry, so nothing is embedded twice.
+   Past `--embed-limit` skills (default 10,000) the new skills get copies of embedded
+   skills' vectors instead (`copy_vectors`): latency does not depend on the values, and
+   the model embeds only ~20-50 skill texts/s on 2 cores (every text fills the 128 tokens).
 2. Queries, through `Registry.search(query, principal=ANONYMOUS, mode=..., limit=10)`,
    one after another, wall time per call; p50/p95/p99 are nearest-rank. Every page must
    be served by the mode asked for (`page.results.mode`); mismatches are counted. Each
@@ -32,17 +35,27 @@ Runs in-process against `Registry` (no HTTP, no git) in a throwaway home, semant
 3. Where the time goes: one more pass per mode with the engine's and index's methods
    wrapped by timers at run time (nothing in skills_hub/ is changed): FTS (AND and OR
    runs), query embedding, matrix product, top-k selection, SQL row fetch, exact-name
-   lookup, quality lookup and ranking; mean ms per query. Also the model's time to embed
-   one uncached query, and how many rows the FTS OR expressions match (median, max).
+   lookup, page snippets, quality lookup and ranking; mean ms per query. SQL time is
+   charged to the outermost part running it. Also the model's time to embed one uncached
+   query, and how many rows the FTS OR expressions match (median, max).
 4. Resources after each size: vector matrix (rows used and allocated), process VmRSS and
    peak VmHWM from /proc/self/status, index.db (+WAL) on disk.
 
 Aims (at 10,000 skills only; nothing is asserted, each is marked met/MISSED): keyword
 p50 < 5 ms and hybrid p50 < 25 ms, cold and warm. Larger sizes are printed without aims.
-The table goes to stdout, progress to stderr.
+The table goes to stdout, progress to stderr; "cpu/w" is this process's CPU time over wall
+time during a pass (about 2 when a thread pool's worker spins beside the main thread, well
+under 1 when other work takes the cores: then the figures are noisy).
 
-    .venv/bin/python bench/search_bench.py [--sizes 10000,100000] [--queries 300]
-                                           [--quick] [--json PATH] [--keep]
+`--home DIR` keeps the registry and resumes from it (sizes below its skill count are
+skipped, stored vectors are reused), e.g. to re-run 100,000 with other settings in minutes.
+`--blas-threads N` / `--torch-threads N` limit numpy's BLAS and torch's thread pools once
+the model is loaded (the default pools spin after each call; on a busy 2-core machine that
+stalls the matrix product and slows what follows a query embedding).
+
+    .venv/bin/python bench/search_bench.py [--sizes 10000,100000] [--queries 300] [--quick]
+        [--embed-limit N] [--home DIR] [--blas-threads N] [--torch-threads N]
+        [--json PATH] [--keep]
 """
 
 from __future__ import annotations

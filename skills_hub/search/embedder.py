@@ -132,6 +132,10 @@ class Embedder:
     def _load(self) -> None:
         try:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            # Without this torch's OpenMP workers spin after each encode and steal the
+            # cores from the SQL that follows (cold hybrid p50 31 -> 25 ms at 10k skills,
+            # bulk embedding unchanged; bench/README.md). Must be set before torch loads.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
