@@ -443,9 +443,7 @@ class Registry:
 
         An empty query lists the filtered catalogue (newest first unless `sort` says).
         """
-        if len(query) > MAX_QUERY_CHARS:
-            raise BadRequest(f"the query is longer than {MAX_QUERY_CHARS} characters",
-                             extra={"hint": "shorten the query"})
+        _check_query(query)
         _check_choice("mode", mode, MODES)
         _check_choice("sort", sort, SORTS)
         if trust is not None:
@@ -468,8 +466,7 @@ class Registry:
     def gap(self, query: str, *, principal: Principal,
             namespace: str | None = None) -> Gap | None:
         """Whether no readable skill is close to `query` (None until the model is loaded)."""
-        if len(query) > MAX_QUERY_CHARS:
-            raise BadRequest(f"the query is longer than {MAX_QUERY_CHARS} characters")
+        _check_query(query)
         return self.search_engine.gap(query, readable=principal.readable,
                                       filters=SearchFilters(namespace=namespace))
 
@@ -725,6 +722,12 @@ def _decode_cursor(cursor: str | None) -> tuple[str, str] | None:
     if not sep:
         raise BadRequest("the cursor is not valid", extra={"hint": "pass next_cursor as given"})
     return namespace, name
+
+
+def _check_query(query: str) -> None:
+    if len(query) > MAX_QUERY_CHARS:
+        raise BadRequest(f"the query is longer than {MAX_QUERY_CHARS} characters",
+                         extra={"hint": "shorten the query"})
 
 
 def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:

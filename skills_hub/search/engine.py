@@ -235,11 +235,9 @@ class SearchEngine:
         if not query:
             return self._browse(request, semantic_state)
         match = fts.build(query)
-        want_semantic = request.mode in ("auto", "hybrid", "semantic")
-        semantic_ok = want_semantic and self.embedder.ready and len(self.vectors) > 0
-        if request.mode == "semantic" and not semantic_ok:
-            served = "keyword"
-        elif request.mode == "keyword" or not semantic_ok:
+        semantic_ok = (request.mode != "keyword" and self.embedder.ready
+                       and len(self.vectors) > 0)
+        if not semantic_ok:
             served = "keyword"
         else:
             served = "semantic" if request.mode == "semantic" else "hybrid"
