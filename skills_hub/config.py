@@ -38,6 +38,10 @@ class Settings:
     # Semantic search: "auto" loads the embedding model in the background at start (keyword
     # search serves until it is ready, or for good without the `semantic` extra); "off".
     semantic: str = "auto"
+    # The address clients reach the server at (behind a proxy, say), used where a client
+    # needs absolute URLs (well-known indexes, clawhub.json, marketplaces); None: each
+    # request's own base URL.
+    public_url: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -65,6 +69,7 @@ class Settings:
             sandbox=env.get("SKILLS_HUB_SANDBOX", "auto"),
             semantic="off" if env.get("SKILLS_HUB_SEMANTIC", "auto").strip().lower()
             in {"off", "0", "false", "no"} else "auto",
+            public_url=(env.get("SKILLS_HUB_PUBLIC_URL") or "").rstrip("/") or None,
         )
 
 

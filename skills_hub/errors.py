@@ -70,6 +70,13 @@ class VersionExists(HubError):
     code = "version_exists"
 
 
+class AmbiguousName(HubError):
+    """A flat name (a ClawHub slug, a well-known name) that several namespaces have."""
+
+    status = 409
+    code = "ambiguous_name"
+
+
 class PayloadTooLarge(HubError):
     status = 413
     code = "payload_too_large"

@@ -24,6 +24,7 @@ from .checks.findings import DANGEROUS, FAMILIES
 from .checks.pipeline import Options, Report, check_bundle
 from .config import Settings
 from .errors import (
+    AmbiguousName,
     BadRequest,
     DangerousSkill,
     Forbidden,
@@ -137,6 +138,16 @@ class Archive:
     sha256: str
     filename: str
     media_type: str
+
+
+@dataclass(frozen=True)
+class FlatCatalogue:
+    """The skills reachable by a bare name in one scope (a namespace, or every namespace
+    the caller may read). A name held by several namespaces is not reachable by its bare
+    name in the server-wide scope: it is listed in `ambiguous` instead."""
+
+    skills: list[SkillRow]  # by name
+    ambiguous: dict[str, list[str]]  # name -> ["ns/name", ...]
 
 
 @dataclass(frozen=True)
@@ -415,24 +426,74 @@ class Registry:
         return row, files[path]
 
     def archive(self, namespace: str, name: str, version: str, fmt: str,
-                principal: Principal, count: bool = True) -> tuple[VersionRow, Archive]:
-        """The version as a deterministic archive (same bytes every time) and its sha256."""
+                principal: Principal, count: bool = True,
+                at_root: bool = False) -> tuple[VersionRow, Archive]:
+        """The version as a deterministic archive (same bytes every time) and its sha256.
+
+        The files sit under a `<name>/` folder, or at the archive's root with `at_root`
+        (the layout ClawHub downloads and well-known archives use)."""
         if fmt not in ARCHIVE_FORMATS:
             raise NotFound(f"no archive format {fmt!r}; use one of {', '.join(ARCHIVE_FORMATS)}")
         skill, row = self.get_version(namespace, name, version, principal)
+        prefix = None if at_root else name
 
         def make() -> Archive:
             bundle = self.bundle(namespace, row)
             if fmt == "zip":
-                data, media = to_zip(bundle, name), "application/zip"
+                data, media = to_zip(bundle, prefix), "application/zip"
             else:
-                data, media = to_targz(bundle, name), "application/gzip"
+                data, media = to_targz(bundle, prefix), "application/gzip"
             return Archive(data, _sha256(data), f"{name}-{row.version}.{fmt}", media)
 
-        archive = self._archives.get_or_make((namespace, row.tree_sha, fmt), make)
+        archive = self._archives.get_or_make((namespace, row.tree_sha, fmt, prefix), make)
         if count:
             self.index.count_download(skill.id)
         return row, archive
+
+    # -- flat names (ClawHub slugs, well-known names) ------------------------------------
+
+    def flat_skill(self, name: str, principal: Principal,
+                   namespace: str | None = None) -> SkillRow:
+        """The skill a bare `name` means: in `namespace` when the client's root names one,
+        else the one readable skill of that name on the server; 409 `ambiguous_name` when
+        several namespaces have it (never a silent pick)."""
+        if namespace is not None:
+            return self.get_skill(namespace, name, principal).skill
+        _check_skill_name(name)
+        rows = self.index.find_by_name(name, filters=SearchFilters(),
+                                       readable=principal.readable)
+        if not rows:
+            raise NotFound(f"no skill is called {name!r}")
+        if len(rows) > 1:
+            candidates = sorted(f"{row.namespace}/{row.name}" for row in rows)
+            raise AmbiguousName(
+                f"{len(rows)} namespaces have a skill called {name!r}: "
+                f"{', '.join(candidates)}",
+                extra={"candidates": candidates,
+                       "hint": "use a namespace's own root: /<namespace>/.well-known/skills/ "
+                               "for well-known clients, /clawhub/<namespace> as the ClawHub "
+                               "registry, or the native API's <namespace>/<name>"})
+        return rows[0]
+
+    def flat_catalogue(self, principal: Principal,
+                       namespace: str | None = None) -> FlatCatalogue:
+        """Every skill a bare name reaches in the scope (see `FlatCatalogue`)."""
+        rows: list[SkillRow] = []
+        cursor = None
+        while True:
+            page = self.list_skills(principal=principal, namespace=namespace, cursor=cursor,
+                                    limit=200)
+            rows.extend(page.skills)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        by_name: dict[str, list[SkillRow]] = {}
+        for row in rows:
+            by_name.setdefault(row.name, []).append(row)
+        unique = [group[0] for name, group in sorted(by_name.items()) if len(group) == 1]
+        ambiguous = {name: sorted(f"{r.namespace}/{r.name}" for r in group)
+                     for name, group in sorted(by_name.items()) if len(group) > 1}
+        return FlatCatalogue(unique, ambiguous)
 
     def search(self, query: str, *, principal: Principal, mode: str = "auto",
                namespace: str | None = None, tag: str | None = None,

@@ -94,7 +94,7 @@ def test_a_person_searches_and_opens_a_skill_in_chromium(tmp_path: Path) -> None
         pytest.fail("chromium is not installed: run `make system-deps` (Debian package chromium)")
     from playwright.sync_api import sync_playwright
 
-    from .test_server import start_server
+    from .live import start_server
 
     server = start_server(tmp_path / "data", seed=True)
     try:

@@ -4,60 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from .conftest import skill_md
+from .live import Server, make_token, start_server
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    home: Path
-    process: subprocess.Popen[bytes]
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(30)
-
-
-def start_server(home: Path, seed: bool = False, git_backend: str = "auto",
-                 semantic: str = "off") -> Server:
-    port = free_port()
-    env = {**os.environ, "SKILLS_HUB_HOME": str(home), "SKILLS_HUB_GIT_BACKEND": git_backend,
-           "SKILLS_HUB_SEMANTIC": semantic}
-    if not seed:
-        env["SKILLS_HUB_NO_SEED"] = "1"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "skills_hub.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
-                return Server(url, home, process)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the server did not start")
 
 
 @pytest.fixture
@@ -73,12 +32,6 @@ def any_backend_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterat
     srv = start_server(tmp_path / "data", git_backend=request.param)
     yield srv
     srv.stop()
-
-
-def make_token(home: Path, namespace: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "skills_hub.cli", "token", "create", namespace,
-                          "--home", str(home)], capture_output=True, text=True, check=True)
-    return out.stdout.strip().splitlines()[-1]
 
 
 def publish(url: str, token: str, name: str, body: str, version: str | None = None) -> dict:
