@@ -70,6 +70,7 @@ NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z0-9]$")
 RESERVED_NAMESPACES = frozenset({
     "api", "git", "static", "openapi.json", "docs", "search", "login", "logout", "admin",
     "settings", "health", "new", "well-known", "favicon.ico", "robots.txt", "s", "u",
+    "clawhub",  # the ClawHub-compatible API lives under /clawhub
 })
 SEED_NAMESPACE = "examples"
 MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks

@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import Settings
 from ..resources import resource_dir
 from ..service import Registry
-from . import api, pages
+from . import api, clawhub, marketplace, pages, skillssh, wellknown
 from .errors import make_handlers
 from .gitserver import GitApp
 from .markdown import highlighted
@@ -54,6 +54,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             Route("/openapi.json", openapi, include_in_schema=False),
             Route("/api/v1/health", health, include_in_schema=False),
             *api.routes(registry),
+            # Compatibility interfaces for the clients people already use (README, "Client
+            # set-up"); before the pages, whose /{namespace}/{name} would match them.
+            *wellknown.routes(registry),
+            *skillssh.routes(registry),
+            *clawhub.routes(registry),
+            *marketplace.routes(registry),
             Mount("/git", app=GitApp(registry)),
             Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))),
                   name="static"),
