@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
@@ -534,7 +535,7 @@ def _verdict_text(body: dict[str, Any]) -> str:
 @click.option("--all", "show_all", is_flag=True, help="Also list info findings.")
 @json_option
 @pass_client
-def report(client: Client, ref: str, show_all: bool, as_json: bool) -> None:
+def findings(client: Client, ref: str, show_all: bool, as_json: bool) -> None:
     """Show the checks report of a published version (latest by default)."""
     namespace, name, version = _qualified(ref)
     body = client.hub().report(namespace, name, version or "latest")
@@ -546,6 +547,133 @@ def report(client: Client, ref: str, show_all: bool, as_json: bool) -> None:
         click.echo(line)
     if body.get("deprecated"):
         click.echo("  DEPRECATED: a re-check failed this version; do not install it")
+
+
+@main.command()
+@click.argument("ref", metavar="NS/NAME[@VERSION]")
+@click.argument("outcome", required=False,
+                type=click.Choice(["success", "failure", "infra_error"]))
+@click.option("--kind", "failure_kind", default=None,
+              type=click.Choice(["wrong_result", "error", "timeout", "incomplete", "unsafe",
+                                 "other"]), help="What kind of failure (needed with failure).")
+@click.option("--accepted/--rejected", "task_accepted", default=None,
+              help="Whether the user accepted the task's result.")
+@click.option("--continued/--abandoned", "session_continued", default=None,
+              help="Whether the session went on after the skill ran.")
+@click.option("--retries", type=click.IntRange(0, 1000), default=None,
+              help="How many times the agent retried.")
+@click.option("--edit-ratio", type=click.FloatRange(0, 1), default=None,
+              help="How much of the output a person rewrote (0-1).")
+@click.option("--error-reported", is_flag=True, default=None, help="The user reported an error.")
+@click.option("--agent-name", default=None, help="The reporting agent (e.g. hermes).")
+@click.option("--model", default=None, help="The model the agent ran.")
+@click.option("--client-id", default=None,
+              help="This client's stable id (canary releases are chosen by it).")
+@click.option("--id", "report_id", default=None,
+              help="The report's id (default: a new UUID); resending an id is not counted twice.")
+@click.option("--file", "from_file", type=click.File("r"), default=None,
+              help="Send the reports in this JSON file (a list, or {\"outcomes\": [...]}) "
+                   "instead; '-' reads stdin.")
+@skills_dir_options
+@json_option
+@pass_client
+def report(client: Client, ref: str, outcome: str | None, from_file: Any,
+           skills_dir: Path, as_json: bool, **fields: Any) -> None:
+    """Report how a skill version did: OUTCOME is success, failure (with --kind) or
+    infra_error (your tooling failed, not the skill; never counted against it).
+
+    Without @VERSION, the version installed in the skills folder is reported.
+    """
+    namespace, name, version = _qualified(ref)
+    if from_file is not None:
+        reports = _reports_from_file(from_file)
+    elif outcome is None:
+        raise click.BadParameter("give an OUTCOME (success, failure, infra_error) or --file")
+    else:
+        reports = [_report_from_options(outcome, version or _installed_version(
+            skills_dir, namespace, name), fields)]
+    body = client.hub().report_outcomes(namespace, name, reports)
+    if as_json:
+        emit_json(body)
+        return
+    repeated = f", {body['repeated']} already sent" if body["repeated"] else ""
+    click.echo(f"recorded {body['recorded']} outcome(s) for {namespace}/{name}{repeated}; "
+               f"trust: {body['trust']}")
+    change = body.get("trust_change")
+    if change:
+        click.echo(f"  trust {change['old']} -> {change['new']}: {change['reason']}")
+
+
+def _report_from_options(outcome: str, version: str, fields: dict[str, Any]) -> dict[str, Any]:
+    signal_keys = ("task_accepted", "session_continued", "retries", "edit_ratio",
+                   "error_reported")
+    client_keys = {"agent_name": "agent", "model": "model", "client_id": "id"}
+    report: dict[str, Any] = {"id": fields["report_id"] or str(uuid.uuid4()),
+                              "version": version, "outcome": outcome}
+    if fields["failure_kind"]:
+        report["failure_kind"] = fields["failure_kind"]
+    signals = {k: fields[k] for k in signal_keys if fields[k] is not None}
+    if signals:
+        report["signals"] = signals
+    who = {v: fields[k] for k, v in client_keys.items() if fields[k]}
+    if who:
+        report["client"] = who
+    return report
+
+
+def _reports_from_file(handle: Any) -> list[dict[str, Any]]:
+    try:
+        data = json.load(handle)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--file") from None
+    reports = data.get("outcomes") if isinstance(data, dict) else data
+    if not isinstance(reports, list):
+        raise click.BadParameter('a JSON list of reports or {"outcomes": [...]}',
+                                 param_hint="--file")
+    return reports
+
+
+def _installed_version(skills_dir: Path, namespace: str, name: str) -> str:
+    entry = Lockfile(skills_dir).get(name)
+    if entry is None or entry.namespace != namespace:
+        raise click.BadParameter(f"{namespace}/{name} is not installed in {skills_dir}; name "
+                                 "the version: NS/NAME@VERSION", param_hint="NS/NAME[@VERSION]")
+    return entry.version
+
+
+@main.command()
+@click.argument("ref", metavar="NS/NAME")
+@json_option
+@pass_client
+def outcomes(client: Client, ref: str, as_json: bool) -> None:
+    """Show what agents reported about a skill: per-version counts, EMA, trust history."""
+    namespace, name, _ = _qualified(ref)
+    body = client.hub().outcomes(namespace, name)
+    if as_json:
+        emit_json(body)
+        return
+    click.echo(f"{namespace}/{name}: trust {body['trust']}, Wilson {body['wilson']:.3f} "
+               f"({body['successes']:.1f} successes, {body['failures']:.1f} failures, decayed; "
+               f"{body['clients']} clients)")
+    for v in body["versions"]:
+        ema = "-" if v["ema"] is None else f"{v['ema']:.2f}"
+        click.echo(f"  {v['version']}: {v['successes']} ok, {v['failures']} failed, "
+                   f"{v['infra_errors']} infra; EMA {ema}, Wilson {v['wilson']:.3f}")
+    for event in body["events"]:
+        click.echo(f"  {event['at'][:19]} {event['old']} -> {event['new']} ({event['actor']}): "
+                   f"{event['reason']}")
+
+
+@main.command()
+@click.argument("ref", metavar="NS/NAME")
+@click.option("--reason", required=True, help="Why (shown in the trust history).")
+@click.option("--lift", is_flag=True, help="Lift the block (back to community).")
+@pass_client
+def block(client: Client, ref: str, reason: str, lift: bool) -> None:
+    """Block a skill of your namespace (hidden from search, never moved by reports)."""
+    namespace, name, _ = _qualified(ref)
+    body = client.hub().set_trust(namespace, name, "community" if lift else "blocked", reason)
+    click.echo(f"{namespace}/{name}: trust {body['trust']}")
 
 
 @main.group()

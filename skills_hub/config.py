@@ -42,6 +42,9 @@ class Settings:
     # needs absolute URLs (well-known indexes, clawhub.json, marketplaces); None: each
     # request's own base URL.
     public_url: str | None = None
+    # Outcome reports each token may send: a sustained rate per second and a burst.
+    outcome_rate: float = 500.0
+    outcome_burst: float = 5000.0
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -70,6 +73,8 @@ class Settings:
             semantic="off" if env.get("SKILLS_HUB_SEMANTIC", "auto").strip().lower()
             in {"off", "0", "false", "no"} else "auto",
             public_url=(env.get("SKILLS_HUB_PUBLIC_URL") or "").rstrip("/") or None,
+            outcome_rate=float(env.get("SKILLS_HUB_OUTCOME_RATE", "500")),
+            outcome_burst=float(env.get("SKILLS_HUB_OUTCOME_BURST", "5000")),
         )
 
 

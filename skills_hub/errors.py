@@ -77,6 +77,13 @@ class AmbiguousName(HubError):
     code = "ambiguous_name"
 
 
+class Conflict(HubError):
+    """A write lost a race with another writer; retrying is safe."""
+
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(HubError):
     status = 413
     code = "payload_too_large"
@@ -112,6 +119,34 @@ class SemanticUnavailable(HubError):
 
     status = 503
     code = "semantic_unavailable"
+
+
+class InvalidReport(HubError):
+    """Outcome reports that do not validate; `problems` names every bad field."""
+
+    status = 422
+    code = "invalid_report"
+
+
+class RateLimited(HubError):
+    """Too many requests for one token; `extra["retry_after"]` says when to try again."""
+
+    status = 429
+    code = "rate_limited"
+
+
+class EditFailed(HubError):
+    """An edit cannot be applied to the skill's files; `extra` names the edit and why."""
+
+    status = 422
+    code = "edit_failed"
+
+
+class MergeConflict(HubError):
+    """A proposal's changes overlap changes made since its base; `extra["conflicts"]` lists them."""
+
+    status = 409
+    code = "merge_conflict"
 
 
 class RemoteError(HubError):

@@ -26,14 +26,19 @@ from .config import Settings
 from .errors import (
     AmbiguousName,
     BadRequest,
+    Conflict,
     DangerousSkill,
     Forbidden,
+    InvalidReport,
     InvalidSkill,
     NotFound,
     Problem,
     Unauthorized,
     VersionExists,
 )
+from .learning.outcomes import OutcomeReport, RateLimiter, parse_reports
+from .ranking import trust as trust_rules
+from .ranking.quality import decay_factor, decayed_totals, wilson_lower_bound
 from .search.embedder import Embedder, skill_text
 from .search.engine import (
     MAX_RESULTS,
@@ -56,12 +61,15 @@ from .store.index import (
     ExceptionRow,
     HistoryRow,
     Index,
+    NewOutcome,
     NewReport,
     NewVersion,
     ReportRow,
     SearchFilters,
     SkillRow,
+    TrustEvent,
     VersionRow,
+    VersionStats,
 )
 
 log = logging.getLogger(__name__)
@@ -88,6 +96,7 @@ class Principal:
 
     namespace: str | None
     operator: bool = False
+    token_id: str | None = None  # sha256 of the bearer token (rate limits, reporter identity)
 
     @property
     def readable(self) -> frozenset[str]:
@@ -139,6 +148,31 @@ class Archive:
     sha256: str
     filename: str
     media_type: str
+
+
+@dataclass(frozen=True)
+class OutcomeReceipt:
+    """What a post of outcome reports did."""
+
+    recorded: int   # new reports stored
+    repeated: int   # ids this token had already sent (acknowledged, not counted again)
+    trust: str      # the skill's trust level after the reports
+    trust_change: TrustEvent | None
+    versions: dict[str, VersionStats]  # the reported versions' statistics after the reports
+
+
+@dataclass(frozen=True)
+class OutcomeSummary:
+    """A skill's evidence: per-version statistics, Wilson bound and trust history."""
+
+    skill: SkillRow
+    versions: list[tuple[VersionStats, float]]  # (stats, Wilson bound of its counts)
+    successes: float  # decayed, every version
+    failures: float
+    wilson: float
+    clients: int
+    trust: str
+    events: list[TrustEvent]
 
 
 @dataclass(frozen=True)
@@ -198,6 +232,7 @@ class Registry:
         self._maintenance_guard = threading.Lock()
         self.check_options = Options(strict=settings.strict, sandbox=settings.sandbox)
         self._backfill: threading.Thread | None = None
+        self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -240,11 +275,12 @@ class Registry:
         """The principal for a bearer token; anonymous without one; 401 for a bad one."""
         if not token:
             return ANONYMOUS
-        namespace = self.index.token_namespace(_sha256(token.encode()))
+        token_id = _sha256(token.encode())
+        namespace = self.index.token_namespace(token_id)
         if namespace is None:
             raise Unauthorized("the token is not valid for this registry",
                                extra={"hint": "create one with `skills-hub token create NS`"})
-        return Principal(namespace)
+        return Principal(namespace, token_id=token_id)
 
     def set_visibility(self, namespace: str, visibility: str) -> None:
         if visibility not in ("public", "private"):
@@ -450,6 +486,98 @@ class Registry:
         if count:
             self.index.count_download(skill.id)
         return row, archive
+
+    # -- outcomes (the learning loop's evidence) -----------------------------------------
+
+    def report_outcomes(self, namespace: str, name: str, payload: object,
+                        principal: Principal) -> OutcomeReceipt:
+        """Validate and record agents' outcome reports on a skill's versions, then move its
+        trust if the evidence says so. All or nothing: one bad report refuses the batch."""
+        if principal.token_id is None and not principal.operator:
+            raise Unauthorized("outcome reports need a bearer token (any token of this "
+                               "registry)", extra={"hint": "create one with `skills-hub token "
+                                                           "create NS`"})
+        reports = parse_reports(payload)
+        detail = self.get_skill(namespace, name, principal)
+        known = {v.version for v in detail.versions}
+        _check_versions(reports, known, payload)
+        reporter = principal.token_id or "operator"
+        self.outcome_limiter.take(reporter, len(reports))
+        rows = [_new_outcome(reporter, r) for r in reports]
+        fresh = self.index.record_outcomes(namespace, name, rows, decay=decay_factor,
+                                           ema=trust_rules.ema_update)
+        trust, change = self._judge_trust(detail, actor=f"outcomes:{reporter[:12]}")
+        stats = self.index.version_stats(namespace, name)
+        return OutcomeReceipt(len(fresh), len(rows) - len(fresh), trust, change,
+                              {v: stats[v] for v in dict.fromkeys(r.version for r in rows)
+                               if v in stats})
+
+    def outcome_summary(self, namespace: str, name: str,
+                        principal: Principal) -> OutcomeSummary:
+        detail = self.get_skill(namespace, name, principal)
+        stats = self.index.version_stats(namespace, name)
+        totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
+        succ, fail = decayed_totals(totals, datetime.now(UTC))
+        versions = [(stats[v.version], wilson_lower_bound(
+            stats[v.version].successes, stats[v.version].successes + stats[v.version].failures))
+            for v in detail.versions if v.version in stats]
+        return OutcomeSummary(detail.skill, versions, succ, fail,
+                              wilson_lower_bound(succ, succ + fail),
+                              self.index.success_clients(namespace, name),
+                              self.index.trust_of(namespace, name),
+                              self.index.trust_events(namespace, name))
+
+    def set_trust(self, namespace: str, name: str, level: str, reason: str,
+                  principal: Principal) -> TrustEvent | None:
+        """An owner or the operator blocks a skill, or lifts a block (back to community)."""
+        self._check_owner(namespace, principal)
+        detail = self.get_skill(namespace, name, principal)
+        if level not in (trust_rules.BLOCKED, trust_rules.COMMUNITY):
+            raise BadRequest(f"an owner sets trust to 'blocked' or back to 'community', not "
+                             f"{level!r}", extra={"hint": "verified, trusted and quarantined "
+                                                           "follow from outcome reports"})
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_EXCEPTION_REASON:
+            raise BadRequest(f"give a reason of 1-{MAX_EXCEPTION_REASON} characters")
+        actor = "operator" if principal.operator else f"owner:{principal.namespace}"
+        for _ in range(3):  # compare-and-set against outcome reports arriving meanwhile
+            current = self.index.trust_of(namespace, name)
+            if current == level:
+                return None
+            if self.index.change_trust(namespace, name, current, level, reason, actor):
+                break
+        else:
+            raise Conflict("the skill's trust kept changing; try again")
+        if level == trust_rules.COMMUNITY:  # the evidence may already say more
+            self._judge_trust(detail, actor="outcomes")
+        return self.index.trust_events(namespace, name, 1)[0]
+
+    def _judge_trust(self, detail: SkillDetail, actor: str) -> tuple[str, TrustEvent | None]:
+        namespace, name = detail.skill.namespace, detail.skill.name
+        for _ in range(3):  # compare-and-set; another writer may move it meanwhile
+            current = self.index.trust_of(namespace, name)
+            new, reason = trust_rules.next_trust(current, self._evidence(detail))
+            if new == current:
+                return current, None
+            if self.index.change_trust(namespace, name, current, new, reason, actor):
+                return new, self.index.trust_events(namespace, name, 1)[0]
+        return self.index.trust_of(namespace, name), None
+
+    def _evidence(self, detail: SkillDetail) -> trust_rules.Evidence:
+        namespace, name = detail.skill.namespace, detail.skill.name
+        stats = self.index.version_stats(namespace, name)
+        totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
+        succ, fail = decayed_totals(totals, datetime.now(UTC))
+        latest = detail.skill.latest_version
+        current = stats.get(latest)
+        verdicts = self.index.verdicts(namespace, name)
+        return trust_rules.Evidence(
+            successes=sum(s.successes for s in stats.values()),
+            clients=self.index.success_clients(namespace, name),
+            decayed_successes=succ, decayed_failures=fail,
+            latest_outcomes=current.successes + current.failures if current else 0,
+            latest_ema=current.ema if current else None,
+            latest_safe=verdicts.get(latest) == "safe")
 
     # -- flat names (ClawHub slugs, well-known names) ------------------------------------
 
@@ -727,6 +855,25 @@ def check_namespace(namespace: str) -> None:
             problems=[Problem("namespace", "not a valid namespace name",
                               "use 1-64 lowercase letters, digits and single hyphens, not "
                               "starting or ending with a hyphen, and not a reserved word")])
+
+
+def _check_versions(reports: list[OutcomeReport], known: set[str], payload: object) -> None:
+    """Every report must name a published version of the skill."""
+    batched = isinstance(payload, dict) and "outcomes" in payload
+    problems = [Problem(f"outcomes[{i}].version" if batched else "version",
+                        f"{r.version!r} is not a published version",
+                        f"use one of {', '.join(sorted(known))}")
+                for i, r in enumerate(reports) if r.version not in known]
+    if problems:
+        raise InvalidReport(f"{len(problems)} report(s) name versions that do not exist; "
+                            "nothing was recorded", problems=problems)
+
+
+def _new_outcome(reporter: str, report: OutcomeReport) -> NewOutcome:
+    client = f"{reporter[:16]}:{report.client_id or '-'}"
+    return NewOutcome(reporter, report.id, report.version, report.outcome, report.failure_kind,
+                      report.score, json.dumps(report.signals, sort_keys=True), report.agent,
+                      report.model, client, report.at)
 
 
 def _check_skill_name(name: str) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from skills_hub.config import Settings
 from skills_hub.search.embedder import Embedder
-from skills_hub.service import Registry
+from skills_hub.service import Principal, Registry
 from skills_hub.web.app import create_app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +97,20 @@ def token(registry: Registry) -> str:
 @pytest.fixture
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def send_outcomes(registry: Registry, namespace: str, name: str, outcomes: list[str], *,
+                  version: str = "0.1.0", at: datetime | None = None,
+                  clients: int = 1, token_namespace: str = "reporters") -> dict[str, Any]:
+    """Report outcomes through the service, as agents do (`clients` distinct client ids)."""
+    principal = Principal(token_namespace, token_id=f"test-token-{token_namespace}")
+    stamp = (at or datetime.now(UTC)).isoformat()
+    batch = [{"id": uuid.uuid4().hex, "version": version, "outcome": outcome,
+              **({"failure_kind": "wrong_result"} if outcome == "failure" else {}),
+              "client": {"id": f"client-{i % clients}"}, "at": stamp}
+             for i, outcome in enumerate(outcomes)]
+    receipt = registry.report_outcomes(namespace, name, {"outcomes": batch}, principal)
+    return {"recorded": receipt.recorded, "trust": receipt.trust}
 
 
 def skill_md(name: str = "hello-world",

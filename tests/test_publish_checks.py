@@ -254,7 +254,7 @@ def test_client_commands_show_reports_flags_and_refuse_deprecated_installs(
     runner = CliRunner()
     obj = {"http": client}
     base = ["--server", "http://testserver", "--token", token]
-    result = runner.invoke(main, [*base, "report", "team/hello-world"], obj=obj)
+    result = runner.invoke(main, [*base, "findings", "team/hello-world"], obj=obj)
     assert result.exit_code == 0, result.output
     assert "team/hello-world 0.1.0: CAUTION" in result.output and "bandit.B602" in result.output
     result = runner.invoke(main, [*base, "search", "hello"], obj=obj)

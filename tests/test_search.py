@@ -19,7 +19,7 @@ from skills_hub.service import ANONYMOUS, OPERATOR, Principal, Registry
 from skills_hub.skill.bundle import from_files
 from skills_hub.web.app import create_app
 
-from .conftest import skill_md
+from .conftest import send_outcomes, skill_md
 
 SKILLS = {
     "csv-trend-chart": ("Turns a sales CSV export into a monthly trend chart (PNG).",
@@ -181,23 +181,18 @@ def test_reported_success_lifts_a_skill_among_equally_relevant_ones(
     for name in ("pdf-merge-a", "pdf-merge-b"):
         publish(semantic_registry, "team", name, "Merges PDF files into one document.")
     assert semantic_registry.search_engine.wait_indexed(60)
-    now = datetime.now(UTC)
-    for _ in range(40):
-        semantic_registry.index.add_outcome("team", "pdf-merge-b", "0.1.0", success=True,
-                                            at=now, decay=decay_factor)
+    send_outcomes(semantic_registry, "team", "pdf-merge-b", ["success"] * 40)
     page = semantic_registry.search("merge pdf files", principal=ANONYMOUS)
     first, second = page.results.results[:2]
     assert first.skill.name == "pdf-merge-b"
     assert first.parts["wilson"] > 0.9 and first.parts["successes"] == pytest.approx(40)
     assert second.parts["new_skill_floor"] is True
     # Outcomes decay: the same successes a year ago weigh far less.
-    old = now - timedelta(days=365)
-    for _ in range(40):
-        semantic_registry.index.add_outcome("team", "pdf-merge-a", "0.1.0", success=False,
-                                            at=old, decay=decay_factor)
+    old = datetime.now(UTC) - timedelta(days=300)
+    send_outcomes(semantic_registry, "team", "pdf-merge-a", ["failure"] * 40, at=old)
     stats = {r.skill.name: r.parts for r in
              semantic_registry.search("merge pdf files", principal=ANONYMOUS).results.results}
-    assert stats["pdf-merge-a"]["failures"] == pytest.approx(40 * decay_factor(365 * 86400),
+    assert stats["pdf-merge-a"]["failures"] == pytest.approx(40 * decay_factor(300 * 86400),
                                                              rel=1e-3)
 
 
@@ -210,9 +205,10 @@ def test_filters_namespace_tag_trust_verdict_and_updated_since(catalogue: Regist
     assert names(catalogue, "chart", namespace="other") == ["chart-maker"]
     assert names(catalogue, "chart", tag="charts", namespace="team") == ["csv-trend-chart"]
     assert names(catalogue, "", tag="security") == ["dockerfile-review"]
-    catalogue.index.set_trust("team", "csv-trend-chart", "verified")
+    catalogue.index.change_trust("team", "csv-trend-chart", "community", "verified", "test",
+                                 "test")
     assert names(catalogue, "chart", trust="verified") == ["csv-trend-chart"]
-    catalogue.index.set_trust("other", "chart-maker", "blocked")
+    catalogue.set_trust("other", "chart-maker", "blocked", "spam", OPERATOR)
     assert names(catalogue, "chart") == ["csv-trend-chart"]  # blocked skills never show
     assert names(catalogue, "chart", verdict="safe") == ["csv-trend-chart"]
     assert names(catalogue, "chart", verdict="caution") == []
@@ -236,10 +232,7 @@ def test_sorts(keyword_registry: Registry) -> None:
         keyword_registry.index.count_download(skill.id)
     assert names(keyword_registry, "", sort="installs")[0] == "invoice-parser"
     assert names(keyword_registry, "", sort="recent")[0] == "meeting-minutes"
-    now = datetime.now(UTC)
-    for _ in range(30):
-        keyword_registry.index.add_outcome("team", "release-notes", "0.1.0", success=True,
-                                           at=now, decay=decay_factor)
+    send_outcomes(keyword_registry, "team", "release-notes", ["success"] * 30)
     assert names(keyword_registry, "", sort="rating")[0] == "release-notes"
     # With a query, the sort orders the matching skills only.
     assert set(names(keyword_registry, "read")) == {"invoice-parser", "meeting-minutes"}

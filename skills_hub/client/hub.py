@@ -137,6 +137,23 @@ class HubClient:
     def remove_exception(self, namespace: str, name: str, rule: str) -> dict[str, Any]:
         return self._json("DELETE", _skill_path(namespace, name) + f"/exceptions/{quote(rule)}")
 
+    def report_outcomes(self, namespace: str, name: str,
+                        reports: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send outcome reports (each with a unique `id`, `version`, `outcome`; see the
+        server's API reference); batches of up to 1000 in one request. Returns
+        {recorded, repeated, trust, trust_change, versions}."""
+        return self._json("POST", _skill_path(namespace, name) + "/outcomes",
+                          json={"outcomes": reports})
+
+    def outcomes(self, namespace: str, name: str) -> dict[str, Any]:
+        """A skill's evidence: per-version counts, EMA, Wilson bound, trust history."""
+        return self._json("GET", _skill_path(namespace, name) + "/outcomes")
+
+    def set_trust(self, namespace: str, name: str, trust: str, reason: str) -> dict[str, Any]:
+        """Block a skill (`blocked`) or lift the block (`community`); owner only."""
+        return self._json("PUT", _skill_path(namespace, name) + "/trust",
+                          json={"trust": trust, "reason": reason})
+
     def publish(self, namespace: str, bundle: Bundle,
                 version: str | None = None) -> dict[str, Any]:
         """Upload a bundle as a deterministic tar.gz; the result has status

@@ -13,7 +13,9 @@ Relevance decides which skills match; quality only orders among them (see `searc
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 Z = 1.645
 HALF_LIFE_DAYS = 60.0
@@ -43,6 +45,16 @@ def decay_factor(age_seconds: float, half_life_days: float = HALF_LIFE_DAYS) -> 
     if age_seconds <= 0:
         return 1.0
     return 0.5 ** (age_seconds / (half_life_days * 86_400.0))
+
+
+def decayed_totals(totals: Iterable[tuple[float, float, str]],
+                   now: datetime) -> tuple[float, float]:
+    """Sum per-version (successes, failures, as_of) counts, each decayed from as_of to now."""
+    succ = fail = 0.0
+    for s, f, as_of in totals:
+        weight = decay_factor((now - datetime.fromisoformat(as_of)).total_seconds())
+        succ, fail = succ + s * weight, fail + f * weight
+    return succ, fail
 
 
 def installs_factor(downloads: int) -> float:

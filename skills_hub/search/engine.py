@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ranking.quality import Quality, decay_factor, quality
+from ..ranking.quality import Quality, decayed_totals, quality
 from ..store.index import EmbedJob, Index, SearchFilters, SearchHit, SkillRow
 from . import fts, fusion
 from .embedder import Embedder, SemanticUnavailable, skill_text
@@ -362,10 +362,7 @@ class SearchEngine:
         totals = self.index.outcome_totals([(s.namespace, s.name) for s in skills])
         out = {}
         for skill in skills:
-            succ = fail = 0.0
-            for s, f, as_of in totals.get((skill.namespace, skill.name), []):
-                weight = decay_factor((now - datetime.fromisoformat(as_of)).total_seconds())
-                succ, fail = succ + s * weight, fail + f * weight
+            succ, fail = decayed_totals(totals.get((skill.namespace, skill.name), []), now)
             out[skill.id] = quality(succ, fail, skill.downloads)
         return out
 

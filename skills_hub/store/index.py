@@ -156,6 +156,47 @@ class SearchFilters:
 
 
 @dataclass(frozen=True)
+class NewOutcome:
+    """One outcome report as stored (see learning.outcomes)."""
+
+    reporter: str   # sha256 of the reporting token
+    report_id: str
+    version: str
+    outcome: str    # success, failure, infra_error
+    failure_kind: str | None
+    score: float | None
+    signals_json: str
+    agent: str | None
+    model: str | None
+    client: str     # the distinct-client key
+    at: datetime
+
+    @property
+    def counted(self) -> bool:
+        return self.outcome != "infra_error"
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    version: str
+    successes: int
+    failures: int
+    infra_errors: int
+    score_mean: float | None
+    ema: float | None
+    last_at: str | None
+
+
+@dataclass(frozen=True)
+class TrustEvent:
+    old: str
+    new: str
+    reason: str
+    actor: str
+    at: str
+
+
+@dataclass(frozen=True)
 class EmbedJob:
     """A skill whose current text has no stored vector yet."""
 
@@ -281,9 +322,10 @@ class Index:
             "VALUES (?, 'public', ?)", (new.namespace, new.published_at))
         conn.execute(
             "INSERT OR IGNORE INTO skills (namespace, name, latest_version, description, tags, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "created_at, updated_at, trust) VALUES (?, ?, ?, ?, ?, ?, ?, coalesce((SELECT "
+            "trust FROM skill_trust WHERE namespace = ? AND name = ?), 'community'))",
             (new.namespace, new.name, new.version, new.description, new.tags,
-             new.published_at, new.published_at))
+             new.published_at, new.published_at, new.namespace, new.name))
         skill_id = conn.execute("SELECT id FROM skills WHERE namespace = ? AND name = ?",
                                 (new.namespace, new.name)).fetchone()[0]
         conn.execute(
@@ -410,13 +452,6 @@ class Index:
             "SELECT rule, reason, created_at FROM rule_exceptions "
             "WHERE namespace = ? AND name = ? ORDER BY rule", (namespace, name)).fetchall()
         return [ExceptionRow(**row) for row in rows]
-
-    def set_trust(self, namespace: str, name: str, trust: str) -> None:
-        if trust not in TRUST_LEVELS:
-            raise ValueError(f"unknown trust level {trust!r}")
-        with self._tx() as conn:
-            conn.execute("UPDATE skills SET trust = ? WHERE namespace = ? AND name = ?",
-                         (trust, namespace, name))
 
     def count_download(self, skill_id: int) -> None:
         with self._tx() as conn:
@@ -625,28 +660,95 @@ class Index:
 
     # -- outcome totals (ranking) ---------------------------------------------------------
 
-    def add_outcome(self, namespace: str, name: str, version: str, *, success: bool,
-                    at: datetime, decay: Callable[[float], float]) -> None:
-        """Count one outcome for a version; stored counts are decayed to `at` first.
-
-        `decay(age_seconds)` gives the weight left after that age (ranking's half-life).
-        """
+    def record_outcomes(self, namespace: str, name: str, reports: list[NewOutcome], *,
+                        decay: Callable[[float], float],
+                        ema: Callable[[float | None, bool], float]) -> list[NewOutcome]:
+        """Store the reports not seen before (by reporter and id) and fold them into the
+        per-version stats, the decayed totals and the client counts, all in one
+        transaction. Returns the reports that were new."""
+        fresh: list[NewOutcome] = []
         with self._tx() as conn:
-            row = conn.execute(
-                "SELECT successes, failures, as_of FROM outcome_totals "
-                "WHERE namespace = ? AND name = ? AND version = ?",
-                (namespace, name, version)).fetchone()
-            s = f = 0.0
-            if row is not None:
-                age = (at - datetime.fromisoformat(row["as_of"])).total_seconds()
-                factor = decay(age) if age > 0 else 1.0
-                s, f = float(row["successes"]) * factor, float(row["failures"]) * factor
-            s, f = (s + 1.0, f) if success else (s, f + 1.0)
-            stamp = max(at, datetime.fromisoformat(row["as_of"])) if row else at
-            conn.execute(
-                "INSERT OR REPLACE INTO outcome_totals (namespace, name, version, successes, "
-                "failures, as_of) VALUES (?, ?, ?, ?, ?, ?)",
-                (namespace, name, version, s, f, stamp.isoformat()))
+            for report in reports:
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO outcome_reports (reporter, report_id, namespace, "
+                    "name, version, outcome, failure_kind, score, signals_json, agent, model, "
+                    "client, at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (report.reporter, report.report_id, namespace, name, report.version,
+                     report.outcome, report.failure_kind, report.score, report.signals_json,
+                     report.agent, report.model, report.client, report.at.isoformat(),
+                     datetime.now(UTC).isoformat()))
+                if cursor.rowcount == 1:
+                    fresh.append(report)
+            for version in dict.fromkeys(r.version for r in fresh):
+                mine = [r for r in fresh if r.version == version]
+                _fold_version_stats(conn, namespace, name, version, mine, ema)
+                _fold_totals(conn, namespace, name, version, mine, decay)
+            for report in fresh:
+                if report.counted:
+                    won = 1 if report.outcome == "success" else 0
+                    conn.execute(
+                        "INSERT INTO skill_clients (namespace, name, client, successes, "
+                        "failures) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                        "successes = successes + excluded.successes, "
+                        "failures = failures + excluded.failures",
+                        (namespace, name, report.client, won, 1 - won))
+        return fresh
+
+    def version_stats(self, namespace: str, name: str) -> dict[str, VersionStats]:
+        rows = self._conn().execute(
+            "SELECT version, successes, failures, infra_errors, score_sum, scored, ema, last_at "
+            "FROM version_stats WHERE namespace = ? AND name = ?", (namespace, name)).fetchall()
+        return {row["version"]: VersionStats(
+            row["version"], row["successes"], row["failures"], row["infra_errors"],
+            row["score_sum"] / row["scored"] if row["scored"] else None, row["ema"],
+            row["last_at"]) for row in rows}
+
+    def success_clients(self, namespace: str, name: str) -> int:
+        """Distinct clients with at least one success on any version of the skill."""
+        row = self._conn().execute(
+            "SELECT count(*) FROM skill_clients WHERE namespace = ? AND name = ? "
+            "AND successes > 0", (namespace, name)).fetchone()
+        return int(row[0])
+
+    def reports_of(self, reporter: str, namespace: str, name: str,
+                   limit: int = 100) -> list[dict[str, Any]]:
+        """The latest reports one token sent about a skill."""
+        rows = self._conn().execute(
+            "SELECT report_id AS id, version, outcome, failure_kind, score, at FROM "
+            "outcome_reports WHERE reporter = ? AND namespace = ? AND name = ? "
+            "ORDER BY at DESC, report_id LIMIT ?", (reporter, namespace, name, limit))
+        return [dict(row) for row in rows.fetchall()]
+
+    def trust_of(self, namespace: str, name: str) -> str:
+        row = self._conn().execute("SELECT trust FROM skill_trust WHERE namespace = ? AND "
+                                   "name = ?", (namespace, name)).fetchone()
+        return str(row[0]) if row else "community"
+
+    def change_trust(self, namespace: str, name: str, old: str, new: str, reason: str,
+                     actor: str) -> bool:
+        """Move trust from `old` to `new` (compare-and-set); False when it was not `old`."""
+        if new not in TRUST_LEVELS:
+            raise ValueError(f"unknown trust level {new!r}")
+        with self._tx() as conn:
+            row = conn.execute("SELECT trust FROM skill_trust WHERE namespace = ? AND "
+                               "name = ?", (namespace, name)).fetchone()
+            if (str(row[0]) if row else "community") != old:
+                return False
+            conn.execute("INSERT OR REPLACE INTO skill_trust (namespace, name, trust) "
+                         "VALUES (?, ?, ?)", (namespace, name, new))
+            conn.execute("UPDATE skills SET trust = ? WHERE namespace = ? AND name = ?",
+                         (new, namespace, name))
+            conn.execute("INSERT INTO trust_events (namespace, name, old, new, reason, actor, "
+                         "at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (namespace, name, old, new, reason, actor,
+                          datetime.now(UTC).isoformat()))
+        return True
+
+    def trust_events(self, namespace: str, name: str, limit: int = 50) -> list[TrustEvent]:
+        rows = self._conn().execute(
+            "SELECT old, new, reason, actor, at FROM trust_events WHERE namespace = ? AND "
+            "name = ? ORDER BY id DESC LIMIT ?", (namespace, name, limit)).fetchall()
+        return [TrustEvent(**row) for row in rows]
 
     def outcome_totals(self, keys: Iterable[tuple[str, str]]
                        ) -> dict[tuple[str, str], list[tuple[float, float, str]]]:
@@ -663,6 +765,53 @@ class Index:
                 out.setdefault((row[0], row[1]), []).append(
                     (float(row[2]), float(row[3]), str(row[4])))
         return out
+
+
+def _fold_version_stats(conn: sqlite3.Connection, namespace: str, name: str, version: str,
+                        reports: list[NewOutcome],
+                        ema: Callable[[float | None, bool], float]) -> None:
+    row = conn.execute("SELECT successes, failures, infra_errors, score_sum, scored, ema, "
+                       "last_at FROM version_stats WHERE namespace = ? AND name = ? AND "
+                       "version = ?", (namespace, name, version)).fetchone()
+    wins, losses, infra, score_sum, scored, level, last = (
+        tuple(row) if row else (0, 0, 0, 0.0, 0, None, None))
+    for report in reports:
+        if not report.counted:
+            infra += 1
+            continue
+        wins, losses = (wins + 1, losses) if report.outcome == "success" else (wins, losses + 1)
+        level = ema(level, report.outcome == "success")
+        if report.score is not None:
+            score_sum, scored = score_sum + report.score, scored + 1
+        last = max(last or "", report.at.isoformat())
+    conn.execute(
+        "INSERT OR REPLACE INTO version_stats (namespace, name, version, successes, failures, "
+        "infra_errors, score_sum, scored, ema, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (namespace, name, version, wins, losses, infra, score_sum, scored, level, last))
+
+
+def _fold_totals(conn: sqlite3.Connection, namespace: str, name: str, version: str,
+                 reports: list[NewOutcome], decay: Callable[[float], float]) -> None:
+    """The decayed counts ranking reads: decay the stored ones to the newest report."""
+    counted = [r for r in reports if r.counted]
+    if not counted:
+        return
+    row = conn.execute("SELECT successes, failures, as_of FROM outcome_totals WHERE "
+                       "namespace = ? AND name = ? AND version = ?",
+                       (namespace, name, version)).fetchone()
+    stamp = max(r.at for r in counted)
+    s = f = 0.0
+    if row is not None:
+        as_of = datetime.fromisoformat(row["as_of"])
+        stamp = max(stamp, as_of)
+        factor = decay((stamp - as_of).total_seconds())
+        s, f = float(row["successes"]) * factor, float(row["failures"]) * factor
+    for report in counted:
+        weight = decay((stamp - report.at).total_seconds())
+        s, f = (s + weight, f) if report.outcome == "success" else (s, f + weight)
+    conn.execute("INSERT OR REPLACE INTO outcome_totals (namespace, name, version, successes, "
+                 "failures, as_of) VALUES (?, ?, ?, ?, ?, ?)",
+                 (namespace, name, version, s, f, stamp.isoformat()))
 
 
 _SKILL_COLUMNS = ("id, namespace, name, latest_version, description, tags, created_at, "

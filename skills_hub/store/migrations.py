@@ -151,10 +151,79 @@ def m003_search(conn: sqlite3.Connection) -> None:
     )
 
 
+def m004_outcomes(conn: sqlite3.Connection) -> None:
+    """Agents' outcome reports, per-version statistics, clients and trust.
+
+    Trust lives in `skill_trust` (with every change in `trust_events`) so that a full
+    reindex, which rebuilds `skills`, keeps it; `skills.trust` is its copy for search.
+    """
+    _script(conn,
+        """
+        CREATE TABLE outcome_reports (
+            reporter TEXT NOT NULL,
+            report_id TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            failure_kind TEXT,
+            score REAL,
+            signals_json TEXT NOT NULL,
+            agent TEXT,
+            model TEXT,
+            client TEXT NOT NULL,
+            at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (reporter, report_id)
+        );
+        CREATE INDEX outcome_reports_version ON outcome_reports(namespace, name, version);
+        CREATE TABLE version_stats (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            successes INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            infra_errors INTEGER NOT NULL DEFAULT 0,
+            score_sum REAL NOT NULL DEFAULT 0,
+            scored INTEGER NOT NULL DEFAULT 0,
+            ema REAL,
+            last_at TEXT,
+            PRIMARY KEY (namespace, name, version)
+        );
+        CREATE TABLE skill_clients (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            client TEXT NOT NULL,
+            successes INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (namespace, name, client)
+        );
+        CREATE TABLE skill_trust (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            trust TEXT NOT NULL,
+            PRIMARY KEY (namespace, name)
+        );
+        CREATE TABLE trust_events (
+            id INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            old TEXT NOT NULL,
+            new TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX trust_events_skill ON trust_events(namespace, name, id)
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
     ("m002_checks", m002_checks),
     ("m003_search", m003_search),
+    ("m004_outcomes", m004_outcomes),
 ]
 
 

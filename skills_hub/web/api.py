@@ -4,6 +4,7 @@ renders. Each docstring's YAML part is its OpenAPI operation (served at /openapi
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +24,7 @@ from ..service import (
     version_of,
 )
 from ..skill.bundle import Bundle, from_archive, from_files
-from ..store.index import SkillRow, VersionRow
+from ..store.index import SkillRow, VersionRow, VersionStats
 from .auth import request_token
 from .markdown import highlighted, plain_snippet
 
@@ -51,6 +52,9 @@ def routes(registry: Registry) -> list[Route]:
         Route(version + "/report", api.report, methods=["GET"]),
         Route(skill + "/exceptions", api.exceptions, methods=["GET"]),
         Route(skill + "/exceptions/{rule}", api.set_exception, methods=["PUT", "DELETE"]),
+        Route(skill + "/outcomes", api.report_outcomes, methods=["POST"]),
+        Route(skill + "/outcomes", api.outcomes, methods=["GET"]),
+        Route(skill + "/trust", api.set_trust, methods=["PUT"]),
     ]
 
 
@@ -425,6 +429,100 @@ class Api:
                                           p["name"], p["rule"], reason, principal)
         return JSONResponse({"rule": p["rule"], "reason": reason.strip(),
                              "changes": [_change(c) for c in changes]})
+
+
+    async def report_outcomes(self, request: Request) -> JSONResponse:
+        """
+        summary: Report how skill versions did for an agent (one report or a batch).
+        description: >
+          Body: one report, or `{"outcomes": [...]}` with up to 1000. A report has a
+          client-supplied `id` (a repeat from the same token is acknowledged, not counted
+          again), `version`, `outcome` (`success`, `failure` with `failure_kind`, or
+          `infra_error`, which never counts against the skill), optional `signals`
+          (`task_accepted`, `retries`, `edit_ratio`, `session_continued`,
+          `error_reported`), `client` (`agent`, `model`, `id`) and `at`. All or nothing:
+          one bad report refuses the batch with every problem listed. Rate limited per
+          token (429 with Retry-After).
+        tags: [outcomes]
+        security: [{bearer: []}]
+        responses:
+          200: {description: "{recorded, repeated, trust, trust_change, versions}"}
+          401: {description: no token}
+          404: {description: no such skill}
+          422: {description: "invalid reports (code invalid_report; `problems` lists each)"}
+          429: {description: too many reports for this token; retry after Retry-After}
+        """
+        p = request.path_params
+        principal = await run_in_threadpool(self.principal, request)
+        payload = await _json_body(request, 4 << 20)
+        receipt = await run_in_threadpool(self.registry.report_outcomes, p["namespace"],
+                                          p["name"], payload, principal)
+        return JSONResponse({
+            "recorded": receipt.recorded, "repeated": receipt.repeated,
+            "trust": receipt.trust,
+            "trust_change": vars(receipt.trust_change) if receipt.trust_change else None,
+            "versions": {v: stats_json(s) for v, s in receipt.versions.items()}})
+
+    def outcomes(self, request: Request) -> JSONResponse:
+        """
+        summary: A skill's evidence from outcome reports, per version, and its trust history.
+        tags: [outcomes]
+        responses:
+          200: {description: "{trust, successes, failures, wilson, clients, versions, events}"}
+        """
+        p = request.path_params
+        summary = self.registry.outcome_summary(p["namespace"], p["name"],
+                                                self.principal(request))
+        return JSONResponse({
+            "namespace": summary.skill.namespace, "name": summary.skill.name,
+            "trust": summary.trust, "successes": round(summary.successes, 4),
+            "failures": round(summary.failures, 4), "wilson": round(summary.wilson, 6),
+            "clients": summary.clients,
+            "versions": [{**stats_json(stats), "wilson": round(wilson, 6)}
+                         for stats, wilson in summary.versions],
+            "events": [vars(e) for e in summary.events]})
+
+    async def set_trust(self, request: Request) -> JSONResponse:
+        """
+        summary: Block a skill, or lift a block (owner or operator).
+        description: >
+          Body `{"trust": "blocked" | "community", "reason": "..."}`. A blocked skill is
+          hidden from search and never moved by outcome reports; lifting the block returns
+          it to community, and the evidence is judged again at once.
+        tags: [outcomes]
+        security: [{bearer: []}]
+        responses:
+          200: {description: "{trust, event}"}
+          400: {description: not blocked/community, or no reason}
+          403: {description: the token is for another namespace}
+        """
+        p = request.path_params
+        principal = await run_in_threadpool(self.principal, request)
+        payload = await _json_body(request, 64 << 10)
+        if not isinstance(payload, dict) or not isinstance(payload.get("trust"), str):
+            raise BadRequest('send {"trust": "blocked" | "community", "reason": "..."}')
+        event = await run_in_threadpool(
+            self.registry.set_trust, p["namespace"], p["name"], payload["trust"],
+            str(payload.get("reason") or ""), principal)
+        trust = await run_in_threadpool(self.registry.index.trust_of, p["namespace"], p["name"])
+        return JSONResponse({"trust": trust, "event": vars(event) if event else None})
+
+
+def stats_json(stats: VersionStats) -> dict[str, Any]:
+    return {"version": stats.version, "successes": stats.successes,
+            "failures": stats.failures, "infra_errors": stats.infra_errors,
+            "ema": None if stats.ema is None else round(stats.ema, 6),
+            "score_mean": None if stats.score_mean is None else round(stats.score_mean, 6),
+            "last_at": stats.last_at}
+
+
+async def _json_body(request: Request, cap: int) -> Any:
+    """The request's JSON body, read with a size cap; 400 when it is not JSON."""
+    raw = await _read_capped(request, cap)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise BadRequest("the body is not JSON") from None
 
 
 def _change(change: HealthChange) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Patches to skills: apply edits, proposals, gate, canary."""
