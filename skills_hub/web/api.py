@@ -347,7 +347,7 @@ class Api:
         p = request.path_params
         row, data = self.registry.read_file(p["namespace"], p["name"], p["version"],
                                             p["path"], self.principal(request))
-        return Response(data, media_type=_file_type(p["path"], data), headers={
+        return Response(data, media_type=file_type(p["path"], data), headers={
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox; default-src 'none'",
             "X-Skill-Version": row.version,
@@ -622,7 +622,7 @@ _TEXT_TYPES = {".md": "text/markdown", ".json": "application/json", ".yaml": "te
                ".sh": "text/x-shellscript", ".txt": "text/plain", ".csv": "text/csv"}
 
 
-def _file_type(path: str, data: bytes) -> str:
+def file_type(path: str, data: bytes) -> str:
     """A safe media type: known text types with utf-8, anything else text or octet-stream."""
     suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
     try:

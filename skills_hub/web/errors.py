@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 def wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith("/api/") or path == "/api" or path.endswith(".json")
+    return (path.startswith(("/api/", "/clawhub/")) or path == "/api" or path.endswith(".json")
+            or "/.well-known/" in path)
 
 
 def make_handlers(templates: Jinja2Templates) -> dict:
