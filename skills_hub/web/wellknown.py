@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import BadRequest, NotFound
-from ..service import Principal, Registry
+from ..service import Principal, Registry, installable
 from ..skill.bundle import SKILL_MD
 from ..store.cache import ContentCache
 from ..store.index import SkillRow, VersionRow
@@ -212,7 +212,7 @@ class WellKnown:
             skills = self.registry.flat_catalogue(principal, scope.namespace).skills
         return [Listed(skill, self.registry.get_version(
             skill.namespace, skill.name, skill.latest_version, principal)[1])
-            for skill in skills if skill.verdict != "dangerous" and skill.trust != "blocked"]
+            for skill in skills if installable(skill)]
 
     def _skill(self, scope: Scope, name: str, principal: Principal) -> SkillRow:
         """The skill `name` means in the scope; 409 when it is ambiguous server-wide."""
