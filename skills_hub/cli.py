@@ -126,6 +126,9 @@ class Client:
     home: Path
     skills_dir_env: str | None
     http: httpx.Client | None = None  # injected by tests: the in-process app
+    # SKILLS_HUB_CLIENT_ID: this machine's stable id. Sending it opts in to canaries (the
+    # server resolves `latest` per client id) and tags outcome reports.
+    client_id: str | None = None
     _config: ClientConfig | None = None
     _hubs: dict[str, HubClient] = field(default_factory=dict)
 
@@ -174,7 +177,8 @@ def _client_from_env(server: str | None, token: str | None, http: httpx.Client |
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
     cache_home = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
     return Client(server, token, config_home / "skills-hub" / "config.json",
-                  cache_home / "skills-hub", home, os.environ.get("SKILLS_DIR") or None, http)
+                  cache_home / "skills-hub", home, os.environ.get("SKILLS_DIR") or None, http,
+                  os.environ.get("SKILLS_HUB_CLIENT_ID") or None)
 
 
 def emit_json(value: Any) -> None:
@@ -568,7 +572,7 @@ def findings(client: Client, ref: str, show_all: bool, as_json: bool) -> None:
 @click.option("--agent-name", default=None, help="The reporting agent (e.g. hermes).")
 @click.option("--model", default=None, help="The model the agent ran.")
 @click.option("--client-id", default=None,
-              help="This client's stable id (canary releases are chosen by it).")
+              help="This client's stable id (default SKILLS_HUB_CLIENT_ID).")
 @click.option("--id", "report_id", default=None,
               help="The report's id (default: a new UUID); resending an id is not counted twice.")
 @click.option("--file", "from_file", type=click.File("r"), default=None,
@@ -590,6 +594,7 @@ def report(client: Client, ref: str, outcome: str | None, from_file: Any,
     elif outcome is None:
         raise click.BadParameter("give an OUTCOME (success, failure, infra_error) or --file")
     else:
+        fields["client_id"] = fields["client_id"] or client.client_id
         reports = [_report_from_options(outcome, version or _installed_version(
             skills_dir, namespace, name), fields)]
     body = client.hub().report_outcomes(namespace, name, reports)
@@ -622,10 +627,7 @@ def _report_from_options(outcome: str, version: str, fields: dict[str, Any]) -> 
 
 
 def _reports_from_file(handle: Any) -> list[dict[str, Any]]:
-    try:
-        data = json.load(handle)
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--file") from None
+    data = _json_file(handle, "--file")
     reports = data.get("outcomes") if isinstance(data, dict) else data
     if not isinstance(reports, list):
         raise click.BadParameter('a JSON list of reports or {"outcomes": [...]}',
@@ -674,6 +676,114 @@ def block(client: Client, ref: str, reason: str, lift: bool) -> None:
     namespace, name, _ = _qualified(ref)
     body = client.hub().set_trust(namespace, name, "community" if lift else "blocked", reason)
     click.echo(f"{namespace}/{name}: trust {body['trust']}")
+
+
+@main.command()
+@click.argument("ref", metavar="NS/NAME@BASE_VERSION")
+@click.argument("edits_file", metavar="EDITS.json", type=click.File("r"))
+@click.option("--reasoning", default="", help="Why the edits make the skill better.")
+@click.option("--evidence", "evidence_file", type=click.File("r"), default=None,
+              help="A JSON file of evidence: outcome counts, failure summary, excerpts.")
+@json_option
+@pass_client
+def propose(client: Client, ref: str, edits_file: Any, reasoning: str, evidence_file: Any,
+            as_json: bool) -> None:
+    """Propose edits to a skill. EDITS.json is a list of {op, target, content, file} or
+    Hermes-style {old_string, new_string, replace_all, file_path} ('-' reads stdin)."""
+    namespace, name, version = _qualified(ref)
+    if version is None:
+        raise click.BadParameter("name the version the edits were written against: "
+                                 "NS/NAME@VERSION", param_hint="NS/NAME@BASE_VERSION")
+    edits = _json_file(edits_file, "EDITS.json")
+    evidence = _json_file(evidence_file, "--evidence") if evidence_file else {}
+    body = client.hub().propose(namespace, name, version, edits, evidence=evidence,
+                                reasoning=reasoning)
+    if as_json:
+        emit_json(body)
+        return
+    verb = "opened" if body["created"] else "supported"
+    click.echo(f"{verb} proposal {body['id']} for {namespace}/{name} (on {body['applies_to']}, "
+               f"checks {body['verdict']}, support {body['support']}): {body['status']}")
+    if body.get("policy"):
+        click.echo(f"  policy: {body['policy']}")
+
+
+def _json_file(handle: Any, hint: str) -> Any:
+    try:
+        return json.load(handle)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=hint) from None
+
+
+@main.command()
+@click.argument("ref", metavar="NS[/NAME]")
+@click.option("--status", type=click.Choice(["open", "accepted", "rejected"]), default=None)
+@click.option("--mine", is_flag=True, help="Only the proposals this token sent.")
+@click.option("--show", "show_id", default=None, metavar="ID",
+              help="Show one proposal with its diff.")
+@json_option
+@pass_client
+def proposals(client: Client, ref: str, status: str | None, mine: bool, show_id: str | None,
+              as_json: bool) -> None:
+    """List proposals of a skill or a namespace (a review queue), or --show one."""
+    namespace, _, name = ref.partition("/")
+    hub = client.hub()
+    if show_id:
+        if not name:
+            raise click.BadParameter("--show needs NS/NAME", param_hint="NS[/NAME]")
+        one = hub.proposal(namespace, name, show_id)
+        if as_json:
+            emit_json(one)
+            return
+        click.echo(_proposal_line(one))
+        click.echo(one["reasoning"] or "(no reasoning given)")
+        click.echo(one["diff"], nl=False)
+        return
+    rows = hub.proposals(namespace, name or None, status=status, mine=mine)
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(_proposal_line(row))
+    if not rows:
+        click.echo("no proposals")
+
+
+def _proposal_line(row: dict[str, Any]) -> str:
+    decided = ""
+    if row["status"] != "open":
+        became = f" -> {row['version']}" if row.get("version") else ""
+        decided = f"{became} by {row['decided_by']}: {row.get('comment') or ''}"
+    return (f"{row['id']}  {row['namespace']}/{row['name']}  {row['status']}{decided}  "
+            f"(base {row['base_version']}, checks {row['verdict']}, support {row['support']})")
+
+
+@main.command()
+@click.argument("ref", metavar="NS/NAME")
+@click.argument("proposal_id", metavar="ID")
+@click.argument("decision", type=click.Choice(["accept", "reject"]))
+@click.option("--comment", default="", help="Why (required to reject; the agent reads it).")
+@click.option("--version", default=None, help="The version to publish (default: next patch).")
+@click.option("--canary", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, help="Release to this share of clients first (e.g. 0.1).")
+@pass_client
+def review(client: Client, ref: str, proposal_id: str, decision: str, comment: str,
+           version: str | None, canary: float | None) -> None:
+    """Accept or reject a proposal (a maintainer's token)."""
+    namespace, name, _ = _qualified(ref)
+    body = client.hub().review(namespace, name, proposal_id, decision, comment,
+                               version=version, canary=canary)
+    click.echo(_proposal_line(body))
+
+
+@main.command()
+@click.argument("namespace")
+@click.argument("policy", type=click.Choice(["review", "auto"]))
+@pass_client
+def policy(client: Client, namespace: str, policy: str) -> None:
+    """Set how a namespace's proposals are gated: a maintainer reviews, or `auto`."""
+    client.hub().set_policy(namespace, policy)
+    click.echo(f"{namespace}: proposals are gated by {policy}")
 
 
 @main.group()
@@ -770,11 +880,12 @@ def _install(client: Client, namespace: str | None, name: str, version: str | No
             refresh_git_tap(tap, client.cache_dir)
     if tap is None:
         return install_from_hub(client.hub(), str(namespace), name, version, skills_dir,
-                                allow_deprecated=allow_deprecated)
+                                allow_deprecated=allow_deprecated, client_id=client.client_id)
     if tap.kind == "git":
         return install_from_git_tap(tap, name, version, client.cache_dir, skills_dir)
     return install_from_hub(client.hub(tap.server), str(tap.namespace), name, version,
-                            skills_dir, allow_deprecated=allow_deprecated)
+                            skills_dir, allow_deprecated=allow_deprecated,
+                            client_id=client.client_id)
 
 
 def _installed_line(installed: Installed) -> str:
@@ -875,10 +986,11 @@ def _reinstall_latest(client: Client, entry: LockEntry, skills_dir: Path) -> Ins
             return None
         return install_from_git_tap(tap, entry.name, None, client.cache_dir, skills_dir)
     hub = client.hub(entry.source)
-    latest = hub.version(entry.namespace, entry.name, "latest")
+    latest = hub.version(entry.namespace, entry.name, "latest", client_id=client.client_id)
     if latest["version"] == entry.version and not entry.pinned:
         return None
-    return install_from_hub(hub, entry.namespace, entry.name, None, skills_dir)
+    return install_from_hub(hub, entry.namespace, entry.name, None, skills_dir,
+                            client_id=client.client_id)
 
 
 @main.command("uninstall")

@@ -14,7 +14,7 @@ import re
 import secrets
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,9 @@ from .errors import (
     Unauthorized,
     VersionExists,
 )
+from .learning import gate
+from .learning.edits import apply_edits, parse_edits
+from .learning.merge import rebase, unified_diff
 from .learning.outcomes import OutcomeReport, RateLimiter, parse_reports
 from .ranking import trust as trust_rules
 from .ranking.quality import decay_factor, decayed_totals, wilson_lower_bound
@@ -58,12 +61,14 @@ from .store.cache import ContentCache
 from .store.gitstore import GitStore, StoreConflict, TagInfo, Unchanged
 from .store.index import (
     TRUST_LEVELS,
+    CanaryRow,
     ExceptionRow,
     HistoryRow,
     Index,
     NewOutcome,
     NewReport,
     NewVersion,
+    ProposalRow,
     ReportRow,
     SearchFilters,
     SkillRow,
@@ -79,6 +84,9 @@ RESERVED_NAMESPACES = frozenset({
     "api", "git", "static", "openapi.json", "docs", "search", "login", "logout", "admin",
     "settings", "health", "new", "well-known", "favicon.ico", "robots.txt", "s", "u",
     "clawhub",  # the ClawHub-compatible API lives under /clawhub
+    # marketplace names Claude Code refuses (a namespace's name is its marketplace's name)
+    "inline", "builtin", "skills-dir", "synced", "agent-skills", "claude-plugins-official",
+    "claude-official", "official-claude", "anthropic-official", "claude-marketplace",
 })
 SEED_NAMESPACE = "examples"
 MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
@@ -87,6 +95,10 @@ MAX_QUERY_CHARS = 1000
 VERDICTS = ("safe", "caution", "dangerous", "unchecked")
 ARCHIVE_FORMATS = ("tar.gz", "zip")
 MAX_EXCEPTION_REASON = 500
+MAX_EVIDENCE_BYTES = 64 * 1024
+MAX_REASONING = 10_000
+PROPOSAL_STATES = ("open", "accepted", "rejected")
+REVIEW_POLICIES = ("review", "auto")
 RULE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
@@ -173,6 +185,39 @@ class OutcomeSummary:
     clients: int
     trust: str
     events: list[TrustEvent]
+    canaries: list[CanaryRow]
+    deprecated: dict[str, str]  # version -> why
+
+
+@dataclass(frozen=True)
+class ProposalOutcome:
+    proposal: ProposalRow
+    created: bool      # False: the edits agreed with an open proposal, which gained support
+    supported: bool    # the caller's support was counted (False: it already was)
+    policy_note: str | None  # the `auto` policy's reason to accept or to leave for review
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    proposal: ProposalRow
+    diff: str  # unified diff against the version it applies to
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The version a client gets for `latest`, and through which channel."""
+
+    row: VersionRow
+    channel: str  # "stable" or "canary"
+    canary: CanaryRow | None  # the active canary, if any
+
+
+@dataclass(frozen=True)
+class ProposalFields:
+    base_version: str
+    edits: list[Any]
+    evidence: dict[str, Any]
+    reasoning: str
 
 
 @dataclass(frozen=True)
@@ -204,6 +249,7 @@ class SkillDetail:
     versions: list[VersionRow]  # newest first
     visibility: str
     verdicts: dict[str, str] = field(default_factory=dict)  # version -> checks verdict
+    deprecated: dict[str, str] = field(default_factory=dict)  # version -> why
 
     def verdict(self, version: str) -> str:
         return self.verdicts.get(version, "unchecked")
@@ -300,8 +346,13 @@ class Registry:
     # -- publish ------------------------------------------------------------------------
 
     def publish(self, namespace: str, bundle: Bundle, *, principal: Principal,
-                version: str | None = None) -> PublishOutcome:
-        """Validate `bundle` and store it as a new version of its skill in `namespace`."""
+                version: str | None = None, canary_share: float | None = None
+                ) -> PublishOutcome:
+        """Validate `bundle` and store it as a new version of its skill in `namespace`.
+
+        With `canary_share` the version goes out as a canary to that share of clients (by
+        client id) and the stable version stays `latest` until the canary is decided; a
+        plain publish supersedes any active canary of the skill."""
         check_namespace(namespace)
         if not principal.can_write(namespace):
             raise Forbidden(f"this token cannot publish to {namespace!r}",
@@ -335,16 +386,25 @@ class Registry:
                 message=_commit_message(manifest, chosen, bundle))
         except Unchanged:
             return self._unchanged(namespace, manifest)
+        stable = self.index.get_skill(namespace, manifest.name)
+        canary = canary_share is not None and stable is not None
         new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,
                            published.tag_sha, published.tree_sha, published.tagged_at,
-                           is_latest=True, embed_sha256=self.embedder.text_digest(text))
+                           is_latest=not canary, embed_sha256=self.embedder.text_digest(text))
         # One transaction: the version row, its report, its text's vector and (first time)
         # the namespace.
         skill_id = self.index.record_version(
             new, _new_report(new.namespace, new.name, new.version, new.content_sha256, report,
                              "publish"),
             vector=None if vector is None else (self.embedder.model_id, to_bytes(vector)))
-        engine.indexed(skill_id, new.embed_sha256, vector)
+        if canary and stable is not None and canary_share is not None:
+            self.index.start_canary(namespace, new.name, chosen, stable.latest_version,
+                                    canary_share)
+        else:
+            engine.indexed(skill_id, new.embed_sha256, vector)
+            for active in self._active_canaries(namespace, new.name):
+                self.index.finish_canary(namespace, new.name, active.version, "superseded",
+                                         {"reason": f"{chosen} was published"})
         self._count_publish(namespace)
         return PublishOutcome("published", namespace, manifest.name, chosen,
                               published.commit_sha, published.tag_sha, new.content_sha256,
@@ -375,7 +435,11 @@ class Registry:
 
     def _choose_version(self, namespace: str, manifest: Manifest, asked: str | None) -> str:
         skill = self.index.get_skill(namespace, manifest.name)
-        latest = semver.parse(skill.latest_version) if skill else None
+        # The newest version, which is not `latest` while a canary or deprecation holds
+        # `latest` back: versions only ever increase.
+        newest = semver.latest([v.version for v in self.index.versions(skill.id)]) if skill \
+            else None
+        latest = semver.parse(newest) if newest else None
         field_name, text = ("version", asked) if asked else ("metadata.version", manifest.version)
         if text is None:
             return str(latest.next_patch()) if latest else "0.1.0"
@@ -441,7 +505,8 @@ class Registry:
                           key=lambda v: _version_key(v.version))
         ns = self.index.get_namespace(namespace)
         return SkillDetail(skill, versions, ns.visibility if ns else "public",
-                           self.index.verdicts(namespace, name))
+                           self.index.verdicts(namespace, name),
+                           self.deprecated_versions(namespace, name))
 
     def get_version(self, namespace: str, name: str, version: str,
                     principal: Principal) -> tuple[SkillRow, VersionRow]:
@@ -493,20 +558,19 @@ class Registry:
                         principal: Principal) -> OutcomeReceipt:
         """Validate and record agents' outcome reports on a skill's versions, then move its
         trust if the evidence says so. All or nothing: one bad report refuses the batch."""
-        if principal.token_id is None and not principal.operator:
-            raise Unauthorized("outcome reports need a bearer token (any token of this "
-                               "registry)", extra={"hint": "create one with `skills-hub token "
-                                                           "create NS`"})
+        reporter = self._reporter(principal, "outcome reports")
         reports = parse_reports(payload)
         detail = self.get_skill(namespace, name, principal)
         known = {v.version for v in detail.versions}
         _check_versions(reports, known, payload)
-        reporter = principal.token_id or "operator"
         self.outcome_limiter.take(reporter, len(reports))
         rows = [_new_outcome(reporter, r) for r in reports]
         fresh = self.index.record_outcomes(namespace, name, rows, decay=decay_factor,
                                            ema=trust_rules.ema_update)
-        trust, change = self._judge_trust(detail, actor=f"outcomes:{reporter[:12]}")
+        self._judge_health(namespace, name, {r.version for r in fresh if r.counted})
+        self._judge_canary(namespace, name)
+        trust, change = self._judge_trust(self.get_skill(namespace, name, principal),
+                                          actor=f"outcomes:{reporter[:12]}")
         stats = self.index.version_stats(namespace, name)
         return OutcomeReceipt(len(fresh), len(rows) - len(fresh), trust, change,
                               {v: stats[v] for v in dict.fromkeys(r.version for r in rows)
@@ -525,7 +589,9 @@ class Registry:
                               wilson_lower_bound(succ, succ + fail),
                               self.index.success_clients(namespace, name),
                               self.index.trust_of(namespace, name),
-                              self.index.trust_events(namespace, name))
+                              self.index.trust_events(namespace, name),
+                              self.index.canaries(namespace, name),
+                              detail.deprecated)
 
     def set_trust(self, namespace: str, name: str, level: str, reason: str,
                   principal: Principal) -> TrustEvent | None:
@@ -568,7 +634,9 @@ class Registry:
         stats = self.index.version_stats(namespace, name)
         totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
         succ, fail = decayed_totals(totals, datetime.now(UTC))
-        latest = detail.skill.latest_version
+        # The newest version: when its success collapses the skill is quarantined, even
+        # though its deprecation already sends installs back to an older version.
+        latest = self._newest_row(detail).version
         current = stats.get(latest)
         verdicts = self.index.verdicts(namespace, name)
         return trust_rules.Evidence(
@@ -578,6 +646,262 @@ class Registry:
             latest_outcomes=current.successes + current.failures if current else 0,
             latest_ema=current.ema if current else None,
             latest_safe=verdicts.get(latest) == "safe")
+
+    # -- proposals, review, canaries, health (the learning loop's gate) -----------------
+
+    def propose(self, namespace: str, name: str, payload: object,
+                principal: Principal) -> ProposalOutcome:
+        """An agent's refinement: apply its edits to `base_version`, rebase them onto the
+        latest version when the base is stale, run the whole publish pipeline, and store
+        the result on `refs/heads/proposals/<name>/<id>`. Edits whose result matches an
+        open proposal add their support to it instead. Nothing is stored on any error."""
+        reporter = self._reporter(principal, "proposals")
+        fields = _proposal_fields(payload)
+        detail = self.get_skill(namespace, name, principal)
+        base = version_of(detail, fields.base_version)
+        edits = parse_edits(fields.edits, skill_name=name)
+        base_bundle = self.bundle(namespace, base)
+        proposed = apply_edits(base_bundle.files, edits)
+        target = self._newest_row(detail)
+        if target.version != base.version:
+            proposed = rebase(base_bundle.files, proposed, self.bundle(namespace, target).files)
+        bundle = Bundle(proposed, executables=frozenset(
+            p for p in self.bundle(namespace, target).executables | base_bundle.executables
+            if p in proposed))
+        if bundle.content_hash() == target.content_sha256:
+            raise InvalidSkill(f"the edits leave {namespace}/{name} {target.version} unchanged",
+                               extra={"hint": "propose edits that change the skill"})
+        report = self._judge(namespace, name, bundle)
+        existing = self.index.open_proposal_like(namespace, name, bundle.content_hash())
+        if existing is not None:
+            counted = self.index.add_support(existing.id, reporter, fields.evidence)
+            return self._after_proposal(self._proposal(existing.id), created=False,
+                                        supported=counted)
+        proposal_id = secrets.token_hex(6)
+        stored = self.git.propose(namespace, name, f"proposals/{name}/{proposal_id}",
+                                  target.commit_sha, bundle,
+                                  message=f"proposal {proposal_id} for {name} "
+                                          f"{target.version}\n\n{fields.reasoning}\n")
+        row = ProposalRow(
+            proposal_id, namespace, name, base.version, target.version, "open", reporter,
+            principal.namespace, fields.edits, fields.evidence, fields.reasoning,
+            bundle.content_hash(), stored.commit_sha, stored.tree_sha, report.verdict,
+            report.to_dict(), 1, datetime.now(UTC).isoformat())
+        self.index.add_proposal(row)
+        return self._after_proposal(row, created=True, supported=True)
+
+    def _after_proposal(self, row: ProposalRow, *, created: bool,
+                        supported: bool) -> ProposalOutcome:
+        """Apply the namespace's policy: `auto` may accept (always as a canary)."""
+        note = None
+        if row.status == "open" and self.index.review_policy(row.namespace) == "auto":
+            stats = self.index.version_stats(row.namespace, row.name).get(row.base_version)
+            counted = stats.successes + stats.failures if stats else 0
+            accept, note = gate.auto_accept(row.verdict, row.support, counted,
+                                            stats.ema if stats else None)
+            if accept:
+                row = self._accept(row, by="policy:auto", comment=note, version=None,
+                                   canary_share=gate.AUTO_CANARY_SHARE)
+        return ProposalOutcome(row, created, supported, note)
+
+    def proposal(self, namespace: str, name: str, proposal_id: str,
+                 principal: Principal) -> ProposalView:
+        """One proposal with its diff against the version it applies to."""
+        self.check_readable(namespace, principal)
+        row = self._proposal(proposal_id)
+        if (row.namespace, row.name) != (namespace, name):
+            raise NotFound(f"{namespace}/{name} has no proposal {proposal_id!r}")
+        detail = self.get_skill(namespace, name, principal)
+        before = self.bundle(namespace, version_of(detail, row.applies_to)).files
+        after = self.git.read_tree(namespace, row.tree_sha).files
+        return ProposalView(row, unified_diff(before, after))
+
+    def proposals(self, namespace: str, name: str | None, principal: Principal, *,
+                  status: str | None = None, mine: bool = False) -> list[ProposalRow]:
+        """A skill's (or a namespace's) proposals; `mine`: those the caller's token sent,
+        so a proposing agent learns what became of them and why."""
+        self.check_readable(namespace, principal)
+        if status is not None:
+            _check_choice("status", status, PROPOSAL_STATES)
+        proposer = self._reporter(principal, "your proposals") if mine else None
+        return self.index.proposals(namespace, name, status, proposer)
+
+    def review(self, namespace: str, name: str, proposal_id: str, decision: str,
+               comment: str, principal: Principal, *, version: str | None = None,
+               canary_share: float | None = None) -> ProposalRow:
+        """A maintainer accepts (a new version, optionally as a canary) or rejects."""
+        self._check_owner(namespace, principal)
+        _check_choice("decision", decision, ("accept", "reject"))
+        if version is not None and not isinstance(version, str):
+            raise BadRequest("version is a string such as 1.2.0")
+        if canary_share is not None and not 0 < canary_share < 1:
+            raise BadRequest("canary is a share of clients between 0 and 1, e.g. 0.1")
+        row = self._proposal(proposal_id)
+        if (row.namespace, row.name) != (namespace, name):
+            raise NotFound(f"{namespace}/{name} has no proposal {proposal_id!r}")
+        if row.status != "open":
+            raise Conflict(f"proposal {proposal_id} is already {row.status}")
+        by = "operator" if principal.operator else f"maintainer:{principal.namespace}"
+        comment = comment.strip()[:MAX_EXCEPTION_REASON]
+        if decision == "reject":
+            if not comment:
+                raise BadRequest("say why the proposal is rejected (comment); the proposing "
+                                 "agent reads it")
+            if not self.index.decide_proposal(proposal_id, "rejected", by, comment, None):
+                raise Conflict(f"proposal {proposal_id} was decided meanwhile")
+            return self._proposal(proposal_id)
+        return self._accept(row, by=by, comment=comment, version=version,
+                            canary_share=canary_share)
+
+    def _accept(self, row: ProposalRow, *, by: str, comment: str, version: str | None,
+                canary_share: float | None) -> ProposalRow:
+        """Publish the proposal's content as the next version (rebased again if the skill
+        moved since), through the whole pipeline; then close the proposal."""
+        detail = self.get_skill(row.namespace, row.name, OPERATOR)
+        proposed = self.git.read_tree(row.namespace, row.tree_sha)
+        newest = self._newest_row(detail)
+        files = dict(proposed.files)
+        if newest.version != row.applies_to:
+            applied = self.bundle(row.namespace, version_of(detail, row.applies_to)).files
+            files = rebase(applied, files, self.bundle(row.namespace, newest).files)
+        chosen = version or str(semver.parse(newest.version).next_patch())  # type: ignore[union-attr]
+        outcome = self.publish(row.namespace, Bundle(files, proposed.executables),
+                               principal=OPERATOR, version=chosen, canary_share=canary_share)
+        if not self.index.decide_proposal(row.id, "accepted", by, comment, outcome.version):
+            raise Conflict(f"proposal {row.id} was decided meanwhile")
+        return self._proposal(row.id)
+
+    def set_review_policy(self, namespace: str, policy: str, principal: Principal) -> None:
+        self._check_owner(namespace, principal)
+        _check_choice("policy", policy, REVIEW_POLICIES)
+        self.check_readable(namespace, principal)
+        self.index.set_review_policy(namespace, policy)
+
+    def _proposal(self, proposal_id: str) -> ProposalRow:
+        row = self.index.get_proposal(proposal_id)
+        if row is None:
+            raise NotFound(f"no proposal {proposal_id!r}")
+        return row
+
+    def _reporter(self, principal: Principal, what: str) -> str:
+        if principal.operator:
+            return "operator"
+        if principal.token_id is None:
+            raise Unauthorized(f"{what} need a bearer token (any token of this registry)",
+                               extra={"hint": "create one with `skills-hub token create NS`"})
+        return principal.token_id
+
+    def _judge(self, namespace: str, name: str, bundle: Bundle) -> Report:
+        """The publish pipeline on content that is not stored yet; refuse `dangerous`."""
+        manifest = parse_manifest(bundle.skill_md(), dirname=name, strict=self.settings.strict)
+        if manifest.name != name:
+            raise InvalidSkill(f"a proposal cannot rename {name} to {manifest.name}")
+        report = check_bundle(bundle, self.check_options,
+                              exceptions=self._exception_map(namespace, name))
+        if report.verdict == DANGEROUS:
+            rules = ", ".join(sorted({f.rule for f in report.flagged()}))
+            raise DangerousSkill(f"the proposed {name} was refused by the checks ({rules})",
+                                 extra={"report": report.to_dict()})
+        return report
+
+    def _newest_row(self, detail: SkillDetail) -> VersionRow:
+        """The highest version (main's content), whatever `latest` currently is."""
+        newest = semver.latest([v.version for v in detail.versions])
+        return version_of(detail, newest or "latest")
+
+    # canaries
+
+    def resolve(self, namespace: str, name: str, principal: Principal,
+                client_id: str | None = None) -> Resolution:
+        """The version a client gets for `latest`: the canary for clients in its share
+        (by client id), else the stable version."""
+        detail = self.get_skill(namespace, name, principal)
+        stable = version_of(detail, "latest")
+        for canary in self._active_canaries(namespace, name):
+            if client_id and gate.in_canary(namespace, name, canary.version, client_id,
+                                            canary.share):
+                return Resolution(version_of(detail, canary.version), "canary", canary)
+            return Resolution(stable, "stable", canary)
+        return Resolution(stable, "stable", None)
+
+    def _active_canaries(self, namespace: str, name: str) -> list[CanaryRow]:
+        return [c for c in self.index.canaries(namespace, name) if c.state == "active"]
+
+    def _judge_canary(self, namespace: str, name: str) -> CanaryRow | None:
+        """Promote or roll back the active canary when the outcomes decide it."""
+        for canary in self._active_canaries(namespace, name):
+            stats = self.index.version_stats(namespace, name)
+            decision = gate.canary_decision(_interval(stats.get(canary.version)),
+                                            _interval(stats.get(canary.stable_version)))
+            if decision.action == gate.WAIT:
+                return None
+            state = "promoted" if decision.action == gate.PROMOTE else "rolled_back"
+            if self.index.finish_canary(namespace, name, canary.version, state,
+                                        decision.to_dict()):
+                self._refresh_latest(namespace, name)
+            return self.index.canaries(namespace, name)[0]
+        return None
+
+    # health
+
+    def _judge_health(self, namespace: str, name: str, versions: Iterable[str]) -> None:
+        """The outcome EMA deprecates a version whose success collapsed, and restores it
+        when it recovers (thresholds of ranking.trust); `latest` follows."""
+        stats = self.index.version_stats(namespace, name)
+        moved = False
+        for version in versions:
+            current = stats.get(version)
+            if current is None or current.ema is None \
+                    or current.successes + current.failures < trust_rules.COLLAPSE_MIN_OUTCOMES:
+                continue
+            if current.ema < trust_rules.COLLAPSE_EMA:
+                moved |= self.index.set_health(
+                    namespace, name, version, "deprecated",
+                    f"success EMA {current.ema:.2f} < {trust_rules.COLLAPSE_EMA} over "
+                    f"{current.successes + current.failures} outcomes")
+            elif current.ema >= trust_rules.RECOVER_EMA:
+                moved |= self.index.set_health(namespace, name, version, "healthy",
+                                               f"success EMA recovered to {current.ema:.2f}")
+        if moved:
+            self._refresh_latest(namespace, name)
+
+    def deprecated_versions(self, namespace: str, name: str) -> dict[str, str]:
+        """version -> why it is deprecated: a failed re-check, or a collapsed EMA."""
+        out = {v: "a re-check of the publish checks failed it"
+               for v, verdict in self.index.verdicts(namespace, name).items()
+               if verdict == DANGEROUS}
+        for version, (status, reason) in self.index.health(namespace, name).items():
+            if status == "deprecated":
+                out.setdefault(version, reason)
+        return out
+
+    def _latest_choice(self, namespace: str, name: str, versions: list[str]) -> str | None:
+        """`latest`: the newest version that is neither held back (an active or rolled
+        back canary) nor deprecated; failing that the newest not held back."""
+        held = {c.version for c in self.index.canaries(namespace, name)
+                if c.state in ("active", "rolled_back")}
+        deprecated = self.deprecated_versions(namespace, name)
+        ordered = sorted(versions, key=_version_key, reverse=True)
+        for pool in ([v for v in ordered if v not in held and v not in deprecated],
+                     [v for v in ordered if v not in held], ordered):
+            if pool:
+                return pool[0]
+        return None
+
+    def _refresh_latest(self, namespace: str, name: str) -> None:
+        """Point the catalogue's `latest` at `_latest_choice` (re-read from git)."""
+        skill = self.index.get_skill(namespace, name)
+        if skill is None:
+            return
+        chosen = self._latest_choice(namespace, name,
+                                     [v.version for v in self.index.versions(skill.id)])
+        if chosen is None or chosen == skill.latest_version:
+            return
+        info = next(i for i in self.git.tags(namespace)
+                    if i.name == name and i.version == chosen)
+        new = self._from_git(namespace, info, is_latest=True)
+        self.index.record_versions([new])
+        self.search_engine.indexed(skill.id, new.embed_sha256, None)
 
     # -- flat names (ClawHub slugs, well-known names) ------------------------------------
 
@@ -704,11 +1028,15 @@ class Registry:
             check_namespace(ns)
             for skill in self.index.list_skills(readable=frozenset({ns}), namespace=ns,
                                                 after=None, limit=1_000_000):
+                moved = False
                 for row in self.index.versions(skill.id):
                     change = self.recheck(ns, skill.name, row, "health")
                     checked += 1
                     if change.old_verdict != change.new_verdict:
                         changed.append(change)
+                        moved = True
+                if moved:  # `latest` moves to the newest healthy version
+                    self._refresh_latest(ns, skill.name)
         return checked, changed
 
     def backfill_reports(self, pending: list[tuple[str, str, str]] | None = None) -> int:
@@ -780,6 +1108,7 @@ class Registry:
             old = self.index.save_report(_new_report(namespace, name, row.version,
                                                      row.content_sha256, report, "exception"))
             changes.append(HealthChange(namespace, name, row.version, old, report.verdict))
+        self._refresh_latest(namespace, name)
         return changes
 
     # -- reconcile ----------------------------------------------------------------------
@@ -798,7 +1127,7 @@ class Registry:
             for info in self.git.tags(namespace):
                 by_skill.setdefault(info.name, []).append(info)
             for name, infos in by_skill.items():
-                latest = semver.latest([i.version for i in infos])
+                latest = self._latest_choice(namespace, name, [i.version for i in infos])
                 missing = [i for i in infos
                            if known.get((namespace, name, i.version)) != i.tag_sha]
                 seen.update((namespace, name, i.version) for i in infos)
@@ -857,6 +1186,39 @@ def check_namespace(namespace: str) -> None:
                               "starting or ending with a hyphen, and not a reserved word")])
 
 
+def _proposal_fields(payload: object) -> ProposalFields:
+    """The proposal body's fields, every problem reported at once."""
+    if not isinstance(payload, dict):
+        raise BadRequest('send {"base_version", "edits", "evidence", "reasoning"}')
+    problems = []
+    base = payload.get("base_version")
+    if not isinstance(base, str) or not base:
+        problems.append(Problem("base_version", "missing",
+                                "the version the edits were written against, e.g. 1.2.0"))
+    edits = payload.get("edits")
+    if not isinstance(edits, list) or not edits:
+        problems.append(Problem("edits", "missing or empty",
+                                "a list of {op, target, content} or {old_string, new_string}"))
+    evidence = payload.get("evidence", {})
+    if not isinstance(evidence, dict) or len(json.dumps(evidence)) > MAX_EVIDENCE_BYTES:
+        problems.append(Problem("evidence", f"not an object under {MAX_EVIDENCE_BYTES} bytes",
+                                "outcome counts, a failure summary, trajectory excerpts"))
+    reasoning = payload.get("reasoning", "")
+    if not isinstance(reasoning, str) or len(reasoning) > MAX_REASONING:
+        problems.append(Problem("reasoning", f"not a text under {MAX_REASONING} characters",
+                                "why the edits make the skill better"))
+    if problems:
+        raise BadRequest("the proposal is incomplete", problems=problems)
+    assert isinstance(base, str) and isinstance(edits, list) and isinstance(evidence, dict)
+    return ProposalFields(base, edits, evidence, str(reasoning))
+
+
+def _interval(stats: VersionStats | None) -> gate.Interval:
+    if stats is None:
+        return gate.Interval(0, 0)
+    return gate.Interval(stats.successes, stats.successes + stats.failures)
+
+
 def _check_versions(reports: list[OutcomeReport], known: set[str], payload: object) -> None:
     """Every report must name a published version of the skill."""
     batched = isinstance(payload, dict) and "outcomes" in payload
@@ -886,6 +1248,12 @@ def _new_report(namespace: str, name: str, version: str, content_sha256: str, re
     return NewReport(namespace=namespace, name=name, version=version,
                      content_sha256=content_sha256, verdict=report.verdict,
                      report=report.to_dict(), pipeline=report.pipeline, reason=reason)
+
+
+def installable(skill: SkillRow) -> bool:
+    """Whether clients that cannot show a warning may be offered the skill: its `latest`
+    is not deprecated by a failed re-check, and it is not blocked."""
+    return skill.verdict != DANGEROUS and skill.trust != "blocked"
 
 
 def install_command(namespace: str, name: str, version: str | None = None) -> str:

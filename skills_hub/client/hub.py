@@ -102,9 +102,12 @@ class HubClient:
         """A skill with all its versions, newest first."""
         return self._json("GET", _skill_path(namespace, name))
 
-    def version(self, namespace: str, name: str, version: str = "latest") -> dict[str, Any]:
-        """One version with its files, frontmatter and archive digests."""
-        return self._json("GET", _version_path(namespace, name, version))
+    def version(self, namespace: str, name: str, version: str = "latest",
+                client_id: str | None = None) -> dict[str, Any]:
+        """One version with its files, frontmatter and archive digests. For `latest`, a
+        `client_id` lets the server place this client in an active canary."""
+        params = _params(client_id=client_id) if version == "latest" else {}
+        return self._json("GET", _version_path(namespace, name, version), params=params)
 
     def file(self, namespace: str, name: str, version: str, path: str) -> bytes:
         """The raw bytes of one file of a version."""
@@ -153,6 +156,46 @@ class HubClient:
         """Block a skill (`blocked`) or lift the block (`community`); owner only."""
         return self._json("PUT", _skill_path(namespace, name) + "/trust",
                           json={"trust": trust, "reason": reason})
+
+    def propose(self, namespace: str, name: str, base_version: str, edits: list[Any], *,
+                evidence: dict[str, Any] | None = None, reasoning: str = "") -> dict[str, Any]:
+        """Propose edits to a skill (both edit formats); returns the proposal."""
+        return self._json("POST", _skill_path(namespace, name) + "/proposals", json={
+            "base_version": base_version, "edits": edits, "evidence": evidence or {},
+            "reasoning": reasoning})
+
+    def proposals(self, namespace: str, name: str | None = None, *, status: str | None = None,
+                  mine: bool = False) -> list[dict[str, Any]]:
+        """A skill's (or, without name, a namespace's) proposals; `mine`: the caller's."""
+        path = (_skill_path(namespace, name) if name
+                else f"/namespaces/{quote(namespace, safe='')}") + "/proposals"
+        body = self._json("GET", path, params=_params(status=status, mine="1" if mine else None))
+        return list(body["proposals"])
+
+    def proposal(self, namespace: str, name: str, proposal_id: str) -> dict[str, Any]:
+        """One proposal with its diff and checks report."""
+        return self._json("GET", _skill_path(namespace, name) + f"/proposals/{quote(proposal_id)}")
+
+    def review(self, namespace: str, name: str, proposal_id: str, decision: str,
+               comment: str = "", *, version: str | None = None,
+               canary: float | None = None) -> dict[str, Any]:
+        """Accept or reject a proposal (a maintainer's token)."""
+        body: dict[str, Any] = {"decision": decision, "comment": comment}
+        if version:
+            body["version"] = version
+        if canary is not None:
+            body["canary"] = canary
+        return self._json("POST", _skill_path(namespace, name)
+                          + f"/proposals/{quote(proposal_id)}/review", json=body)
+
+    def set_policy(self, namespace: str, policy: str) -> dict[str, Any]:
+        return self._json("PUT", f"/namespaces/{quote(namespace, safe='')}/policy",
+                          json={"policy": policy})
+
+    def resolve(self, namespace: str, name: str, client_id: str | None = None) -> dict[str, Any]:
+        """The version `latest` means for this client (stable or canary)."""
+        return self._json("GET", _skill_path(namespace, name) + "/resolve",
+                          params=_params(client_id=client_id))
 
     def publish(self, namespace: str, bundle: Bundle,
                 version: str | None = None) -> dict[str, Any]:

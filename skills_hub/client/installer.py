@@ -48,20 +48,22 @@ def skill_path(skills_dir: Path, name: str) -> Path:
 
 
 def install_from_hub(hub: HubClient, namespace: str, name: str, version: str | None,
-                     skills_dir: Path, *, allow_deprecated: bool = False) -> Installed:
-    """Install `namespace/name` at `version` (None: the latest; given: pinned).
+                     skills_dir: Path, *, allow_deprecated: bool = False,
+                     client_id: str | None = None) -> Installed:
+    """Install `namespace/name` at `version` (None: the latest the server resolves for
+    `client_id`, which may be a canary; given: pinned).
 
-    A version that a re-check of the registry failed (deprecated) is refused unless
-    `allow_deprecated`.
+    A deprecated version (a re-check of the registry's checks failed it, or agents'
+    outcomes collapsed) is refused unless `allow_deprecated`.
     """
     target = skill_path(skills_dir, name)
-    meta = hub.version(namespace, name, version or "latest")
+    meta = hub.version(namespace, name, version or "latest", client_id=client_id)
     if meta.get("deprecated") and not allow_deprecated:
+        why = meta.get("deprecated_reason") or "the registry's checks now fail it"
         raise Deprecated(
-            f"{namespace}/{name} {meta['version']} is deprecated: the registry's checks now "
-            "fail it", extra={"hint": f"read `skills-hub report {namespace}/{name}@"
-                                      f"{meta['version']}`; pass --allow-deprecated to "
-                                      "install it anyway"})
+            f"{namespace}/{name} {meta['version']} is deprecated: {why}",
+            extra={"hint": f"read `skills-hub findings {namespace}/{name}@{meta['version']}`"
+                           "; pass --allow-deprecated to install it anyway"})
     download = hub.archive(namespace, name, meta["version"], "tar.gz")
     archive_sha = verify_archive(download.data, download.sha256, meta)
     bundle = from_targz(download.data)

@@ -24,9 +24,12 @@ Trust (`next_trust`), from the skill's totals over every version:
 
     community -> verified     >= 25 successes from >= 5 distinct clients, Wilson >= 0.60
     verified  -> trusted      >= 100 successes from >= 20 distinct clients, Wilson >= 0.80,
-                              and the latest version's checks verdict is `safe`
-    any       -> quarantined  the latest version has >= 20 outcomes and its EMA < 0.30
-    quarantined -> community  the latest version's EMA >= 0.50 again (after >= 20 outcomes)
+                              and the newest version's checks verdict is `safe`
+    any       -> quarantined  the newest version has >= 20 outcomes and its EMA < 0.30
+    quarantined -> community  the newest version's EMA >= 0.50 again (after >= 20 outcomes)
+
+("Newest" is the highest version, even while a canary or a deprecation keeps installs on
+an older one: a collapse of the skill's current development is what quarantine flags.)
     blocked                   only an owner or the operator sets or lifts it; reports never
                               move a blocked skill
 

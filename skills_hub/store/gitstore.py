@@ -158,15 +158,8 @@ class GitStore:
             raise VersionExists(f"{name} {version} is already published; versions are immutable",
                                 extra={"version": version})
         new_root, tree_objects = _replace_skill(repo, root_tree, name, subtree.id)
-        now = int(time.time())
-        person = (author or "").encode() or IDENTITY
-        commit = Commit()
-        commit.tree = new_root.id
-        commit.parents = [head] if head else []
-        commit.author = commit.committer = person
-        commit.author_time = commit.commit_time = now
-        commit.author_timezone = commit.commit_timezone = 0
-        commit.message = message.encode()
+        commit = _commit(new_root.id, [head] if head else [], message, author)
+        now = commit.commit_time
         tag = Tag()
         tag.name = tag_name(name, version).encode()
         tag.object = (Commit, commit.id)
@@ -187,6 +180,35 @@ class GitStore:
         if not moved:
             raise StoreConflict(f"main of {Path(repo.path).name} moved during a locked publish")
         return Published(commit.id.decode(), tag.id.decode(), subtree.id.decode(), now)
+
+    def propose(self, namespace: str, name: str, branch: str, parent_sha: str, bundle: Bundle,
+                *, message: str) -> Published:
+        """Commit `bundle` as skills/<name>/ on top of `parent_sha` (a published version's
+        commit) on the new branch `refs/heads/<branch>`; main is never touched.
+
+        The branch is create-only: a second proposal under the same id is a VersionExists.
+        """
+        ref = Ref(b"refs/heads/" + branch.encode())
+        with self._locked(namespace):
+            repo = self.open(namespace)
+            try:
+                parent = repo[ObjectID(parent_sha.encode())]
+                if not isinstance(parent, Commit):
+                    raise NotFound(f"{parent_sha} is not a commit of {namespace!r}")
+                objects, subtree = _bundle_objects(bundle)
+                new_root, trees = _replace_skill(repo, _tree(repo, parent.tree), name,
+                                                 subtree.id)
+                commit = _commit(new_root.id, [parent.id], message, None)
+                for obj in [*objects, *trees, commit]:
+                    repo.object_store.add_object(obj)
+                _fsync_fanout(Path(repo.path) / "objects",
+                              {o.id[:2].decode() for o in [*objects, *trees, commit]})
+                if not repo.refs.add_if_new(ref, commit.id):
+                    raise VersionExists(f"the branch {branch} exists already")
+                return Published(commit.id.decode(), "", subtree.id.decode(),
+                                 commit.commit_time)
+            finally:
+                repo.close()
 
     def repair(self, namespace: str) -> list[str]:
         """Finish publishes cut off between the tag and the main update; returns what moved."""
@@ -461,6 +483,17 @@ def _bundle_objects(bundle: Bundle) -> tuple[list[Blob | Tree], Tree]:
         dirs[parent].add(leaf.encode(), DIR_MODE, ObjectID(dirs[directory].id))
     objects.extend(dirs.values())
     return objects, dirs[""]
+
+
+def _commit(tree: bytes, parents: list[bytes], message: str, author: str | None) -> Commit:
+    commit = Commit()
+    commit.tree = ObjectID(tree)
+    commit.parents = [ObjectID(p) for p in parents]
+    commit.author = commit.committer = (author or "").encode() or IDENTITY
+    commit.author_time = commit.commit_time = int(time.time())
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.message = message.encode()
+    return commit
 
 
 def _tree(repo: Repo, sha: bytes) -> Tree:

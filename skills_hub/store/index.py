@@ -197,6 +197,59 @@ class TrustEvent:
 
 
 @dataclass(frozen=True)
+class ProposalRow:
+    id: str
+    namespace: str
+    name: str
+    base_version: str    # the version the edits were written against
+    applies_to: str      # the version the proposal's content was rebased onto
+    status: str          # open, accepted, rejected
+    proposer: str        # sha256 of the proposing token
+    proposer_namespace: str | None
+    edits: list[Any]
+    evidence: dict[str, Any]
+    reasoning: str
+    content_sha256: str
+    commit_sha: str
+    tree_sha: str
+    verdict: str
+    report: dict[str, Any]
+    support: int
+    created_at: str
+    decided_at: str | None = None
+    decided_by: str | None = None
+    comment: str | None = None
+    version: str | None = None   # the version an accepted proposal became
+
+
+@dataclass(frozen=True)
+class CanaryRow:
+    namespace: str
+    name: str
+    version: str
+    stable_version: str
+    share: float
+    state: str           # active, promoted, rolled_back, superseded
+    started_at: str
+    decided_at: str | None
+    decision: dict[str, Any] | None
+
+
+_PROPOSAL_COLUMNS = ("id, namespace, name, base_version, applies_to, status, proposer, "
+                     "proposer_namespace, edits_json, evidence_json, reasoning, content_sha256, "
+                     "commit_sha, tree_sha, verdict, report_json, support, created_at, "
+                     "decided_at, decided_by, comment, version")
+
+
+def _proposal(row: sqlite3.Row) -> ProposalRow:
+    data = dict(row)
+    data["edits"] = json.loads(data.pop("edits_json"))
+    data["evidence"] = json.loads(data.pop("evidence_json"))
+    data["report"] = json.loads(data.pop("report_json"))
+    return ProposalRow(**data)
+
+
+@dataclass(frozen=True)
 class EmbedJob:
     """A skill whose current text has no stored vector yet."""
 
@@ -749,6 +802,140 @@ class Index:
             "SELECT old, new, reason, actor, at FROM trust_events WHERE namespace = ? AND "
             "name = ? ORDER BY id DESC LIMIT ?", (namespace, name, limit)).fetchall()
         return [TrustEvent(**row) for row in rows]
+
+    # -- proposals ----------------------------------------------------------------------
+
+    def add_proposal(self, row: ProposalRow) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                f"INSERT INTO proposals ({_PROPOSAL_COLUMNS}) VALUES "
+                f"({', '.join('?' * 22)})",
+                (row.id, row.namespace, row.name, row.base_version, row.applies_to, row.status,
+                 row.proposer, row.proposer_namespace, json.dumps(row.edits),
+                 json.dumps(row.evidence), row.reasoning, row.content_sha256, row.commit_sha,
+                 row.tree_sha, row.verdict, json.dumps(row.report), row.support,
+                 row.created_at, row.decided_at, row.decided_by, row.comment, row.version))
+            conn.execute("INSERT INTO proposal_support (proposal_id, proposer, evidence_json, "
+                         "at) VALUES (?, ?, ?, ?)", (row.id, row.proposer,
+                                                     json.dumps(row.evidence), row.created_at))
+
+    def get_proposal(self, proposal_id: str) -> ProposalRow | None:
+        row = self._conn().execute(f"SELECT {_PROPOSAL_COLUMNS} FROM proposals WHERE id = ?",
+                                   (proposal_id,)).fetchone()
+        return _proposal(row) if row else None
+
+    def open_proposal_like(self, namespace: str, name: str,
+                           content_sha256: str) -> ProposalRow | None:
+        """The open proposal whose resulting content is exactly this (agreeing edits)."""
+        row = self._conn().execute(
+            f"SELECT {_PROPOSAL_COLUMNS} FROM proposals WHERE namespace = ? AND name = ? AND "
+            "status = 'open' AND content_sha256 = ? ORDER BY created_at LIMIT 1",
+            (namespace, name, content_sha256)).fetchone()
+        return _proposal(row) if row else None
+
+    def add_support(self, proposal_id: str, proposer: str, evidence: dict[str, Any]) -> bool:
+        """Count another proposer for a proposal; False when this one already counted."""
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO proposal_support (proposal_id, proposer, evidence_json, "
+                "at) VALUES (?, ?, ?, ?)", (proposal_id, proposer, json.dumps(evidence),
+                                            datetime.now(UTC).isoformat()))
+            if cursor.rowcount != 1:
+                return False
+            conn.execute("UPDATE proposals SET support = support + 1 WHERE id = ?",
+                         (proposal_id,))
+        return True
+
+    def proposals(self, namespace: str, name: str | None = None, status: str | None = None,
+                  proposer: str | None = None, limit: int = 100) -> list[ProposalRow]:
+        where, params = ["namespace = ?"], [namespace]
+        for column, value in (("name", name), ("status", status), ("proposer", proposer)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        rows = self._conn().execute(
+            f"SELECT {_PROPOSAL_COLUMNS} FROM proposals WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id LIMIT ?", (*params, limit)).fetchall()
+        return [_proposal(r) for r in rows]
+
+    def decide_proposal(self, proposal_id: str, status: str, by: str, comment: str,
+                        version: str | None) -> bool:
+        """Close an open proposal (compare-and-set on `open`)."""
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE proposals SET status = ?, decided_at = ?, decided_by = ?, comment = ?, "
+                "version = ? WHERE id = ? AND status = 'open'",
+                (status, datetime.now(UTC).isoformat(), by, comment, version, proposal_id))
+        return cursor.rowcount == 1
+
+    # -- canaries and version health ------------------------------------------------------
+
+    def start_canary(self, namespace: str, name: str, version: str, stable_version: str,
+                     share: float) -> None:
+        """A new active canary; any active one of the skill is superseded."""
+        now = datetime.now(UTC).isoformat()
+        with self._tx() as conn:
+            conn.execute("UPDATE canaries SET state = 'superseded', decided_at = ? WHERE "
+                         "namespace = ? AND name = ? AND state = 'active'",
+                         (now, namespace, name))
+            conn.execute("INSERT OR REPLACE INTO canaries (namespace, name, version, "
+                         "stable_version, share, state, started_at) VALUES "
+                         "(?, ?, ?, ?, ?, 'active', ?)",
+                         (namespace, name, version, stable_version, share, now))
+
+    def canaries(self, namespace: str, name: str) -> list[CanaryRow]:
+        """Every canary of a skill, newest first."""
+        rows = self._conn().execute(
+            "SELECT namespace, name, version, stable_version, share, state, started_at, "
+            "decided_at, decision_json FROM canaries WHERE namespace = ? AND name = ? "
+            "ORDER BY started_at DESC", (namespace, name)).fetchall()
+        out = []
+        for row in rows:
+            data = dict(row)
+            raw = data.pop("decision_json")
+            out.append(CanaryRow(**data, decision=json.loads(raw) if raw else None))
+        return out
+
+    def finish_canary(self, namespace: str, name: str, version: str, state: str,
+                      decision: dict[str, Any]) -> bool:
+        """Close an active canary (compare-and-set on `active`)."""
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE canaries SET state = ?, decided_at = ?, decision_json = ? WHERE "
+                "namespace = ? AND name = ? AND version = ? AND state = 'active'",
+                (state, datetime.now(UTC).isoformat(), json.dumps(decision), namespace, name,
+                 version))
+        return cursor.rowcount == 1
+
+    def set_health(self, namespace: str, name: str, version: str, status: str,
+                   reason: str) -> bool:
+        """Record a version's health (`deprecated` or `healthy`); False if unchanged."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT status FROM version_health WHERE namespace = ? AND "
+                               "name = ? AND version = ?", (namespace, name, version)).fetchone()
+            if (row[0] if row else "healthy") == status:
+                return False
+            conn.execute("INSERT OR REPLACE INTO version_health (namespace, name, version, "
+                         "status, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (namespace, name, version, status, reason,
+                          datetime.now(UTC).isoformat()))
+        return True
+
+    def health(self, namespace: str, name: str) -> dict[str, tuple[str, str]]:
+        """version -> (status, reason) for versions with a recorded health."""
+        rows = self._conn().execute("SELECT version, status, reason FROM version_health "
+                                    "WHERE namespace = ? AND name = ?", (namespace, name))
+        return {r[0]: (r[1], r[2]) for r in rows.fetchall()}
+
+    def review_policy(self, namespace: str) -> str:
+        row = self._conn().execute("SELECT review_policy FROM namespaces WHERE name = ?",
+                                   (namespace,)).fetchone()
+        return str(row[0]) if row else "review"
+
+    def set_review_policy(self, namespace: str, policy: str) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE namespaces SET review_policy = ? WHERE name = ?",
+                         (policy, namespace))
 
     def outcome_totals(self, keys: Iterable[tuple[str, str]]
                        ) -> dict[tuple[str, str], list[tuple[float, float, str]]]:

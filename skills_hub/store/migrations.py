@@ -219,11 +219,77 @@ def m004_outcomes(conn: sqlite3.Connection) -> None:
     )
 
 
+def m005_proposals(conn: sqlite3.Connection) -> None:
+    """Refinement proposals (their content is a commit on refs/heads/proposals/<name>/<id>),
+    the clients that support each, namespace review policy, canary releases."""
+    _script(conn,
+        """
+        CREATE TABLE proposals (
+            id TEXT PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            base_version TEXT NOT NULL,
+            applies_to TEXT NOT NULL,
+            status TEXT NOT NULL,
+            proposer TEXT NOT NULL,
+            proposer_namespace TEXT,
+            edits_json TEXT NOT NULL,
+            evidence_json TEXT NOT NULL,
+            reasoning TEXT NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            commit_sha TEXT NOT NULL,
+            tree_sha TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            report_json TEXT NOT NULL,
+            support INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            decided_at TEXT,
+            decided_by TEXT,
+            comment TEXT,
+            version TEXT
+        );
+        CREATE INDEX proposals_skill ON proposals(namespace, name, status);
+        CREATE INDEX proposals_proposer ON proposals(proposer, created_at);
+        CREATE TABLE proposal_support (
+            proposal_id TEXT NOT NULL REFERENCES proposals(id),
+            proposer TEXT NOT NULL,
+            evidence_json TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (proposal_id, proposer)
+        );
+        ALTER TABLE namespaces ADD COLUMN review_policy TEXT NOT NULL DEFAULT 'review';
+        CREATE TABLE canaries (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            stable_version TEXT NOT NULL,
+            share REAL NOT NULL,
+            state TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            decided_at TEXT,
+            decision_json TEXT,
+            PRIMARY KEY (namespace, name, version)
+        );
+        CREATE INDEX canaries_active ON canaries(namespace, name, state);
+        CREATE TABLE version_health (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (namespace, name, version)
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
     ("m002_checks", m002_checks),
     ("m003_search", m003_search),
     ("m004_outcomes", m004_outcomes),
+    ("m005_proposals", m005_proposals),
 ]
 
 

@@ -4,6 +4,7 @@ renders. Each docstring's YAML part is its OpenAPI operation (served at /openapi
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..service import (
     version_of,
 )
 from ..skill.bundle import Bundle, from_archive, from_files
-from ..store.index import SkillRow, VersionRow, VersionStats
+from ..store.index import CanaryRow, ProposalRow, SkillRow, VersionRow, VersionStats
 from .auth import request_token
 from .markdown import highlighted, plain_snippet
 
@@ -55,6 +56,14 @@ def routes(registry: Registry) -> list[Route]:
         Route(skill + "/outcomes", api.report_outcomes, methods=["POST"]),
         Route(skill + "/outcomes", api.outcomes, methods=["GET"]),
         Route(skill + "/trust", api.set_trust, methods=["PUT"]),
+        Route(skill + "/resolve", api.resolve, methods=["GET"]),
+        Route(skill + "/proposals", api.propose, methods=["POST"]),
+        Route(skill + "/proposals", api.list_proposals, methods=["GET"]),
+        Route(skill + "/proposals/{proposal_id}", api.get_proposal, methods=["GET"]),
+        Route(skill + "/proposals/{proposal_id}/review", api.review, methods=["POST"]),
+        Route(base + "/namespaces/{namespace}/proposals", api.namespace_proposals,
+              methods=["GET"]),
+        Route(base + "/namespaces/{namespace}/policy", api.set_policy, methods=["PUT"]),
     ]
 
 
@@ -187,7 +196,7 @@ class Api:
         params = request.query_params
         page = self.registry.list_skills(
             principal=self.principal(request), namespace=params.get("namespace"),
-            cursor=params.get("cursor"), limit=_int(params.get("limit"), 50))
+            cursor=params.get("cursor"), limit=int_param(params.get("limit"), 50))
         return JSONResponse({"skills": [skill_json(s) for s in page.skills],
                              "total": page.total, "next_cursor": page.next_cursor})
 
@@ -235,7 +244,7 @@ class Api:
             namespace=params.get("namespace") or None, tag=params.get("tag") or None,
             trust=params.get("trust") or None, verdict=params.get("verdict") or None,
             updated_since=params.get("updated_since") or None,
-            sort=params.get("sort", "relevance"), limit=_int(params.get("limit"), 20),
+            sort=params.get("sort", "relevance"), limit=int_param(params.get("limit"), 20),
             cursor=params.get("cursor") or None)
         found = page.results
         return JSONResponse({
@@ -288,7 +297,13 @@ class Api:
     def version(self, request: Request) -> JSONResponse:
         """
         summary: One version (or `latest`) with its files, frontmatter and archive digests.
+        description: >
+          For `latest`, a `client_id` query parameter lets the server place the client in
+          an active canary (deterministically by id); `channel` then says `canary` or
+          `stable`. Without it, `latest` is the stable version.
         tags: [catalogue]
+        parameters:
+          - {name: client_id, in: query, required: false, schema: {type: string}}
         responses:
           200: {description: the version}
           404: {description: no such version}
@@ -296,16 +311,22 @@ class Api:
         p = request.path_params
         principal = self.principal(request)
         detail = self.registry.get_skill(p["namespace"], p["name"], principal)
-        skill, row = detail.skill, version_of(detail, p["version"])
+        skill, row, channel = detail.skill, version_of(detail, p["version"]), None
+        if p["version"] == "latest":  # a canary reaches the clients in its share
+            resolution = self.registry.resolve(p["namespace"], p["name"], principal,
+                                               request.query_params.get("client_id"))
+            row, channel = resolution.row, resolution.channel
         archives = {}
         for fmt in ("tar.gz", "zip"):
             _, archive = self.registry.archive(skill.namespace, skill.name, row.version, fmt,
                                                principal, count=False)
             archives[fmt] = {"url": _version_url(skill, row.version) + f"/archive.{fmt}",
                              "sha256": archive.sha256, "size": len(archive.data)}
-        body = version_json(skill, row, detail.verdict(row.version))
+        body = version_json(detail, row)
         body.update(files=row.files, frontmatter=row.frontmatter, archives=archives,
                     install=install_command(skill.namespace, skill.name, row.version))
+        if channel is not None:
+            body["channel"] = channel
         return JSONResponse(body)
 
     def archive(self, request: Request) -> Response:
@@ -480,7 +501,9 @@ class Api:
             "clients": summary.clients,
             "versions": [{**stats_json(stats), "wilson": round(wilson, 6)}
                          for stats, wilson in summary.versions],
-            "events": [vars(e) for e in summary.events]})
+            "events": [vars(e) for e in summary.events],
+            "canaries": [canary_json(c) for c in summary.canaries],
+            "deprecated": summary.deprecated})
 
     async def set_trust(self, request: Request) -> JSONResponse:
         """
@@ -506,6 +529,164 @@ class Api:
             str(payload.get("reason") or ""), principal)
         trust = await run_in_threadpool(self.registry.index.trust_of, p["namespace"], p["name"])
         return JSONResponse({"trust": trust, "event": vars(event) if event else None})
+
+
+    def resolve(self, request: Request) -> JSONResponse:
+        """
+        summary: The version `latest` means for this client (stable, or an active canary).
+        tags: [outcomes]
+        parameters:
+          - {name: client_id, in: query, required: false, schema: {type: string}}
+        responses:
+          200: {description: "{version, channel, canary}"}
+        """
+        p = request.path_params
+        found = self.registry.resolve(p["namespace"], p["name"], self.principal(request),
+                                      request.query_params.get("client_id"))
+        return JSONResponse({"version": found.row.version, "channel": found.channel,
+                             "content_sha256": found.row.content_sha256,
+                             "canary": canary_json(found.canary) if found.canary else None})
+
+    async def propose(self, request: Request) -> JSONResponse:
+        """
+        summary: Propose a refinement of a skill (an agent's patch).
+        description: >
+          Body `{"base_version", "edits", "evidence", "reasoning"}`. `edits` mixes
+          `{op: replace|insert_after|append|delete, target, content, file}` and Hermes's
+          `{old_string, new_string, replace_all, file_path}`. Targets match exactly, then
+          with whitespace and line endings normalised; a missing or ambiguous target is a
+          422 `edit_failed` naming the edit and the nearest text. A stale base is rebased
+          onto the latest version by a three-way merge (409 `merge_conflict` when it does
+          not apply cleanly). The result goes through the whole publish pipeline and is
+          stored as a commit on `refs/heads/proposals/<name>/<id>`. Edits whose result
+          matches an open proposal add support to it (201 only for a new proposal).
+        tags: [proposals]
+        security: [{bearer: []}]
+        responses:
+          201: {description: a new proposal}
+          200: {description: "an agreeing open proposal gained support (`created` false)"}
+          401: {description: no token}
+          409: {description: the rebase onto the latest version conflicts}
+          422: {description: "edit_failed, invalid_skill, or dangerous_skill (with the report)"}
+        """
+        p = request.path_params
+        principal = await run_in_threadpool(self.principal, request)
+        payload = await _json_body(request, 2 << 20)
+        outcome = await run_in_threadpool(self.registry.propose, p["namespace"], p["name"],
+                                          payload, principal)
+        body = {**proposal_json(outcome.proposal), "created": outcome.created,
+                "supported": outcome.supported, "policy": outcome.policy_note}
+        return JSONResponse(body, status_code=201 if outcome.created else 200)
+
+    def list_proposals(self, request: Request) -> JSONResponse:
+        """
+        summary: A skill's proposals (`?status=open|accepted|rejected`, `?mine=1`).
+        description: >
+          `mine=1` lists the proposals the caller's token sent, with each decision and
+          the reviewer's comment: how a proposing agent learns why it was rejected.
+        tags: [proposals]
+        responses:
+          200: {description: "{proposals: [...]}"}
+        """
+        p = request.path_params
+        rows = self.registry.proposals(p["namespace"], p["name"], self.principal(request),
+                                       status=request.query_params.get("status"),
+                                       mine=request.query_params.get("mine") in ("1", "true"))
+        return JSONResponse({"proposals": [proposal_json(r) for r in rows]})
+
+    def namespace_proposals(self, request: Request) -> JSONResponse:
+        """
+        summary: Every proposal in a namespace (a maintainer's review queue).
+        tags: [proposals]
+        responses:
+          200: {description: "{proposals: [...]}"}
+        """
+        rows = self.registry.proposals(request.path_params["namespace"], None,
+                                       self.principal(request),
+                                       status=request.query_params.get("status"),
+                                       mine=request.query_params.get("mine") in ("1", "true"))
+        return JSONResponse({"proposals": [proposal_json(r) for r in rows]})
+
+    def get_proposal(self, request: Request) -> JSONResponse:
+        """
+        summary: One proposal with its unified diff and checks report.
+        tags: [proposals]
+        responses:
+          200: {description: "the proposal, `diff` and `report`"}
+          404: {description: no such proposal}
+        """
+        p = request.path_params
+        view = self.registry.proposal(p["namespace"], p["name"], p["proposal_id"],
+                                      self.principal(request))
+        return JSONResponse({**proposal_json(view.proposal), "diff": view.diff,
+                             "report": view.proposal.report})
+
+    async def review(self, request: Request) -> JSONResponse:
+        """
+        summary: Accept or reject a proposal (a maintainer of the namespace).
+        description: >
+          Body `{"decision": "accept" | "reject", "comment": "...", "version": optional,
+          "canary": optional share 0-1}`. Accepting publishes the next patch version (or
+          `version`) through the whole pipeline, rebased again if the skill moved; with
+          `canary` it goes out to that share of clients first and is promoted or rolled
+          back on their outcome reports. Rejecting needs a comment.
+        tags: [proposals]
+        security: [{bearer: []}]
+        responses:
+          200: {description: the decided proposal}
+          403: {description: not a token of this namespace}
+          409: {description: already decided, or the rebase conflicts}
+        """
+        p = request.path_params
+        principal = await run_in_threadpool(self.principal, request)
+        payload = await _json_body(request, 64 << 10)
+        if not isinstance(payload, dict) or not isinstance(payload.get("decision"), str):
+            raise BadRequest('send {"decision": "accept" | "reject", "comment": "..."}')
+        canary = payload.get("canary")
+        if canary is not None and (isinstance(canary, bool)
+                                   or not isinstance(canary, (int, float))):
+            raise BadRequest("canary is a number between 0 and 1")
+        row = await run_in_threadpool(
+            functools.partial(self.registry.review, p["namespace"], p["name"],
+                              p["proposal_id"], payload["decision"],
+                              str(payload.get("comment") or ""), principal,
+                              version=payload.get("version"), canary_share=canary))
+        return JSONResponse(proposal_json(row))
+
+    async def set_policy(self, request: Request) -> JSONResponse:
+        """
+        summary: A namespace's review policy for proposals (`review` or `auto`).
+        tags: [proposals]
+        security: [{bearer: []}]
+        responses:
+          200: {description: "{namespace, policy}"}
+        """
+        namespace = request.path_params["namespace"]
+        principal = await run_in_threadpool(self.principal, request)
+        payload = await _json_body(request, 4 << 10)
+        policy = payload.get("policy") if isinstance(payload, dict) else None
+        if not isinstance(policy, str):
+            raise BadRequest('send {"policy": "review" | "auto"}')
+        await run_in_threadpool(self.registry.set_review_policy, namespace, policy, principal)
+        return JSONResponse({"namespace": namespace, "policy": policy})
+
+
+def proposal_json(row: ProposalRow) -> dict[str, Any]:
+    return {"id": row.id, "namespace": row.namespace, "name": row.name,
+            "status": row.status, "base_version": row.base_version,
+            "applies_to": row.applies_to, "verdict": row.verdict, "support": row.support,
+            "content_sha256": row.content_sha256, "commit": row.commit_sha,
+            "branch": f"refs/heads/proposals/{row.name}/{row.id}",
+            "edits": row.edits, "evidence": row.evidence, "reasoning": row.reasoning,
+            "created_at": row.created_at, "decided_at": row.decided_at,
+            "decided_by": row.decided_by, "comment": row.comment, "version": row.version,
+            "url": f"/api/v1/skills/{row.namespace}/{row.name}/proposals/{row.id}"}
+
+
+def canary_json(row: CanaryRow) -> dict[str, Any]:
+    return {"version": row.version, "stable_version": row.stable_version,
+            "share": row.share, "state": row.state, "started_at": row.started_at,
+            "decided_at": row.decided_at, "decision": row.decision}
 
 
 def stats_json(stats: VersionStats) -> dict[str, Any]:
@@ -543,14 +724,16 @@ def skill_json(skill: SkillRow) -> dict[str, Any]:
     }
 
 
-def version_json(skill: SkillRow, row: VersionRow, verdict: str) -> dict[str, Any]:
+def version_json(detail: SkillDetail, row: VersionRow) -> dict[str, Any]:
+    skill, verdict = detail.skill, detail.verdict(row.version)
     return {
         "namespace": skill.namespace, "name": skill.name, "version": row.version,
         "description": row.description, "published_at": row.published_at,
         "commit": row.commit_sha, "tag": f"{skill.name}/v{row.version}",
         "tag_sha": row.tag_sha, "content_sha256": row.content_sha256,
         "url": _version_url(skill, row.version),
-        "verdict": verdict, "deprecated": verdict == "dangerous",
+        "verdict": verdict, "deprecated": row.version in detail.deprecated,
+        "deprecated_reason": detail.deprecated.get(row.version),
         "report": _version_url(skill, row.version) + "/report",
     }
 
@@ -559,8 +742,7 @@ def detail_json(detail: SkillDetail) -> dict[str, Any]:
     body = skill_json(detail.skill)
     body["visibility"] = detail.visibility
     body["git"] = f"/git/{detail.skill.namespace}.git"
-    body["versions"] = [version_json(detail.skill, v, detail.verdict(v.version))
-                        for v in detail.versions]
+    body["versions"] = [version_json(detail, v) for v in detail.versions]
     return body
 
 
@@ -608,7 +790,8 @@ async def _read_capped(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _int(value: str | None, default: int) -> int:
+def int_param(value: str | None, default: int) -> int:
+    """A whole-number query parameter; 400 when it is not one."""
     if value is None or value == "":
         return default
     try:
