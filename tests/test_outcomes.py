@@ -290,3 +290,16 @@ def test_the_cli_reports_the_installed_version_and_batches_from_a_file(
     assert json.loads(from_file.output)["recorded"] == 2
     shown = run("outcomes", "team/weekly-report")
     assert "1.1.0: 1 ok, 1 failed, 0 infra" in shown.output
+
+
+def test_the_cli_blocks_and_lifts(published: Registry, client: TestClient, token: str) -> None:
+    runner = CliRunner()
+    base = ["--server", "http://testserver", "--token", token]
+    blocked = runner.invoke(main, [*base, "block", "team/weekly-report", "--reason", "audit"],
+                            obj={"http": client}, catch_exceptions=False)
+    assert "team/weekly-report: trust blocked" in blocked.output
+    lifted = runner.invoke(main, [*base, "block", "team/weekly-report", "--reason", "ok",
+                                  "--lift"], obj={"http": client}, catch_exceptions=False)
+    assert "trust community" in lifted.output
+    assert [e.new for e in published.index.trust_events("team", "weekly-report")] == [
+        "community", "blocked"]
