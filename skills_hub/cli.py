@@ -664,6 +664,10 @@ def outcomes(client: Client, ref: str, as_json: bool) -> None:
     for event in body["events"]:
         click.echo(f"  {event['at'][:19]} {event['old']} -> {event['new']} ({event['actor']}): "
                    f"{event['reason']}")
+    for canary in body.get("canaries", []):
+        why = (canary.get("decision") or {}).get("reason", "waiting for outcomes")
+        click.echo(f"  canary {canary['version']} over {canary['stable_version']} "
+                   f"(share {canary['share']:g}): {canary['state']}; {why}")
 
 
 @main.command()

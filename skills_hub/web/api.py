@@ -151,7 +151,7 @@ class Api:
 
     async def _read_upload(self, request: Request) -> tuple[Bundle, str | None]:
         limits = self.registry.settings.limits
-        body = await _read_capped(request, limits.max_upload_bytes)
+        body = await read_capped(request, limits.max_upload_bytes)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         version = request.query_params.get("version")
         if content_type in ARCHIVE_TYPES:
@@ -699,7 +699,7 @@ def stats_json(stats: VersionStats) -> dict[str, Any]:
 
 async def _json_body(request: Request, cap: int) -> Any:
     """The request's JSON body, read with a size cap; 400 when it is not JSON."""
-    raw = await _read_capped(request, cap)
+    raw = await read_capped(request, cap)
     try:
         return json.loads(raw)
     except ValueError:
@@ -777,7 +777,8 @@ def _version_url(skill: SkillRow, version: str) -> str:
     return f"/api/v1/skills/{skill.namespace}/{skill.name}/versions/{version}"
 
 
-async def _read_capped(request: Request, cap: int) -> bytes:
+async def read_capped(request: Request, cap: int) -> bytes:
+    """The request body, refused with 413 once it passes `cap` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
         raise PayloadTooLarge(f"the upload is larger than {cap} bytes")

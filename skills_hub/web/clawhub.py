@@ -59,7 +59,7 @@ from ..service import (
 )
 from ..skill.bundle import from_files
 from ..store.index import ReportRow, SkillRow, VersionRow
-from .api import IMMUTABLE, int_param
+from .api import IMMUTABLE, int_param, read_capped
 from .auth import request_token
 from .urls import public_base
 
@@ -554,7 +554,7 @@ class ClawHub:
         principal = await run_in_threadpool(self.principal, request)
         writer = _writer(principal)
         sha256 = _sha256_field(request.path_params["sha256"], "the upload URL")
-        data = await _read_capped(request, self.registry.settings.limits.max_file_bytes)
+        data = await read_capped(request, self.registry.settings.limits.max_file_bytes)
         if hashlib.sha256(data).hexdigest() != sha256:
             raise BadRequest("the uploaded bytes do not have the sha256 the upload URL names",
                              extra={"hint": "ask for an upload URL with the file's sha256"})
@@ -648,7 +648,7 @@ class ClawHub:
                          ) -> tuple[dict[str, Any], list[tuple[str, bytes, bool]]]:
         """ClawHub's older publish: a `payload` JSON field and `files` parts."""
         limits = self.registry.settings.limits
-        body = await _read_capped(request, limits.max_upload_bytes)
+        body = await read_capped(request, limits.max_upload_bytes)
 
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -963,21 +963,8 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def _read_capped(request: Request, cap: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap:
-        raise PayloadTooLarge(f"the upload is larger than {cap} bytes")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > cap:
-            raise PayloadTooLarge(f"the upload is larger than {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _json_object(request: Request, cap: int) -> dict[str, Any]:
-    return _json_text((await _read_capped(request, cap)).decode("utf-8", "replace"))
+    return _json_text((await read_capped(request, cap)).decode("utf-8", "replace"))
 
 
 def _json_text(text: str) -> dict[str, Any]:
