@@ -248,6 +248,24 @@ def test_nearest_ignores_blank_differences_and_keeps_the_original_text() -> None
                                                               "beta gamma!").ratio(), 3)}
 
 
+LONG = "".join(f"entry {i}: value {i * 7}\n" for i in range(3000))
+
+
+@pytest.mark.parametrize(("target", "line"), [
+    pytest.param("".join(f"entry {i}: value {i * 7}\n" for i in range(1500, 1520)).replace(
+        "entry 1510: value 10570", "entry 1510: value 1"), 1501, id="one-line-changed"),
+    pytest.param("".join(f"entyr {i}: valeu {i * 7}\n" for i in range(300, 311)), 301,
+                 id="typo-on-every-line"),
+    pytest.param("entry 2999: value 20993!", 3000, id="last-line"),
+])
+def test_nearest_in_a_long_file(target: str, line: int) -> None:
+    body = failure([{"old_string": target, "new_string": "x"}], skill_files(LONG))
+    size = target.strip("\n").count("\n") + 1
+    expected = "".join(LONG.splitlines(keepends=True)[line - 1:line - 1 + size]).strip("\n")
+    assert (body["nearest"]["line"], body["nearest"]["text"]) == (line, expected)
+    assert 0.8 < body["nearest"]["ratio"] < 1
+
+
 def test_missing_in_an_empty_file_has_no_nearest_text() -> None:
     body = failure([{"old_string": "x", "new_string": "y"}], skill_files(""))
     assert body["nearest"] is None
@@ -455,3 +473,25 @@ def test_invalid_edits_report_every_problem(raw: object,
     assert all(p.hint for p in error.problems)
     count = len(problems)
     assert error.message == f"the edits are invalid ({count} problem{'s' if count > 1 else ''})"
+
+
+@pytest.mark.parametrize(("raw", "size"), [
+    pytest.param({"op": "replace", "target": "a", "content": "bbbb", "replace_all": True},
+                 4 * 30, id="replace_all-grows"),
+    pytest.param({"op": "insert_after", "target": "a" * 30, "content": "b" * 71}, 101,
+                 id="insert"),
+    pytest.param({"op": "append", "content": "b" * 70}, 101, id="append-after-a-break"),
+])
+def test_edits_cannot_grow_a_file_past_the_cap(raw: dict[str, Any], size: int) -> None:
+    files = skill_files("a" * 30)
+    with pytest.raises(EditFailed) as info:
+        apply_edits(files, parse_edits([raw]), max_chars=100)
+    assert (info.value.extra["reason"], info.value.message) == (
+        "too_large", f"edit 0 ({raw['op']} in SKILL.md): the file would hold {size} "
+        "characters, more than the 100 allowed")
+    assert apply_edits(files, parse_edits([raw]), max_chars=size)["SKILL.md"] != files["SKILL.md"]
+
+
+def test_match_lines_count_every_kind_of_line_break() -> None:
+    body = failure([{"op": "delete", "target": "x"}], skill_files("x\r\na\rx\nb\r\nx"))
+    assert body["lines"] == [1, 3, 5]

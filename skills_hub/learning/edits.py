@@ -43,9 +43,15 @@ the content goes in as written.
 
 Inserted text always takes the file's line ending (CRLF when most of its line breaks are
 CRLF, else LF). Failures raise EditFailed (422) with `extra`: `edit` (index), `op`,
-`path`, `reason` (`missing`: with `nearest`, the most similar window of the target's line
-count; `ambiguous`: with `lines`, where every match starts; `no_file`; `binary`;
+`path`, `reason` (`missing`: with `nearest`, the window of the target's line count most
+similar to it, see below; `ambiguous`: with `lines`, where every match starts; `no_file`; `binary`;
 `too_large`: the file would pass `max_chars`), `hint`.
+
+The nearest text: both sides' lines are squashed (rules 2 and 3), and difflib's ratio ranks
+windows of the target's line count (each text cut to 1,000 characters, as the cost grows
+with the square). The windows compared are those where the most target lines occur
+unchanged, and those that align the file lines most like the target's first, last and
+longest lines with them (five of each); only the first 20,000 lines are searched.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from __future__ import annotations
 import heapq
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
@@ -330,7 +336,7 @@ def _text_for(files: Mapping[str, bytes], texts: Mapping[str, str], edit: Edit) 
             return ""
         raise _failed(edit, "no_file", "the skill has no such file",
                       "Edit one of the skill's files (see files), or append to create one.",
-                      files=sorted(files)[:MAX_EDITS])
+                      files=sorted(files)[:_LISTED_FILES])
     text = decode(data)
     if text is None:
         raise _failed(edit, "binary", "the file is not UTF-8 text; edits apply to text only",
@@ -559,8 +565,10 @@ def _indent(text: str, norm: _Normal, start: int, begins_line: bool,
 # --- failures -------------------------------------------------------------------------------
 
 _EXCERPT_CHARS = 2000
-_NEAREST_BUDGET = 1_000_000  # characters x target lines, past which windows are picked
-_CANDIDATES = 5
+_LISTED_FILES = 100  # of the skill's paths named when an edit's file does not exist
+_NEAREST_LINES = 20_000  # lines of a file searched for the nearest text
+_COMPARE_CHARS = 1000  # of each text difflib compares (its cost grows with the square)
+_CANDIDATES = 5  # windows kept per way of finding them
 
 
 def _failed(edit: Edit, reason: str, message: str, hint: str, **extra: Any) -> EditFailed:
@@ -591,56 +599,53 @@ def _ambiguous(edit: Edit, text: str, spans: Sequence[_Span], how: str) -> EditF
 
 def _nearest(text: str, target: str) -> dict[str, Any] | None:
     """The window of the target's line count most similar to it (difflib, blanks squashed)."""
-    lines = _BREAK.split(text)
+    lines = _BREAK.split(text)[:_NEAREST_LINES]
     have = [_squash(line) for line in lines]
     want = [_squash(line) for line in _BREAK.split(target.strip("\r\n"))]
-    size = len(want)
-    starts: Iterable[int] = range(max(1, len(lines) - size + 1))
-    if len(text) * size > _NEAREST_BUDGET:
-        starts = _candidates(have, want)
     matcher = SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2("\n".join(want))
+    matcher.set_seq2("\n".join(want)[:_COMPARE_CHARS])
     best, at = 0.0, 0
-    for i in starts:
-        matcher.set_seq1("\n".join(have[i:i + size]))
-        if matcher.real_quick_ratio() > best and matcher.quick_ratio() > best:
-            best, at = max((best, at), (matcher.ratio(), i), key=lambda pair: pair[0])
+    for start in _candidates(have, want):
+        matcher.set_seq1("\n".join(have[start:start + len(want)])[:_COMPARE_CHARS])
+        ratio = matcher.ratio()
+        best, at = (ratio, start) if ratio > best else (best, at)
     if not best:
         return None
-    excerpt = "\n".join(lines[at:at + size])
+    excerpt = "\n".join(lines[at:at + len(want)])
     return {"line": at + 1, "text": excerpt[:_EXCERPT_CHARS], "ratio": round(best, 3)}
 
 
 def _candidates(have: list[str], want: list[str]) -> list[int]:
-    """The window starts worth comparing in a file too big to compare every window: where
-    most target lines occur unchanged, and where lines look most like its longest line."""
+    """The window starts worth comparing: where most target lines occur unchanged, and where
+    windows align the file lines most like the target's first, last and longest lines."""
     where: dict[str, list[int]] = defaultdict(list)
     for j, line in enumerate(have):
         if line:
             where[line].append(j)
     hits: Counter[int] = Counter()
     for k, line in enumerate(want):
-        hits.update(j - k for j in where.get(line, [])[:1000])
+        hits.update(j - k for j in where.get(line, [])[:_NEAREST_LINES // 10])
     picks = [start for start, _ in hits.most_common(_CANDIDATES)]
-    anchor = max(range(len(want)), key=lambda k: len(want[k]))
-    picks += [j - anchor for j in _most_like(have, want[anchor])]
+    filled = [k for k, line in enumerate(want) if line]
+    anchors = {filled[0], filled[-1], max(filled, key=lambda k: len(want[k]))} if filled else set()
+    picks += [j - k for k in anchors for j in _most_like(have, want[k])]
     last = max(0, len(have) - len(want))
     return sorted({min(max(0, start), last) for start in picks})
 
 
 def _most_like(lines: list[str], anchor: str) -> list[int]:
-    """The indexes of the (at most 20,000 evenly sampled) lines most similar to anchor."""
+    """The indexes of the _CANDIDATES lines most similar to anchor (difflib's ratio)."""
     matcher = SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2(anchor)
-    top: list[tuple[float, int]] = []
-    for j in range(0, len(lines), max(1, len(lines) // 20_000)):
+    matcher.set_seq2(anchor[:_COMPARE_CHARS])
+    top: list[tuple[float, int]] = []  # a min-heap of (ratio, -index): earlier wins ties
+    for j, line in enumerate(lines):
         floor = top[0][0] if len(top) == _CANDIDATES else 0.0
-        matcher.set_seq1(lines[j])
+        matcher.set_seq1(line[:_COMPARE_CHARS])
         if matcher.real_quick_ratio() > floor and matcher.quick_ratio() > floor:
-            heapq.heappush(top, (matcher.ratio(), j))
+            heapq.heappush(top, (matcher.ratio(), -j))
             if len(top) > _CANDIDATES:
                 heapq.heappop(top)
-    return [j for _, j in top]
+    return [-j for _, j in top]
 
 
 def _squash(line: str) -> str:

@@ -76,7 +76,8 @@ _Region = tuple[int, int, int, int, int, int]  # base, ours, theirs: start and e
 
 def merge3(base: str, ours: str, theirs: str, *,
            labels: tuple[str, str] = ("ours", "theirs")) -> MergeResult:
-    """Merge two texts that both changed from base; see the module docstring."""
+    """Merge two texts that both changed from base (see the module docstring); labels name
+    ours and theirs on the conflict markers."""
     sides = (split_lines(base), split_lines(ours), split_lines(theirs))
     out: list[str] = []
     conflicts: list[Conflict] = []

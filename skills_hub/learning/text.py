@@ -26,8 +26,9 @@ def split_lines(text: str) -> list[str]:
 
 
 def line_of(text: str, offset: int) -> int:
-    """The 1-based number of the line holding text[offset]."""
-    return text.count(LF, 0, offset) + 1
+    """The 1-based number of the line holding text[offset] (LF, CRLF or lone CR breaks)."""
+    crlf = text.count(CRLF, 0, offset)
+    return text.count(LF, 0, offset) + text.count("\r", 0, offset) - crlf + 1
 
 
 def line_ending(text: str) -> str:
