@@ -187,6 +187,7 @@ class OutcomeSummary:
     events: list[TrustEvent]
     canaries: list[CanaryRow]
     deprecated: dict[str, str]  # version -> why
+    live: gate.CanaryDecision | None  # the active canary judged on today's numbers
 
 
 @dataclass(frozen=True)
@@ -582,6 +583,10 @@ class Registry:
         stats = self.index.version_stats(namespace, name)
         totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
         succ, fail = decayed_totals(totals, datetime.now(UTC))
+        canaries = self.index.canaries(namespace, name)
+        active = next((c for c in canaries if c.state == "active"), None)
+        live = None if active is None else gate.canary_decision(
+            _interval(stats.get(active.version)), _interval(stats.get(active.stable_version)))
         versions = [(stats[v.version], wilson_lower_bound(
             stats[v.version].successes, stats[v.version].successes + stats[v.version].failures))
             for v in detail.versions if v.version in stats]
@@ -590,8 +595,7 @@ class Registry:
                               self.index.success_clients(namespace, name),
                               self.index.trust_of(namespace, name),
                               self.index.trust_events(namespace, name),
-                              self.index.canaries(namespace, name),
-                              detail.deprecated)
+                              canaries, detail.deprecated, live)
 
     def set_trust(self, namespace: str, name: str, level: str, reason: str,
                   principal: Principal) -> TrustEvent | None:
@@ -1090,7 +1094,9 @@ class Registry:
     def _check_owner(self, namespace: str, principal: Principal) -> None:
         check_namespace(namespace)
         if not principal.can_write(namespace):
-            raise Forbidden(f"only a token of {namespace!r} can change its exceptions")
+            raise Forbidden(f"only a token of {namespace!r} can do this to its skills",
+                            extra={"hint": f"use a token made by `skills-hub token create "
+                                           f"{namespace}`"})
 
     def _exception_map(self, namespace: str, name: str) -> dict[str, str]:
         return {e.rule: e.reason for e in self.index.exceptions(namespace, name)}
