@@ -82,13 +82,14 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check skills_hub tests bench
 	$(VENV)/bin/mypy
 
-## bench: every benchmark (registry, checks, retrieval quality, search latency), figures to bench/out/
+## bench: every benchmark (registry, checks, retrieval quality, search latency, learning loop), figures to bench/out/
 bench: $(VENV)/.test
 	mkdir -p bench/out
 	$(PY) bench/registry_bench.py --json bench/out/registry.json | tee bench/out/registry.txt
 	$(PY) bench/checks_bench.py --json bench/out/checks.json | tee bench/out/checks.txt
 	$(PY) bench/retrieval.py --json bench/out/retrieval.json | tee bench/out/retrieval.txt
 	$(PY) bench/search_bench.py --json bench/out/search.json | tee bench/out/search.txt
+	$(PY) bench/loop_sim.py --json bench/out/loop.json | tee bench/out/loop.txt
 
 ## clean-data: delete the run-time data of ./registry (keeps README.md and seed/)
 clean-data:
