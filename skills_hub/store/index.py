@@ -738,13 +738,7 @@ class Index:
                 _fold_totals(conn, namespace, name, version, mine, decay)
             for report in fresh:
                 if report.counted:
-                    won = 1 if report.outcome == "success" else 0
-                    conn.execute(
-                        "INSERT INTO skill_clients (namespace, name, client, successes, "
-                        "failures) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                        "successes = successes + excluded.successes, "
-                        "failures = failures + excluded.failures",
-                        (namespace, name, report.client, won, 1 - won))
+                    _fold_client(conn, namespace, name, report)
         return fresh
 
     def version_stats(self, namespace: str, name: str) -> dict[str, VersionStats]:
@@ -757,20 +751,12 @@ class Index:
             row["last_at"]) for row in rows}
 
     def success_clients(self, namespace: str, name: str) -> int:
-        """Distinct clients with at least one success on any version of the skill."""
+        """Distinct clients with at least one success on any version of the skill (a
+        counter kept by `record_outcomes`: counting rows cost ~10 ms a post at 74k)."""
         row = self._conn().execute(
-            "SELECT count(*) FROM skill_clients WHERE namespace = ? AND name = ? "
-            "AND successes > 0", (namespace, name)).fetchone()
-        return int(row[0])
-
-    def reports_of(self, reporter: str, namespace: str, name: str,
-                   limit: int = 100) -> list[dict[str, Any]]:
-        """The latest reports one token sent about a skill."""
-        rows = self._conn().execute(
-            "SELECT report_id AS id, version, outcome, failure_kind, score, at FROM "
-            "outcome_reports WHERE reporter = ? AND namespace = ? AND name = ? "
-            "ORDER BY at DESC, report_id LIMIT ?", (reporter, namespace, name, limit))
-        return [dict(row) for row in rows.fetchall()]
+            "SELECT clients FROM skill_client_counts WHERE namespace = ? AND name = ?",
+            (namespace, name)).fetchone()
+        return int(row[0]) if row else 0
 
     def trust_of(self, namespace: str, name: str) -> str:
         row = self._conn().execute("SELECT trust FROM skill_trust WHERE namespace = ? AND "
@@ -975,6 +961,21 @@ def _fold_version_stats(conn: sqlite3.Connection, namespace: str, name: str, ver
         "INSERT OR REPLACE INTO version_stats (namespace, name, version, successes, failures, "
         "infra_errors, score_sum, scored, ema, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (namespace, name, version, wins, losses, infra, score_sum, scored, level, last))
+
+
+def _fold_client(conn: sqlite3.Connection, namespace: str, name: str,
+                 report: NewOutcome) -> None:
+    """Count the report for its client; a client's first success counts the client."""
+    won = 1 if report.outcome == "success" else 0
+    successes = conn.execute(
+        "INSERT INTO skill_clients (namespace, name, client, successes, failures) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+        "successes = successes + excluded.successes, failures = failures + excluded.failures "
+        "RETURNING successes", (namespace, name, report.client, won, 1 - won)).fetchone()[0]
+    if won and successes == 1:
+        conn.execute("INSERT INTO skill_client_counts (namespace, name, clients) "
+                     "VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET clients = clients + 1",
+                     (namespace, name))
 
 
 def _fold_totals(conn: sqlite3.Connection, namespace: str, name: str, version: str,

@@ -284,12 +284,30 @@ def m005_proposals(conn: sqlite3.Connection) -> None:
     )
 
 
+def m006_client_counts(conn: sqlite3.Connection) -> None:
+    """Distinct successful clients per skill as a counter (trust reads it on every post)."""
+    _script(conn,
+        """
+        CREATE TABLE skill_client_counts (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            clients INTEGER NOT NULL,
+            PRIMARY KEY (namespace, name)
+        );
+        INSERT INTO skill_client_counts (namespace, name, clients)
+            SELECT namespace, name, count(*) FROM skill_clients WHERE successes > 0
+            GROUP BY namespace, name
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
     ("m002_checks", m002_checks),
     ("m003_search", m003_search),
     ("m004_outcomes", m004_outcomes),
     ("m005_proposals", m005_proposals),
+    ("m006_client_counts", m006_client_counts),
 ]
 
 
