@@ -403,7 +403,8 @@ class Registry:
                                     canary_share)
         else:
             engine.indexed(skill_id, new.embed_sha256, vector)
-            for active in self._active_canaries(namespace, new.name):
+            active = _active(self.index.canaries(namespace, new.name))
+            if active is not None:
                 self.index.finish_canary(namespace, new.name, active.version, "superseded",
                                          {"reason": f"{chosen} was published"})
         self._count_publish(namespace)
@@ -505,9 +506,9 @@ class Registry:
         versions = sorted(self.index.versions(skill.id), reverse=True,
                           key=lambda v: _version_key(v.version))
         ns = self.index.get_namespace(namespace)
-        return SkillDetail(skill, versions, ns.visibility if ns else "public",
-                           self.index.verdicts(namespace, name),
-                           self.deprecated_versions(namespace, name))
+        verdicts = self.index.verdicts(namespace, name)
+        return SkillDetail(skill, versions, ns.visibility if ns else "public", verdicts,
+                           self.deprecated_versions(namespace, name, verdicts))
 
     def get_version(self, namespace: str, name: str, version: str,
                     principal: Principal) -> tuple[SkillRow, VersionRow]:
@@ -581,12 +582,10 @@ class Registry:
                         principal: Principal) -> OutcomeSummary:
         detail = self.get_skill(namespace, name, principal)
         stats = self.index.version_stats(namespace, name)
-        totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
-        succ, fail = decayed_totals(totals, datetime.now(UTC))
+        succ, fail = self._decayed(namespace, name)
         canaries = self.index.canaries(namespace, name)
-        active = next((c for c in canaries if c.state == "active"), None)
-        live = None if active is None else gate.canary_decision(
-            _interval(stats.get(active.version)), _interval(stats.get(active.stable_version)))
+        active = _active(canaries)
+        live = None if active is None else _canary_decision(active, stats)
         versions = [(stats[v.version], wilson_lower_bound(
             stats[v.version].successes, stats[v.version].successes + stats[v.version].failures))
             for v in detail.versions if v.version in stats]
@@ -598,8 +597,11 @@ class Registry:
                               canaries, detail.deprecated, live)
 
     def set_trust(self, namespace: str, name: str, level: str, reason: str,
-                  principal: Principal) -> TrustEvent | None:
-        """An owner or the operator blocks a skill, or lifts a block (back to community)."""
+                  principal: Principal) -> tuple[str, TrustEvent | None]:
+        """An owner or the operator blocks a skill, or lifts a block (back to community).
+
+        Returns the trust level afterwards (lifting a block judges the evidence at once, so
+        it may be above community) and the owner's event (None when nothing changed)."""
         self._check_owner(namespace, principal)
         detail = self.get_skill(namespace, name, principal)
         if level not in (trust_rules.BLOCKED, trust_rules.COMMUNITY):
@@ -613,14 +615,16 @@ class Registry:
         for _ in range(3):  # compare-and-set against outcome reports arriving meanwhile
             current = self.index.trust_of(namespace, name)
             if current == level:
-                return None
+                return current, None
             if self.index.change_trust(namespace, name, current, level, reason, actor):
                 break
         else:
             raise Conflict("the skill's trust kept changing; try again")
-        if level == trust_rules.COMMUNITY:  # the evidence may already say more
-            self._judge_trust(detail, actor="outcomes")
-        return self.index.trust_events(namespace, name, 1)[0]
+        event = self.index.trust_events(namespace, name, 1)[0]
+        if level == trust_rules.BLOCKED:
+            return level, event
+        trust, _ = self._judge_trust(detail, actor="outcomes")  # the evidence may say more
+        return trust, event
 
     def _judge_trust(self, detail: SkillDetail, actor: str) -> tuple[str, TrustEvent | None]:
         namespace, name = detail.skill.namespace, detail.skill.name
@@ -633,11 +637,15 @@ class Registry:
                 return new, self.index.trust_events(namespace, name, 1)[0]
         return self.index.trust_of(namespace, name), None
 
+    def _decayed(self, namespace: str, name: str) -> tuple[float, float]:
+        """The skill's success and failure counts over every version, decayed to now."""
+        totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
+        return decayed_totals(totals, datetime.now(UTC))
+
     def _evidence(self, detail: SkillDetail) -> trust_rules.Evidence:
         namespace, name = detail.skill.namespace, detail.skill.name
         stats = self.index.version_stats(namespace, name)
-        totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
-        succ, fail = decayed_totals(totals, datetime.now(UTC))
+        succ, fail = self._decayed(namespace, name)
         # The newest version: when its success collapses the skill is quarantined, even
         # though its deprecation already sends installs back to an older version.
         latest = self._newest_row(detail).version
@@ -820,31 +828,24 @@ class Registry:
         """The version a client gets for `latest`: the canary for clients in its share
         (by client id), else the stable version."""
         detail = self.get_skill(namespace, name, principal)
-        stable = version_of(detail, "latest")
-        for canary in self._active_canaries(namespace, name):
-            if client_id and gate.in_canary(namespace, name, canary.version, client_id,
-                                            canary.share):
-                return Resolution(version_of(detail, canary.version), "canary", canary)
-            return Resolution(stable, "stable", canary)
-        return Resolution(stable, "stable", None)
+        canary = _active(self.index.canaries(namespace, name))
+        if canary is not None and client_id and gate.in_canary(
+                namespace, name, canary.version, client_id, canary.share):
+            return Resolution(version_of(detail, canary.version), "canary", canary)
+        return Resolution(version_of(detail, "latest"), "stable", canary)
 
-    def _active_canaries(self, namespace: str, name: str) -> list[CanaryRow]:
-        return [c for c in self.index.canaries(namespace, name) if c.state == "active"]
-
-    def _judge_canary(self, namespace: str, name: str) -> CanaryRow | None:
+    def _judge_canary(self, namespace: str, name: str) -> None:
         """Promote or roll back the active canary when the outcomes decide it."""
-        for canary in self._active_canaries(namespace, name):
-            stats = self.index.version_stats(namespace, name)
-            decision = gate.canary_decision(_interval(stats.get(canary.version)),
-                                            _interval(stats.get(canary.stable_version)))
-            if decision.action == gate.WAIT:
-                return None
-            state = "promoted" if decision.action == gate.PROMOTE else "rolled_back"
-            if self.index.finish_canary(namespace, name, canary.version, state,
-                                        decision.to_dict()):
-                self._refresh_latest(namespace, name)
-            return self.index.canaries(namespace, name)[0]
-        return None
+        canary = _active(self.index.canaries(namespace, name))
+        if canary is None:
+            return
+        decision = _canary_decision(canary, self.index.version_stats(namespace, name))
+        if decision.action == gate.WAIT:
+            return
+        state = "promoted" if decision.action == gate.PROMOTE else "rolled_back"
+        if self.index.finish_canary(namespace, name, canary.version, state,
+                                    decision.to_dict()):
+            self._refresh_latest(namespace, name)
 
     # health
 
@@ -869,11 +870,13 @@ class Registry:
         if moved:
             self._refresh_latest(namespace, name)
 
-    def deprecated_versions(self, namespace: str, name: str) -> dict[str, str]:
+    def deprecated_versions(self, namespace: str, name: str,
+                            verdicts: dict[str, str] | None = None) -> dict[str, str]:
         """version -> why it is deprecated: a failed re-check, or a collapsed EMA."""
+        if verdicts is None:
+            verdicts = self.index.verdicts(namespace, name)
         out = {v: "a re-check of the publish checks failed it"
-               for v, verdict in self.index.verdicts(namespace, name).items()
-               if verdict == DANGEROUS}
+               for v, verdict in verdicts.items() if verdict == DANGEROUS}
         for version, (status, reason) in self.index.health(namespace, name).items():
             if status == "deprecated":
                 out.setdefault(version, reason)
@@ -935,15 +938,17 @@ class Registry:
     def flat_catalogue(self, principal: Principal,
                        namespace: str | None = None) -> FlatCatalogue:
         """Every skill a bare name reaches in the scope (see `FlatCatalogue`)."""
+        if namespace is not None:
+            self.check_readable(namespace, principal)
         rows: list[SkillRow] = []
-        cursor = None
+        after: tuple[str, str] | None = None
         while True:
-            page = self.list_skills(principal=principal, namespace=namespace, cursor=cursor,
-                                    limit=200)
-            rows.extend(page.skills)
-            if page.next_cursor is None:
+            page = self.index.list_skills(readable=principal.readable, namespace=namespace,
+                                          after=after, limit=500)
+            rows.extend(page)
+            if len(page) < 500:
                 break
-            cursor = page.next_cursor
+            after = (page[-1].namespace, page[-1].name)
         by_name: dict[str, list[SkillRow]] = {}
         for row in rows:
             by_name.setdefault(row.name, []).append(row)
@@ -1133,12 +1138,12 @@ class Registry:
             for info in self.git.tags(namespace):
                 by_skill.setdefault(info.name, []).append(info)
             for name, infos in by_skill.items():
-                latest = self._latest_choice(namespace, name, [i.version for i in infos])
                 missing = [i for i in infos
                            if known.get((namespace, name, i.version)) != i.tag_sha]
                 seen.update((namespace, name, i.version) for i in infos)
                 if not missing:
                     continue
+                latest = self._latest_choice(namespace, name, [i.version for i in infos])
                 # Re-record the latest too, so the skill row and FTS follow it.
                 todo = {i.version: i for i in missing}
                 todo.update({i.version: i for i in infos if i.version == latest})
@@ -1217,6 +1222,17 @@ def _proposal_fields(payload: object) -> ProposalFields:
         raise BadRequest("the proposal is incomplete", problems=problems)
     assert isinstance(base, str) and isinstance(edits, list) and isinstance(evidence, dict)
     return ProposalFields(base, edits, evidence, str(reasoning))
+
+
+def _active(canaries: list[CanaryRow]) -> CanaryRow | None:
+    """The active canary (starting one supersedes the previous, so there is at most one)."""
+    return next((c for c in canaries if c.state == "active"), None)
+
+
+def _canary_decision(canary: CanaryRow, stats: dict[str, VersionStats]) -> gate.CanaryDecision:
+    """The gate's decision on a canary against its stable version, on today's counts."""
+    return gate.canary_decision(_interval(stats.get(canary.version)),
+                                _interval(stats.get(canary.stable_version)))
 
 
 def _interval(stats: VersionStats | None) -> gate.Interval:

@@ -524,10 +524,9 @@ class Api:
         payload = await _json_body(request, 64 << 10)
         if not isinstance(payload, dict) or not isinstance(payload.get("trust"), str):
             raise BadRequest('send {"trust": "blocked" | "community", "reason": "..."}')
-        event = await run_in_threadpool(
+        trust, event = await run_in_threadpool(
             self.registry.set_trust, p["namespace"], p["name"], payload["trust"],
             str(payload.get("reason") or ""), principal)
-        trust = await run_in_threadpool(self.registry.index.trust_of, p["namespace"], p["name"])
         return JSONResponse({"trust": trust, "event": vars(event) if event else None})
 
 
