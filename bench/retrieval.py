@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import bfcl  # noqa: E402
 
+from skills_hub.access.principal import ANONYMOUS, OPERATOR  # noqa: E402
 from skills_hub.config import Settings  # noqa: E402
-from skills_hub.service import ANONYMOUS, MAX_QUERY_CHARS, OPERATOR, Registry  # noqa: E402
+from skills_hub.services import MAX_QUERY_CHARS, Registry  # noqa: E402
 from skills_hub.skill.bundle import from_files  # noqa: E402
 
 NAMESPACE = "bfcl"

@@ -87,10 +87,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import skills_hub.search.engine as engine_module  # noqa: E402
+from skills_hub.access.principal import ANONYMOUS  # noqa: E402
 from skills_hub.config import Settings  # noqa: E402
 from skills_hub.search import fts  # noqa: E402
 from skills_hub.search.embedder import skill_text  # noqa: E402
-from skills_hub.service import ANONYMOUS, Registry  # noqa: E402
+from skills_hub.services import Registry  # noqa: E402
 from skills_hub.store.index import NewVersion  # noqa: E402
 
 AIM_SIZE = 10_000

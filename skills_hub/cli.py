@@ -362,7 +362,7 @@ def health(home: Path | None, namespace: str | None, as_json: bool) -> None:
 
 
 def _registry(home: Path | None, full: bool = False):  # type: ignore[no-untyped-def]
-    from .service import Registry
+    from .services import Registry
 
     registry = Registry(_settings(home))
     registry.settings.home.mkdir(parents=True, exist_ok=True)

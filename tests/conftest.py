@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from skills_hub.access.principal import Principal
 from skills_hub.config import Settings
 from skills_hub.search.embedder import Embedder
-from skills_hub.service import Principal, Registry
+from skills_hub.services import Registry
 from skills_hub.web.app import create_app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from skills_hub.config import Settings
-from skills_hub.service import Registry
+from skills_hub.services import Registry
 from skills_hub.skill.bundle import from_targz
 
 from .conftest import skill_md

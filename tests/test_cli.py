@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
 from skills_hub.cli import ExitCode, main
-from skills_hub.service import Registry
+from skills_hub.services import Registry
 from tests.conftest import skill_md, write_skill
 
 SERVER = "http://testserver"

@@ -31,7 +31,7 @@ from tests.conftest import skill_md, write_skill
 
 SERVER = "http://testserver"
 FORBIDDEN = ("starlette", "dulwich", "torch", "sentence_transformers", "uvicorn",
-             "skills_hub.web", "skills_hub.service", "skills_hub.store")
+             "skills_hub.web", "skills_hub.services", "skills_hub.store")
 
 
 def test_client_and_cli_import_no_server_modules() -> None:

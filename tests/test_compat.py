@@ -10,9 +10,10 @@ from io import BytesIO
 import pytest
 from starlette.testclient import TestClient
 
+from skills_hub.access.principal import ANONYMOUS, Principal
 from skills_hub.config import Settings
 from skills_hub.errors import AmbiguousName, NotFound
-from skills_hub.service import ANONYMOUS, Principal, Registry
+from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle, from_targz, from_zip
 from skills_hub.web.app import create_app
 

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from skills_hub.access.principal import OPERATOR
 from skills_hub.config import Settings
-from skills_hub.service import OPERATOR, Registry
+from skills_hub.services import Registry
 from skills_hub.web.clawhub import client_fingerprint
 from tests.conftest import skill_md
 from tests.test_api import snapshot

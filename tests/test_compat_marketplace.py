@@ -17,8 +17,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from skills_hub.access.principal import OPERATOR
 from skills_hub.config import Settings
-from skills_hub.service import OPERATOR, Registry
+from skills_hub.services import Registry
 from skills_hub.web.app import create_app
 
 from .conftest import skill_md

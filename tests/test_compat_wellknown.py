@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from skills_hub.service import OPERATOR, Registry
+from skills_hub.access.principal import OPERATOR
+from skills_hub.services import Registry
 
 from .conftest import skill_md
 from .test_publish_checks import DROPPER

@@ -14,10 +14,11 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from skills_hub.access.principal import OPERATOR, Principal
 from skills_hub.cli import main
 from skills_hub.config import Settings
 from skills_hub.ranking import trust as rules
-from skills_hub.service import OPERATOR, Principal, Registry
+from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
 from skills_hub.web.app import create_app
 

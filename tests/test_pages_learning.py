@@ -13,7 +13,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from skills_hub.service import Principal, Registry
+from skills_hub.access.principal import Principal
+from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
 from skills_hub.web.pages import diff_lines
 

@@ -12,9 +12,10 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from skills_hub.access.principal import Principal
 from skills_hub.cli import main
 from skills_hub.learning import gate
-from skills_hub.service import Principal, Registry
+from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
 
 from .conftest import send_outcomes, skill_md

@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from skills_hub.access.principal import OPERATOR
 from skills_hub.checks import threats
 from skills_hub.checks.findings import Finding, Severity
 from skills_hub.cli import main
 from skills_hub.config import Settings
-from skills_hub.service import OPERATOR, Registry
+from skills_hub.services import Registry
 from skills_hub.skill.bundle import from_files
 from tests.conftest import skill_md
 from tests.test_api import snapshot

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from skills_hub.access.principal import ANONYMOUS, OPERATOR, Principal
 from skills_hub.config import Settings
 from skills_hub.ranking.quality import decay_factor
 from skills_hub.search.embedder import Embedder
-from skills_hub.service import ANONYMOUS, OPERATOR, Principal, Registry
+from skills_hub.services import Registry
 from skills_hub.skill.bundle import from_files
 from skills_hub.web.app import create_app
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from dulwich.repo import Repo
 
+from skills_hub.access.principal import OPERATOR
 from skills_hub.config import Settings
 from skills_hub.errors import VersionExists
-from skills_hub.service import OPERATOR, Registry
+from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
 from skills_hub.store.gitstore import MAIN, GitStore, Unchanged
 

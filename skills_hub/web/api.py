@@ -14,16 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..access.principal import Principal
 from ..errors import BadRequest, PayloadTooLarge, SemanticUnavailable
 from ..search.engine import Duplicate, Gap, Result
-from ..service import (
-    HealthChange,
-    Principal,
-    Registry,
-    SkillDetail,
-    install_command,
-    version_of,
-)
+from ..services import HealthChange, Registry, SkillDetail, install_command, version_of
 from ..skill.bundle import Bundle, from_archive, from_files
 from ..store.index import CanaryRow, ProposalRow, SkillRow, VersionRow, VersionStats
 from .auth import request_token

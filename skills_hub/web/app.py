@@ -16,7 +16,7 @@ from starlette.templating import Jinja2Templates
 from .. import __version__
 from ..config import Settings
 from ..resources import resource_dir
-from ..service import Registry
+from ..services import Registry
 from . import api, clawhub, marketplace, pages, skillssh, wellknown
 from .errors import make_handlers
 from .gitserver import GitApp

@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..access.principal import Principal
 from ..errors import (
     AmbiguousName,
     BadRequest,
@@ -49,14 +50,7 @@ from ..errors import (
     Unauthorized,
     VersionExists,
 )
-from ..service import (
-    Principal,
-    PublishOutcome,
-    Registry,
-    SkillDetail,
-    check_namespace,
-    version_of,
-)
+from ..services import PublishOutcome, Registry, SkillDetail, check_namespace, version_of
 from ..skill.bundle import from_files
 from ..store.index import ReportRow, SkillRow, VersionRow
 from .api import IMMUTABLE, int_param, read_capped

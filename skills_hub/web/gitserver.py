@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from ..errors import HubError
-from ..service import Registry
+from ..services import Registry
 from .auth import request_token
 
 _REPO = re.compile(r"^/([a-z0-9][a-z0-9-]*)\.git(/.*)?$")

@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from ..access.principal import Principal
 from ..checks.findings import CAUTION
-from ..service import Principal, Registry, installable
+from ..services import Registry, installable
 from ..store.gitstore import tag_name
 from ..store.index import SkillRow, VersionRow
 from .auth import request_token

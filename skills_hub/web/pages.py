@@ -11,15 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from ..access.principal import Principal
 from ..errors import BadRequest, HubError
-from ..service import (
-    OutcomeSummary,
-    Principal,
-    ProposalView,
-    Registry,
-    install_command,
-    version_of,
-)
+from ..services import OutcomeSummary, ProposalView, Registry, install_command, version_of
 from ..skill.manifest import split_frontmatter
 from . import markdown
 from .auth import request_token

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import BadRequest
 from ..search.engine import Result
-from ..service import Registry
+from ..services import Registry
 from .auth import request_token
 from .urls import public_base
 

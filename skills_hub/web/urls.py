@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from ..service import Registry
+from ..services import Registry
 
 
 def public_base(request: Request, registry: Registry) -> str:

@@ -28,8 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..access.principal import Principal
 from ..errors import BadRequest, NotFound
-from ..service import Principal, Registry, installable
+from ..services import Registry, installable
 from ..skill.bundle import SKILL_MD
 from ..store.cache import ContentCache
 from ..store.index import SkillRow, VersionRow

@@ -1,0 +1,92 @@
+"""The state every feature of the registry shares, declared once so the type checker can
+check each feature's mixin on its own. `registry.Registry` sets it up."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from ..checks.pipeline import Options
+from ..config import Settings
+from ..learning.outcomes import RateLimiter
+from ..search.embedder import Embedder
+from ..search.engine import SearchEngine
+from ..skill.bundle import Bundle
+from ..store.cache import ContentCache
+from ..store.gitstore import GitStore
+from ..store.index import Index
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..access.principal import Principal
+    from ..store.gitstore import TagInfo
+    from ..store.index import NewVersion, SkillRow, VersionRow
+    from .catalogue import Archive, SkillDetail
+    from .publishing import PublishOutcome
+    from .reconcile import ReconcileReport
+
+
+class RegistryBase:
+    """One registry home's shared state; the feature mixins hold the behaviour."""
+
+    settings: Settings
+    git: GitStore
+    index: Index
+    embedder: Embedder
+    search_engine: SearchEngine
+    check_options: Options
+    outcome_limiter: RateLimiter
+    _bundles: ContentCache[Bundle]
+    _archives: ContentCache[Archive]
+    _since_maintenance: dict[str, int]
+    _maintenance_guard: threading.Lock
+    _backfill: threading.Thread | None
+
+    if TYPE_CHECKING:
+        # What one feature calls on another. Each is defined in its feature's mixin
+        # (named below); it is only declared here, for the type checker.
+
+        # catalogue.CatalogueMixin
+        def check_readable(self, namespace: str, principal: Principal) -> None: ...
+
+        def get_skill(self, namespace: str, name: str, principal: Principal
+                      ) -> SkillDetail: ...
+
+        def get_version(self, namespace: str, name: str, version: str,
+                        principal: Principal) -> tuple[SkillRow, VersionRow]: ...
+
+        def bundle(self, namespace: str, row: VersionRow) -> Bundle: ...
+
+        # publishing.PublishingMixin
+        def publish(self, namespace: str, bundle: Bundle, *, principal: Principal,
+                    version: str | None = None, canary_share: float | None = None
+                    ) -> PublishOutcome: ...
+
+        # releases.ReleasesMixin
+        def deprecated_versions(self, namespace: str, name: str,
+                                verdicts: dict[str, str] | None = None) -> dict[str, str]: ...
+
+        def _judge_canary(self, namespace: str, name: str) -> None: ...
+
+        def _judge_health(self, namespace: str, name: str, versions: Iterable[str]) -> None: ...
+
+        def _latest_choice(self, namespace: str, name: str,
+                           versions: list[str]) -> str | None: ...
+
+        def _refresh_latest(self, namespace: str, name: str) -> None: ...
+
+        def _newest_row(self, detail: SkillDetail) -> VersionRow: ...
+
+        # moderation.ModerationMixin
+        def _check_owner(self, namespace: str, principal: Principal) -> None: ...
+
+        def _exception_map(self, namespace: str, name: str) -> dict[str, str]: ...
+
+        # accounts.AccountsMixin
+        def _reporter(self, principal: Principal, what: str) -> str: ...
+
+        # reconcile.ReconcileMixin
+        def reconcile(self, full: bool = False) -> ReconcileReport: ...
+
+        def _from_git(self, namespace: str, info: TagInfo, is_latest: bool) -> NewVersion: ...

@@ -1,0 +1,168 @@
+"""Moderation: checks reports, re-checks (health, backfill), reviewed exceptions, who owns a
+namespace's skills, and whether a skill may be offered to clients that show no warning."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from ..access.principal import Principal
+from ..checks.findings import DANGEROUS, FAMILIES
+from ..checks.pipeline import Report, check_bundle
+from ..errors import BadRequest, Forbidden, NotFound, Problem
+from ..store.index import ExceptionRow, HistoryRow, ReportRow, SkillRow, VersionRow
+from .base import RegistryBase
+from .common import MAX_EXCEPTION_REASON, _check_skill_name, _new_report, check_namespace
+
+log = logging.getLogger(__name__)
+
+RULE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """A stored version whose verdict changed when its checks were run again."""
+
+    namespace: str
+    name: str
+    version: str
+    old_verdict: str | None
+    new_verdict: str
+
+    @property
+    def deprecated(self) -> bool:
+        return self.new_verdict == DANGEROUS
+
+
+class ModerationMixin(RegistryBase):
+    """Checks reports, health and reviewed exceptions."""
+
+    def report(self, namespace: str, name: str, version: str,
+               principal: Principal) -> tuple[VersionRow, ReportRow | None]:
+        """The stored checks report of a version (None while it waits for its first check)."""
+        _, row = self.get_version(namespace, name, version, principal)
+        return row, self.stored_report(namespace, name, row)
+
+    def stored_report(self, namespace: str, name: str, row: VersionRow) -> ReportRow | None:
+        """The report of a version row the caller has already been allowed to read."""
+        stored = self.index.get_report(namespace, name, row.version)
+        if stored is not None and stored.content_sha256 != row.content_sha256:
+            return None
+        return stored
+
+    def report_history(self, namespace: str, name: str,
+                       principal: Principal) -> list[HistoryRow]:
+        self.check_readable(namespace, principal)
+        return self.index.report_history(namespace, name)
+
+    def recheck(self, namespace: str, name: str, row: VersionRow, reason: str) -> HealthChange:
+        """Run the pipeline again on a stored version and record the report."""
+        bundle = self.bundle(namespace, row)
+        report = check_bundle(bundle, self.check_options,
+                              exceptions=self._exception_map(namespace, name))
+        old = self.index.save_report(_new_report(namespace, name, row.version,
+                                                 row.content_sha256, report, reason))
+        return HealthChange(namespace, name, row.version, old, report.verdict)
+
+    def health(self, namespace: str | None = None) -> tuple[int, list[HealthChange]]:
+        """Re-run the checks on every stored version (new rules, new bandit).
+
+        Returns how many versions were checked and those whose verdict changed. A version
+        that now fails (`dangerous`) is reported as deprecated by search, pages and installs.
+        """
+        checked, changed = 0, []
+        for ns in ([namespace] if namespace else self.git.namespaces()):
+            check_namespace(ns)
+            for skill in self.index.list_skills(readable=frozenset({ns}), namespace=ns,
+                                                after=None, limit=1_000_000):
+                moved = False
+                for row in self.index.versions(skill.id):
+                    change = self.recheck(ns, skill.name, row, "health")
+                    checked += 1
+                    if change.old_verdict != change.new_verdict:
+                        changed.append(change)
+                        moved = True
+                if moved:  # `latest` moves to the newest healthy version
+                    self._refresh_latest(ns, skill.name)
+        return checked, changed
+
+    def backfill_reports(self, pending: list[tuple[str, str, str]] | None = None) -> int:
+        """Check the versions that have no report (after `reindex` or a crash); count them."""
+        done = 0
+        for namespace, name, version in pending or self.index.unchecked_versions():
+            skill = self.index.get_skill(namespace, name)
+            row = self.index.get_version(skill.id, version) if skill else None
+            if row is None:
+                continue
+            try:
+                self.recheck(namespace, name, row, "backfill")
+            except Exception:  # one bad version must not stop the others
+                log.exception("checking %s/%s %s failed", namespace, name, version)
+                continue
+            done += 1
+        return done
+
+    def exceptions(self, namespace: str, name: str, principal: Principal) -> list[ExceptionRow]:
+        self.check_readable(namespace, principal)
+        return self.index.exceptions(namespace, name)
+
+    def set_exception(self, namespace: str, name: str, rule: str, reason: str,
+                      principal: Principal) -> list[HealthChange]:
+        """Record a reviewed exception for `rule` on one skill; re-judge its stored versions.
+
+        The skill need not exist yet: an owner can clear a false alarm before publishing.
+        """
+        self._check_owner(namespace, principal)
+        _check_skill_name(name)
+        if not RULE_RE.match(rule) or rule.split(".", 1)[0] not in FAMILIES:
+            raise BadRequest(f"{rule!r} is not a rule id", problems=[Problem(
+                "rule", "not a rule id",
+                "use the id shown in the report, such as remote-exec.pipe-to-shell or "
+                "bandit.B602")])
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_EXCEPTION_REASON:
+            raise BadRequest("a reviewed exception needs a reason", problems=[Problem(
+                "reason", f"give a reason of 1-{MAX_EXCEPTION_REASON} characters",
+                "say why the finding is a false alarm on this skill")])
+        self.index.set_exception(namespace, name, rule, reason)
+        return self._rejudge(namespace, name)
+
+    def remove_exception(self, namespace: str, name: str, rule: str,
+                         principal: Principal) -> list[HealthChange]:
+        self._check_owner(namespace, principal)
+        if not self.index.delete_exception(namespace, name, rule):
+            raise NotFound(f"{namespace}/{name} has no exception for {rule!r}")
+        return self._rejudge(namespace, name)
+
+    def _check_owner(self, namespace: str, principal: Principal) -> None:
+        check_namespace(namespace)
+        if not principal.can_write(namespace):
+            raise Forbidden(f"only a token of {namespace!r} can do this to its skills",
+                            extra={"hint": f"use a token made by `skills-hub token create "
+                                           f"{namespace}`"})
+
+    def _exception_map(self, namespace: str, name: str) -> dict[str, str]:
+        return {e.rule: e.reason for e in self.index.exceptions(namespace, name)}
+
+    def _rejudge(self, namespace: str, name: str) -> list[HealthChange]:
+        """Apply the skill's current exceptions to its stored reports (no re-run needed)."""
+        exceptions = self._exception_map(namespace, name)
+        skill = self.index.get_skill(namespace, name)
+        changes = []
+        for row in self.index.versions(skill.id) if skill else []:
+            stored = self.index.get_report(namespace, name, row.version)
+            if stored is None:
+                continue
+            report = Report.from_dict(stored.report).with_exceptions(exceptions)
+            old = self.index.save_report(_new_report(namespace, name, row.version,
+                                                     row.content_sha256, report, "exception"))
+            changes.append(HealthChange(namespace, name, row.version, old, report.verdict))
+        self._refresh_latest(namespace, name)
+        return changes
+
+
+def installable(skill: SkillRow) -> bool:
+    """Whether clients that cannot show a warning may be offered the skill: its `latest`
+    is not deprecated by a failed re-check, and it is not blocked."""
+    return skill.verdict != DANGEROUS and skill.trust != "blocked"

@@ -1,0 +1,174 @@
+"""Outcomes, the learning loop's evidence: agents' outcome reports, a skill's evidence
+summary, and its trust level (judged from the evidence, or set by an owner)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..access.principal import Principal
+from ..errors import BadRequest, Conflict, InvalidReport, Problem
+from ..learning import gate
+from ..learning.outcomes import OutcomeReport, parse_reports
+from ..ranking import trust as trust_rules
+from ..ranking.quality import decay_factor, decayed_totals, wilson_lower_bound
+from ..store.index import CanaryRow, NewOutcome, SkillRow, TrustEvent, VersionStats
+from .base import RegistryBase
+from .catalogue import SkillDetail
+from .common import MAX_EXCEPTION_REASON
+from .releases import _active, _canary_decision
+
+
+@dataclass(frozen=True)
+class OutcomeReceipt:
+    """What a post of outcome reports did."""
+
+    recorded: int   # new reports stored
+    repeated: int   # ids this token had already sent (acknowledged, not counted again)
+    trust: str      # the skill's trust level after the reports
+    trust_change: TrustEvent | None
+    versions: dict[str, VersionStats]  # the reported versions' statistics after the reports
+
+
+@dataclass(frozen=True)
+class OutcomeSummary:
+    """A skill's evidence: per-version statistics, Wilson bound and trust history."""
+
+    skill: SkillRow
+    versions: list[tuple[VersionStats, float]]  # (stats, Wilson bound of its counts)
+    successes: float  # decayed, every version
+    failures: float
+    wilson: float
+    clients: int
+    trust: str
+    events: list[TrustEvent]
+    canaries: list[CanaryRow]
+    deprecated: dict[str, str]  # version -> why
+    live: gate.CanaryDecision | None  # the active canary judged on today's numbers
+
+
+class OutcomesMixin(RegistryBase):
+    """Outcome reports and trust."""
+
+    def report_outcomes(self, namespace: str, name: str, payload: object,
+                        principal: Principal) -> OutcomeReceipt:
+        """Validate and record agents' outcome reports on a skill's versions, then move its
+        trust if the evidence says so. All or nothing: one bad report refuses the batch."""
+        reporter = self._reporter(principal, "outcome reports")
+        reports = parse_reports(payload)
+        detail = self.get_skill(namespace, name, principal)
+        known = {v.version for v in detail.versions}
+        _check_versions(reports, known, payload)
+        self.outcome_limiter.take(reporter, len(reports))
+        rows = [_new_outcome(reporter, r) for r in reports]
+        fresh = self.index.record_outcomes(namespace, name, rows, decay=decay_factor,
+                                           ema=trust_rules.ema_update)
+        self._judge_health(namespace, name, {r.version for r in fresh if r.counted})
+        self._judge_canary(namespace, name)
+        trust, change = self._judge_trust(self.get_skill(namespace, name, principal),
+                                          actor=f"outcomes:{reporter[:12]}")
+        stats = self.index.version_stats(namespace, name)
+        return OutcomeReceipt(len(fresh), len(rows) - len(fresh), trust, change,
+                              {v: stats[v] for v in dict.fromkeys(r.version for r in rows)
+                               if v in stats})
+
+    def outcome_summary(self, namespace: str, name: str,
+                        principal: Principal) -> OutcomeSummary:
+        detail = self.get_skill(namespace, name, principal)
+        stats = self.index.version_stats(namespace, name)
+        succ, fail = self._decayed(namespace, name)
+        canaries = self.index.canaries(namespace, name)
+        active = _active(canaries)
+        live = None if active is None else _canary_decision(active, stats)
+        versions = [(stats[v.version], wilson_lower_bound(
+            stats[v.version].successes, stats[v.version].successes + stats[v.version].failures))
+            for v in detail.versions if v.version in stats]
+        return OutcomeSummary(detail.skill, versions, succ, fail,
+                              wilson_lower_bound(succ, succ + fail),
+                              self.index.success_clients(namespace, name),
+                              self.index.trust_of(namespace, name),
+                              self.index.trust_events(namespace, name),
+                              canaries, detail.deprecated, live)
+
+    def set_trust(self, namespace: str, name: str, level: str, reason: str,
+                  principal: Principal) -> tuple[str, TrustEvent | None]:
+        """An owner or the operator blocks a skill, or lifts a block (back to community).
+
+        Returns the trust level afterwards (lifting a block judges the evidence at once, so
+        it may be above community) and the owner's event (None when nothing changed)."""
+        self._check_owner(namespace, principal)
+        detail = self.get_skill(namespace, name, principal)
+        if level not in (trust_rules.BLOCKED, trust_rules.COMMUNITY):
+            raise BadRequest(f"an owner sets trust to 'blocked' or back to 'community', not "
+                             f"{level!r}", extra={"hint": "verified, trusted and quarantined "
+                                                           "follow from outcome reports"})
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_EXCEPTION_REASON:
+            raise BadRequest(f"give a reason of 1-{MAX_EXCEPTION_REASON} characters")
+        actor = "operator" if principal.operator else f"owner:{principal.namespace}"
+        for _ in range(3):  # compare-and-set against outcome reports arriving meanwhile
+            current = self.index.trust_of(namespace, name)
+            if current == level:
+                return current, None
+            if self.index.change_trust(namespace, name, current, level, reason, actor):
+                break
+        else:
+            raise Conflict("the skill's trust kept changing; try again")
+        event = self.index.trust_events(namespace, name, 1)[0]
+        if level == trust_rules.BLOCKED:
+            return level, event
+        trust, _ = self._judge_trust(detail, actor="outcomes")  # the evidence may say more
+        return trust, event
+
+    def _judge_trust(self, detail: SkillDetail, actor: str) -> tuple[str, TrustEvent | None]:
+        namespace, name = detail.skill.namespace, detail.skill.name
+        for _ in range(3):  # compare-and-set; another writer may move it meanwhile
+            current = self.index.trust_of(namespace, name)
+            new, reason = trust_rules.next_trust(current, self._evidence(detail))
+            if new == current:
+                return current, None
+            if self.index.change_trust(namespace, name, current, new, reason, actor):
+                return new, self.index.trust_events(namespace, name, 1)[0]
+        return self.index.trust_of(namespace, name), None
+
+    def _decayed(self, namespace: str, name: str) -> tuple[float, float]:
+        """The skill's success and failure counts over every version, decayed to now."""
+        totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
+        return decayed_totals(totals, datetime.now(UTC))
+
+    def _evidence(self, detail: SkillDetail) -> trust_rules.Evidence:
+        namespace, name = detail.skill.namespace, detail.skill.name
+        stats = self.index.version_stats(namespace, name)
+        succ, fail = self._decayed(namespace, name)
+        # The newest version: when its success collapses the skill is quarantined, even
+        # though its deprecation already sends installs back to an older version.
+        latest = self._newest_row(detail).version
+        current = stats.get(latest)
+        verdicts = self.index.verdicts(namespace, name)
+        return trust_rules.Evidence(
+            successes=sum(s.successes for s in stats.values()),
+            clients=self.index.success_clients(namespace, name),
+            decayed_successes=succ, decayed_failures=fail,
+            latest_outcomes=current.successes + current.failures if current else 0,
+            latest_ema=current.ema if current else None,
+            latest_safe=verdicts.get(latest) == "safe")
+
+
+def _check_versions(reports: list[OutcomeReport], known: set[str], payload: object) -> None:
+    """Every report must name a published version of the skill."""
+    batched = isinstance(payload, dict) and "outcomes" in payload
+    problems = [Problem(f"outcomes[{i}].version" if batched else "version",
+                        f"{r.version!r} is not a published version",
+                        f"use one of {', '.join(sorted(known))}")
+                for i, r in enumerate(reports) if r.version not in known]
+    if problems:
+        raise InvalidReport(f"{len(problems)} report(s) name versions that do not exist; "
+                            "nothing was recorded", problems=problems)
+
+
+def _new_outcome(reporter: str, report: OutcomeReport) -> NewOutcome:
+    client = f"{reporter[:16]}:{report.client_id or '-'}"
+    return NewOutcome(reporter, report.id, report.version, report.outcome, report.failure_kind,
+                      report.score, json.dumps(report.signals, sort_keys=True), report.agent,
+                      report.model, client, report.at)

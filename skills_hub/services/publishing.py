@@ -1,0 +1,209 @@
+"""Publishing: validate a bundle, choose its version, run the checks and the duplicate
+check, and write it to git and then the index; repack namespaces now and then.
+
+Every write goes to git first (the source of truth) and then to the index; a rejected
+request raises before anything is written."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..access.principal import Principal
+from ..checks.findings import DANGEROUS
+from ..checks.pipeline import Report, check_bundle
+from ..errors import DangerousSkill, Forbidden, InvalidSkill, Problem, VersionExists
+from ..search.embedder import skill_text
+from ..search.engine import Duplicate
+from ..search.vectors import to_bytes
+from ..skill import semver
+from ..skill.bundle import Bundle, from_directory
+from ..skill.manifest import Manifest, parse_manifest
+from ..store.gitstore import StoreConflict, Unchanged
+from ..store.index import NewVersion, VersionRow
+from .base import RegistryBase
+from .common import _new_report, check_namespace
+from .releases import _active
+
+log = logging.getLogger(__name__)
+
+MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    status: str  # "published" or "unchanged"
+    namespace: str
+    name: str
+    version: str
+    commit_sha: str
+    tag_sha: str
+    content_sha256: str
+    warnings: tuple[Problem, ...] = ()
+    report: Report | None = None  # None when unchanged content skipped the checks
+    verdict: str = "safe"
+    # Readable skills whose text is at least 0.9 similar; None when the embedding model was
+    # not loaded yet (the check did not run), () when it ran and found none.
+    duplicates: tuple[Duplicate, ...] | None = None
+
+
+class PublishingMixin(RegistryBase):
+    """Publish a bundle (or a folder of them) as a new version."""
+
+    def publish(self, namespace: str, bundle: Bundle, *, principal: Principal,
+                version: str | None = None, canary_share: float | None = None
+                ) -> PublishOutcome:
+        """Validate `bundle` and store it as a new version of its skill in `namespace`.
+
+        With `canary_share` the version goes out as a canary to that share of clients (by
+        client id) and the stable version stays `latest` until the canary is decided; a
+        plain publish supersedes any active canary of the skill."""
+        check_namespace(namespace)
+        if not principal.can_write(namespace):
+            raise Forbidden(f"this token cannot publish to {namespace!r}",
+                            extra={"hint": f"use a token made by `skills-hub token create "
+                                           f"{namespace}`"})
+        manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
+                                  strict=self.settings.strict)
+        chosen = self._choose_version(namespace, manifest, version)
+        latest = self._latest_row(namespace, manifest.name)
+        if latest is not None and latest.content_sha256 == bundle.content_hash():
+            return self._unchanged(namespace, manifest, latest)
+        report = check_bundle(bundle, self.check_options,
+                              exceptions=self._exception_map(namespace, manifest.name))
+        if report.verdict == DANGEROUS:
+            flagged = report.flagged()
+            rules = ", ".join(sorted({f.rule for f in flagged}))
+            raise DangerousSkill(
+                f"{manifest.name} was refused by the publish checks ({rules})",
+                extra={"report": report.to_dict(),
+                       "hint": "fix the findings listed in the report; a namespace owner can "
+                               "record a reviewed exception for a rule that is a false alarm"})
+        engine = self.search_engine
+        text = _skill_text(manifest)
+        vector = engine.embed_now(text)
+        duplicates = None if vector is None else tuple(engine.duplicates(
+            vector, readable=principal.readable | {namespace},
+            exclude=(namespace, manifest.name)))
+        try:
+            published = self.git.publish(
+                namespace, manifest.name, chosen, bundle,
+                message=_commit_message(manifest, chosen, bundle))
+        except Unchanged:
+            return self._unchanged(namespace, manifest)
+        stable = self.index.get_skill(namespace, manifest.name)
+        canary = canary_share is not None and stable is not None
+        new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,
+                           published.tag_sha, published.tree_sha, published.tagged_at,
+                           is_latest=not canary, embed_sha256=self.embedder.text_digest(text))
+        # One transaction: the version row, its report, its text's vector and (first time)
+        # the namespace.
+        skill_id = self.index.record_version(
+            new, _new_report(new.namespace, new.name, new.version, new.content_sha256, report,
+                             "publish"),
+            vector=None if vector is None else (self.embedder.model_id, to_bytes(vector)))
+        if canary and stable is not None and canary_share is not None:
+            self.index.start_canary(namespace, new.name, chosen, stable.latest_version,
+                                    canary_share)
+        else:
+            engine.indexed(skill_id, new.embed_sha256, vector)
+            active = _active(self.index.canaries(namespace, new.name))
+            if active is not None:
+                self.index.finish_canary(namespace, new.name, active.version, "superseded",
+                                         {"reason": f"{chosen} was published"})
+        self._count_publish(namespace)
+        return PublishOutcome("published", namespace, manifest.name, chosen,
+                              published.commit_sha, published.tag_sha, new.content_sha256,
+                              manifest.warnings, report, report.verdict, duplicates)
+
+    def _count_publish(self, namespace: str) -> None:
+        """Repack a namespace in the background every MAINTAIN_EVERY publishes."""
+        with self._maintenance_guard:
+            count = self._since_maintenance.get(namespace, 0) + 1
+            self._since_maintenance[namespace] = 0 if count >= MAINTAIN_EVERY else count
+        if count >= MAINTAIN_EVERY:
+            threading.Thread(target=self._maintain, args=(namespace,), daemon=True,
+                             name=f"maintain-{namespace}").start()
+
+    def _maintain(self, namespace: str) -> None:
+        try:
+            log.info("maintained %s: %s", namespace, self.git.maintain(namespace))
+        except (OSError, subprocess.SubprocessError):
+            log.exception("maintenance of %s failed; the repo is intact, only unpacked",
+                          namespace)
+
+    def publish_tree(self, namespace: str, folder: Path, *,
+                     principal: Principal) -> Iterator[PublishOutcome]:
+        """Publish every skill folder directly below `folder` (operator use: seed)."""
+        for skill_dir in sorted(p for p in folder.iterdir() if (p / "SKILL.md").is_file()):
+            bundle = from_directory(skill_dir, self.settings.limits)
+            yield self.publish(namespace, bundle, principal=principal)
+
+    def _choose_version(self, namespace: str, manifest: Manifest, asked: str | None) -> str:
+        skill = self.index.get_skill(namespace, manifest.name)
+        # The newest version, which is not `latest` while a canary or deprecation holds
+        # `latest` back: versions only ever increase.
+        newest = semver.latest([v.version for v in self.index.versions(skill.id)]) if skill \
+            else None
+        latest = semver.parse(newest) if newest else None
+        field_name, text = ("version", asked) if asked else ("metadata.version", manifest.version)
+        if text is None:
+            return str(latest.next_patch()) if latest else "0.1.0"
+        parsed = semver.parse(text)
+        if parsed is None:
+            raise InvalidSkill("the version is not valid", problems=[semver.problem(field_name,
+                                                                                    text)])
+        if latest is not None and parsed.sort_key() < latest.sort_key():
+            raise VersionExists(
+                f"{manifest.name} {text} is older than the latest version {latest}",
+                extra={"hint": f"publish a version above {latest}", "latest": str(latest)})
+        return str(parsed)
+
+    def _unchanged(self, namespace: str, manifest: Manifest,
+                   row: VersionRow | None = None) -> PublishOutcome:
+        row = row or self._latest_row(namespace, manifest.name)
+        if row is None:  # git has it but the index lags (a crash between the writes)
+            self.reconcile()
+            row = self._latest_row(namespace, manifest.name)
+        if row is None:
+            raise StoreConflict(f"{namespace}/{manifest.name} is on main but has no version tag")
+        verdict = self.index.verdicts(namespace, manifest.name).get(row.version, "unchecked")
+        return PublishOutcome("unchanged", namespace, manifest.name, row.version,
+                              row.commit_sha, row.tag_sha, row.content_sha256, manifest.warnings,
+                              verdict=verdict)
+
+    def _latest_row(self, namespace: str, name: str) -> VersionRow | None:
+        skill = self.index.get_skill(namespace, name)
+        return self.index.get_version(skill.id, skill.latest_version) if skill else None
+
+
+def _new_version(namespace: str, manifest: Manifest, version: str, bundle: Bundle,
+                 commit_sha: str, tag_sha: str, tree_sha: str, tagged_at: int, *,
+                 is_latest: bool, embed_sha256: str | None = None) -> NewVersion:
+    hashes = bundle.file_hashes()
+    files = [{"path": p, "size": len(bundle.files[p]), "sha256": hashes[p],
+              "executable": p in bundle.executables} for p in sorted(bundle.files)]
+    return NewVersion(
+        namespace=namespace, name=manifest.name, version=version, commit_sha=commit_sha,
+        tag_sha=tag_sha, tree_sha=tree_sha, content_sha256=bundle.content_hash(),
+        description=manifest.description, frontmatter=manifest.frontmatter, files=files,
+        published_at=datetime.fromtimestamp(tagged_at, UTC).isoformat(timespec="seconds"),
+        tags=", ".join(manifest.tags), body=manifest.body, is_latest=is_latest,
+        embed_sha256=embed_sha256)
+
+
+def _skill_text(manifest: Manifest) -> str:
+    """What search embeds for a version (see search.embedder.skill_text)."""
+    return skill_text(manifest.name, manifest.description, ", ".join(manifest.tags),
+                      manifest.body)
+
+
+def _commit_message(manifest: Manifest, version: str, bundle: Bundle) -> str:
+    return (f"Publish {manifest.name} {version}\n\n"
+            f"Skill-Name: {manifest.name}\nSkill-Version: {version}\n"
+            f"Content-Sha256: {bundle.content_hash()}\n")

@@ -1,0 +1,75 @@
+"""The registry: every feature's mixin, wired to one home's settings, git repos and index."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from ..access.principal import OPERATOR
+from ..checks.pipeline import Options
+from ..config import Settings
+from ..learning.outcomes import RateLimiter
+from ..search.embedder import Embedder
+from ..search.engine import SearchEngine
+from ..skill.bundle import Bundle
+from ..store.cache import ContentCache
+from ..store.gitstore import GitStore
+from ..store.index import Index
+from .accounts import AccountsMixin
+from .catalogue import Archive, CatalogueMixin
+from .moderation import ModerationMixin
+from .outcomes import OutcomesMixin
+from .proposals import ProposalsMixin
+from .publishing import PublishingMixin
+from .reconcile import ReconcileMixin, ReconcileReport
+from .releases import ReleasesMixin
+from .searching import SearchingMixin
+
+log = logging.getLogger(__name__)
+
+SEED_NAMESPACE = "examples"
+
+
+class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, ProposalsMixin,
+               ModerationMixin, SearchingMixin, AccountsMixin, ReconcileMixin):
+    """One registry home: its namespaces' git repos and its index."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        """`embedder` may be shared between registries (tests load the model once)."""
+        self.settings = settings
+        self.git = GitStore(settings.repos_dir)
+        self.index = Index(settings.index_path)
+        self.embedder = embedder or Embedder(enabled=settings.semantic != "off")
+        self.search_engine = SearchEngine(self.index, self.embedder)
+        self._bundles: ContentCache[Bundle] = ContentCache(64 << 20, lambda b: b.total_bytes)
+        self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data))
+        self._since_maintenance: dict[str, int] = {}
+        self._maintenance_guard = threading.Lock()
+        self.check_options = Options(strict=settings.strict, sandbox=settings.sandbox)
+        self._backfill: threading.Thread | None = None
+        self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self, seed_dir: Path | None = None) -> ReconcileReport:
+        """Migrate the index, reconcile it with git, and seed an empty registry."""
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.index.migrate()
+        report = self.reconcile()
+        if seed_dir is not None and not self.git.namespaces():
+            for outcome in self.publish_tree(SEED_NAMESPACE, seed_dir, principal=OPERATOR):
+                log.info("seeded %s/%s %s", outcome.namespace, outcome.name, outcome.version)
+        pending = self.index.unchecked_versions()
+        if pending:
+            self._backfill = threading.Thread(target=self.backfill_reports, args=(pending,),
+                                              daemon=True, name="backfill-reports")
+            self._backfill.start()
+        self.search_engine.start()
+        return report
+
+    def close(self) -> None:
+        if self._backfill is not None:
+            self._backfill.join()
+        self.search_engine.close()
+        self.index.close()
