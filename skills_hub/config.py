@@ -45,6 +45,13 @@ class Settings:
     # Outcome reports each token may send: a sustained rate per second and a burst.
     outcome_rate: float = 500.0
     outcome_burst: float = 5000.0
+    # OpenID Connect sign-in, on when an issuer is set (discovery at its well-known URL).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    # Personal access tokens: the expiry when none is asked for, and the longest allowed.
+    token_default_days: int = 90
+    token_max_days: int = 365
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -75,6 +82,11 @@ class Settings:
             public_url=(env.get("SKILLS_HUB_PUBLIC_URL") or "").rstrip("/") or None,
             outcome_rate=float(env.get("SKILLS_HUB_OUTCOME_RATE", "500")),
             outcome_burst=float(env.get("SKILLS_HUB_OUTCOME_BURST", "5000")),
+            oidc_issuer=env.get("SKILLS_HUB_OIDC_ISSUER") or None,  # exact: issuers compare as is
+            oidc_client_id=env.get("SKILLS_HUB_OIDC_CLIENT_ID") or None,
+            oidc_client_secret=env.get("SKILLS_HUB_OIDC_CLIENT_SECRET") or None,
+            token_default_days=int(env.get("SKILLS_HUB_TOKEN_DAYS", "90")),
+            token_max_days=int(env.get("SKILLS_HUB_TOKEN_MAX_DAYS", "365")),
         )
 
 

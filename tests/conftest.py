@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,7 +105,7 @@ def send_outcomes(registry: Registry, namespace: str, name: str, outcomes: list[
                   version: str = "0.1.0", at: datetime | None = None,
                   clients: int = 1, token_namespace: str = "reporters") -> dict[str, Any]:
     """Report outcomes through the service, as agents do (`clients` distinct client ids)."""
-    principal = Principal(token_namespace, token_id=f"test-token-{token_namespace}")
+    principal = token_principal(registry, token_namespace)
     stamp = (at or datetime.now(UTC)).isoformat()
     batch = [{"id": uuid.uuid4().hex, "version": version, "outcome": outcome,
               **({"failure_kind": "wrong_result"} if outcome == "failure" else {}),
@@ -112,6 +113,19 @@ def send_outcomes(registry: Registry, namespace: str, name: str, outcomes: list[
              for i, outcome in enumerate(outcomes)]
     receipt = registry.report_outcomes(namespace, name, {"outcomes": batch}, principal)
     return {"recorded": receipt.recorded, "trust": receipt.trust}
+
+
+_TOKENS: weakref.WeakKeyDictionary[Registry, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def token_principal(registry: Registry, namespace: str) -> Principal:
+    """The principal of a namespace token (an owner's token of `namespace`), as a client
+    holding one is: one token per registry and namespace, so reports from it are one
+    reporter's."""
+    tokens = _TOKENS.setdefault(registry, {})
+    if namespace not in tokens:
+        tokens[namespace] = registry.create_token(namespace)
+    return registry.authenticate(tokens[namespace])
 
 
 def skill_md(name: str = "hello-world",

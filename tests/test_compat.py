@@ -10,14 +10,14 @@ from io import BytesIO
 import pytest
 from starlette.testclient import TestClient
 
-from skills_hub.access.principal import ANONYMOUS, Principal
+from skills_hub.access.principal import ANONYMOUS
 from skills_hub.config import Settings
 from skills_hub.errors import AmbiguousName, NotFound
 from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle, from_targz, from_zip
 from skills_hub.web.app import create_app
 
-from .conftest import skill_md
+from .conftest import skill_md, token_principal
 
 
 def publish(registry: Registry, namespace: str, name: str,
@@ -25,7 +25,7 @@ def publish(registry: Registry, namespace: str, name: str,
             description: str = "Formats the weekly status report for the team.") -> None:
     registry.create_token(namespace)
     files = {"SKILL.md": skill_md(name, description=description), **(extra or {})}
-    registry.publish(namespace, Bundle(files), principal=Principal(namespace))
+    registry.publish(namespace, Bundle(files), principal=token_principal(registry, namespace))
 
 
 def test_a_bare_name_resolves_in_its_scope_and_ambiguity_is_an_error(registry: Registry) -> None:
@@ -68,7 +68,7 @@ def test_private_namespaces_stay_out_of_the_flat_scope_unless_readable(
     assert registry.flat_skill("weekly-report", ANONYMOUS).namespace == "alpha"
     assert [s.namespace for s in registry.flat_catalogue(ANONYMOUS).skills] == ["alpha"]
     with pytest.raises(AmbiguousName):
-        registry.flat_skill("weekly-report", Principal("secret"))
+        registry.flat_skill("weekly-report", token_principal(registry, "secret"))
     with pytest.raises(NotFound):
         registry.flat_skill("weekly-report", ANONYMOUS, "secret")
 

@@ -551,7 +551,7 @@ def test_publish_needs_a_token_of_that_namespace(client: TestClient, registry: R
     before = snapshot(settings)
     ticket = client.post(TEAM + "/skills/-/upload-url", headers=other, json={
         "path": "SKILL.md", "size": 3, "sha256": "a" * 64})
-    assert ticket.status_code == 403 and "'other'" in ticket.text
+    assert ticket.status_code == 403 and "limited to other namespaces than 'team'" in ticket.text
     assert refused(client, other, settings, FILES, ownerHandle="team").status_code == 403
     anonymous = client.post(ROOT + "/skills", json={"slug": "hello-world", "files": []})
     assert anonymous.status_code == 401 and "clawhub login --token" in anonymous.text

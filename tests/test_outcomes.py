@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from skills_hub.access.principal import OPERATOR, Principal
+from skills_hub.access.principal import ANONYMOUS, OPERATOR
 from skills_hub.cli import main
 from skills_hub.config import Settings
 from skills_hub.ranking import trust as rules
@@ -22,7 +22,7 @@ from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
 from skills_hub.web.app import create_app
 
-from .conftest import send_outcomes, skill_md
+from .conftest import send_outcomes, skill_md, token_principal
 
 OUTCOMES = "/api/v1/skills/team/weekly-report/outcomes"
 
@@ -33,7 +33,7 @@ def published(registry: Registry) -> Registry:
     for version in ("1.0.0", "1.1.0"):
         md = skill_md("weekly-report", description="Formats the weekly status report.",
                       body=f"Version {version} of the steps.")
-        registry.publish("team", Bundle({"SKILL.md": md}), principal=Principal("team"),
+        registry.publish("team", Bundle({"SKILL.md": md}), principal=token_principal(registry, "team"),  # noqa: E501
                          version=version)
     return registry
 
@@ -149,7 +149,7 @@ def test_reports_need_a_token_and_a_readable_skill(published: Registry,
     assert client.post(OUTCOMES, json=report(), headers=bad).status_code == 401
     published.create_token("hidden", private=True)
     md = skill_md("secret-skill")
-    published.publish("hidden", Bundle({"SKILL.md": md}), principal=Principal("hidden"))
+    published.publish("hidden", Bundle({"SKILL.md": md}), principal=token_principal(published, "hidden"))  # noqa: E501
     other = {"Authorization": f"Bearer {published.create_token('other')}"}
     response = client.post("/api/v1/skills/hidden/secret-skill/outcomes",
                            json=report(version="0.1.0"), headers=other)
@@ -164,7 +164,7 @@ def test_reports_are_rate_limited_per_token(tmp_path: Path) -> None:
     try:
         token = registry.create_token("team")
         md = skill_md("weekly-report")
-        registry.publish("team", Bundle({"SKILL.md": md}), principal=Principal("team"))
+        registry.publish("team", Bundle({"SKILL.md": md}), principal=token_principal(registry, "team"))  # noqa: E501
         with TestClient(create_app(settings, registry)) as client:
             headers = {"Authorization": f"Bearer {token}"}
             batch = {"outcomes": [report("0.1.0") for _ in range(3)]}
@@ -233,11 +233,11 @@ def test_an_owner_blocks_a_skill_and_reports_never_move_it(
                           headers=auth)
     assert response.status_code == 200, response.text
     assert response.json()["trust"] == "blocked"
-    assert response.json()["event"]["actor"] == "owner:team"
+    assert response.json()["event"]["actor"] == "team.ci"
     send_outcomes(published, "team", "weekly-report", ["success"] * 40, clients=10,
                   version="1.1.0")
     assert published.index.trust_of("team", "weekly-report") == "blocked"
-    assert published.search("weekly report", principal=Principal(None)).results.results == []
+    assert published.search("weekly report", principal=ANONYMOUS).results.results == []
     # Lifting the block judges the evidence at once: 40 successes from 10 clients.
     lifted = client.put(trust, json={"trust": "community", "reason": "fixed"}, headers=auth)
     assert lifted.json()["trust"] == "verified"

@@ -13,12 +13,11 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from skills_hub.access.principal import Principal
 from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
 from skills_hub.web.pages import diff_lines
 
-from .conftest import send_outcomes, skill_md
+from .conftest import send_outcomes, skill_md, token_principal
 from .test_proposals import OWNER_STEP, SKILL, STEPS
 
 PAGE = "/team/weekly-report"
@@ -93,7 +92,7 @@ def team(registry: Registry) -> str:
     """The maintainer's token; weekly-report 1.0.0 is published in `team`."""
     token = registry.create_token("team")
     md = skill_md("weekly-report", description="Formats the weekly status report.", body=STEPS)
-    registry.publish("team", Bundle({"SKILL.md": md}), principal=Principal("team"),
+    registry.publish("team", Bundle({"SKILL.md": md}), principal=token_principal(registry, "team"),  # noqa: E501
                      version="1.0.0")
     return token
 
@@ -123,7 +122,7 @@ def state(registry: Registry, proposal_id: str) -> tuple[str, list[str], str]:
     """The proposal's status, the versions and git's tags: what a refused review keeps."""
     tags = subprocess.run(["git", "tag", "--list"], cwd=registry.git.path("team"),
                           capture_output=True, text=True, check=True).stdout
-    detail = registry.get_skill("team", "weekly-report", Principal("team"))
+    detail = registry.get_skill("team", "weekly-report", token_principal(registry, "team"))
     return (registry.index.get_proposal(proposal_id).status,
             [v.version for v in detail.versions], tags)
 
@@ -144,9 +143,9 @@ def test_the_evidence_section_shows_the_numbers_trust_and_the_active_canary(
                   clients=5)
     proposal_id = propose(client, agent, [OWNER_STEP])
     registry.review("team", "weekly-report", proposal_id, "accept", "try it",
-                    Principal("team"), canary_share=0.25)
+                    token_principal(registry, "team"), canary_share=0.25)
     send_outcomes(registry, "team", "weekly-report", ["success"] * 3, version="1.0.1")
-    summary = registry.outcome_summary("team", "weekly-report", Principal("team"))
+    summary = registry.outcome_summary("team", "weekly-report", token_principal(registry, "team"))
     ema = {stats.version: stats.ema for stats, _ in summary.versions}
 
     page = parse(client.get(PAGE).text)
@@ -174,10 +173,11 @@ def test_past_canary_decisions_and_deprecations_say_why(
         registry: Registry, client: TestClient, team: str, agent: dict[str, str]) -> None:
     send_outcomes(registry, "team", "weekly-report", ["success"] * 40, version="1.0.0")
     proposal_id = propose(client, agent, [OWNER_STEP])
-    registry.review("team", "weekly-report", proposal_id, "accept", "", Principal("team"),
+    registry.review("team", "weekly-report", proposal_id, "accept", "",
+                    token_principal(registry, "team"),
                     canary_share=0.5)
     send_outcomes(registry, "team", "weekly-report", ["failure"] * 30, version="1.0.1")
-    summary = registry.outcome_summary("team", "weekly-report", Principal("team"))
+    summary = registry.outcome_summary("team", "weekly-report", token_principal(registry, "team"))
     assert "1.0.1" in summary.deprecated and summary.canaries[0].state == "rolled_back"
 
     page = parse(client.get(f"{PAGE}/v/1.0.1").text)
@@ -206,7 +206,7 @@ def test_the_proposals_section_lists_the_open_ones_and_counts_the_decided(
     second = propose(client, agent, [SCRIPT_EDIT])
     propose(client, agent, [{"old_string": "Send the report.", "new_string": "Mail it."}])
     registry.review("team", "weekly-report", second, "reject", "no scripts",
-                    Principal("team"))
+                    token_principal(registry, "team"))
 
     section = parse(client.get(PAGE).text).one("section", id="proposals")
     rows = section.one("tbody").find("tr")
@@ -277,7 +277,7 @@ def test_reviewing_through_the_page_accepts_into_a_new_version(
     assert status.one("span", class_="status").text() == "accepted"
     assert not status.find("form")
     decision = pairs(status.one("dl"))
-    assert decision["Reviewer"] == "maintainer:team" and decision["Comment"] == "good catch"
+    assert decision["Reviewer"] == "team.ci" and decision["Comment"] == "good catch"
     assert decision["Version"] == "v1.0.1 canary to 20% of clients · active"
     assert status.one("a", class_="new-version").attrs["href"] == f"{PAGE}/v/1.0.1"
     assert client.get(f"{SKILL}/versions/1.0.1/files/SKILL.md").text.count("2b. Name an owner") == 1
@@ -316,9 +316,9 @@ def test_rejecting_through_the_page_needs_a_comment(
 
 
 @pytest.mark.parametrize(("token", "status", "message"), [
-    ("agents", 403, "Only a token of team can review its proposals"),
-    ("shub_not-a-token", 401, "The token is not valid for this registry"),
-    ("", 403, "Only a token of team can review its proposals"),
+    ("agents", 403, "this token is limited to other namespaces than 'team'"),
+    ("shub_not-a-token", 401, "the token is not valid for this registry"),
+    ("", 401, "reviewing in 'team' needs you to sign in"),
 ])
 def test_a_wrong_token_gets_the_message_in_the_fragment_and_changes_nothing(
         registry: Registry, client: TestClient, team: str, agent: dict[str, str],
@@ -408,7 +408,8 @@ def test_a_maintainer_reviews_a_proposal_in_chromium(tmp_path: Path) -> None:
             page.get_by_label("Maintainer token").fill(proposer)  # not a maintainer's
             page.get_by_role("button", name="Submit review").click()
             status.locator(".review-error").wait_for(timeout=10_000)
-            assert "Only a token of team" in status.locator(".review-error").inner_text()
+            error = status.locator(".review-error").inner_text()
+            assert "limited to other namespaces than 'team'" in error
             assert page.get_by_label("Accept").is_checked()  # what was typed is kept ...
             assert page.get_by_label("Maintainer token").input_value() == ""  # ... not the token
             page.get_by_label("Maintainer token").fill(maintainer)

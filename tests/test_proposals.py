@@ -12,13 +12,12 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from skills_hub.access.principal import Principal
 from skills_hub.cli import main
 from skills_hub.learning import gate
 from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
 
-from .conftest import send_outcomes, skill_md
+from .conftest import send_outcomes, skill_md, token_principal
 from .test_publish_checks import DROPPER
 
 SKILL = "/api/v1/skills/team/weekly-report"
@@ -35,7 +34,7 @@ def published(registry: Registry) -> Registry:
 
 def publish(registry: Registry, version: str, body: str) -> None:
     md = skill_md("weekly-report", description="Formats the weekly status report.", body=body)
-    registry.publish("team", Bundle({"SKILL.md": md}), principal=Principal("team"),
+    registry.publish("team", Bundle({"SKILL.md": md}), principal=token_principal(registry, "team"),
                      version=version)
 
 

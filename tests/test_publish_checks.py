@@ -140,7 +140,7 @@ def test_exceptions_need_the_namespace_token(client: TestClient, auth: dict[str,
                                              registry: Registry) -> None:
     upload(client, auth)
     url = "/api/v1/skills/team/hello-world/exceptions/remote-exec.pipe-to-shell"
-    assert client.put(url, json={"reason": "x"}).status_code == 403
+    assert client.put(url, json={"reason": "x"}).status_code == 401
     other = registry.create_token("other")
     response = client.put(url, json={"reason": "x"},
                           headers={"Authorization": f"Bearer {other}"})

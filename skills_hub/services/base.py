@@ -6,23 +6,31 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..access.throttle import SignInThrottle
 from ..checks.pipeline import Options
 from ..config import Settings
 from ..learning.outcomes import RateLimiter
 from ..search.embedder import Embedder
 from ..search.engine import SearchEngine
 from ..skill.bundle import Bundle
+from ..store.accounts import AccountStore, NamespaceInfo
 from ..store.cache import ContentCache
 from ..store.gitstore import GitStore
 from ..store.index import Index
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
+    from ..access.policy import NamespaceRef
     from ..access.principal import Principal
+    from ..checks.pipeline import Report
+    from ..skill.manifest import Manifest
+    from ..store.accounts import ReleaseRow
     from ..store.gitstore import TagInfo
     from ..store.index import NewVersion, SkillRow, VersionRow
     from .catalogue import Archive, SkillDetail
+    from .proposals import ProposalView
     from .publishing import PublishOutcome
     from .reconcile import ReconcileReport
 
@@ -37,6 +45,8 @@ class RegistryBase:
     search_engine: SearchEngine
     check_options: Options
     outcome_limiter: RateLimiter
+    accounts: AccountStore
+    signin_limiter: SignInThrottle
     _bundles: ContentCache[Bundle]
     _archives: ContentCache[Archive]
     _since_maintenance: dict[str, int]
@@ -47,8 +57,21 @@ class RegistryBase:
         # What one feature calls on another. Each is defined in its feature's mixin
         # (named below); it is only declared here, for the type checker.
 
-        # catalogue.CatalogueMixin
+        # accounts.AccountsMixin
         def check_readable(self, namespace: str, principal: Principal) -> None: ...
+
+        def require(self, principal: Principal, action: str, namespace: str
+                    ) -> NamespaceInfo: ...
+
+        def namespace_ref(self, namespace: str) -> NamespaceRef | None: ...
+
+        def account_principal(self, username: str | None) -> Principal: ...
+
+        def audit(self, principal: Principal, action: str, target: str, *,
+                  org: str | None = None, namespace: str | None = None,
+                  detail: dict[str, Any] | None = None) -> None: ...
+
+        # catalogue.CatalogueMixin
 
         def get_skill(self, namespace: str, name: str, principal: Principal
                       ) -> SkillDetail: ...
@@ -62,6 +85,20 @@ class RegistryBase:
         def publish(self, namespace: str, bundle: Bundle, *, principal: Principal,
                     version: str | None = None, canary_share: float | None = None
                     ) -> PublishOutcome: ...
+
+        def _release(self, namespace: str, bundle: Bundle, *, author: Principal,
+                     reviewer: Principal | None, version: str | None,
+                     canary_share: float | None = None) -> PublishOutcome: ...
+
+        def _latest_row(self, namespace: str, name: str) -> VersionRow | None: ...
+
+        # review.ReviewMixin
+        def _hold(self, namespace: str, manifest: Manifest, version: str, bundle: Bundle,
+                  report: Report, principal: Principal) -> ReleaseRow: ...
+
+        # proposals.ProposalsMixin
+        def proposal(self, namespace: str, name: str, proposal_id: str,
+                     principal: Principal) -> ProposalView: ...
 
         # releases.ReleasesMixin
         def deprecated_versions(self, namespace: str, name: str,
@@ -79,8 +116,6 @@ class RegistryBase:
         def _newest_row(self, detail: SkillDetail) -> VersionRow: ...
 
         # moderation.ModerationMixin
-        def _check_owner(self, namespace: str, principal: Principal) -> None: ...
-
         def _exception_map(self, namespace: str, name: str) -> dict[str, str]: ...
 
         # accounts.AccountsMixin

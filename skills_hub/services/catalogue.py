@@ -55,13 +55,6 @@ class SkillDetail:
 class CatalogueMixin(RegistryBase):
     """Read what is published (each read checks the caller may read the namespace)."""
 
-    def check_readable(self, namespace: str, principal: Principal) -> None:
-        """404 (not 403, to keep private names private) unless the caller may read it."""
-        row = self.index.get_namespace(namespace)
-        if row is None or (row.visibility == "private" and not principal.operator
-                           and namespace not in principal.readable):
-            raise NotFound(f"namespace {namespace!r} does not exist")
-
     def list_skills(self, *, principal: Principal, namespace: str | None = None,
                     cursor: str | None = None, limit: int = 50) -> SkillPage:
         if namespace is not None:
@@ -80,7 +73,7 @@ class CatalogueMixin(RegistryBase):
         """(name, visibility, skill count) of every namespace the caller may read."""
         out = []
         for row in self.index.list_namespaces():
-            if row.visibility == "private" and row.name not in principal.readable:
+            if row.visibility != "public" and row.name not in principal.readable:
                 continue
             count = self.index.count_skills(readable=principal.readable, namespace=row.name)
             out.append((row.name, row.visibility, count))

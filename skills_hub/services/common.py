@@ -7,9 +7,11 @@ import hashlib
 import re
 from typing import Any
 
+from ..access.policy import NamespaceRef
 from ..checks.pipeline import Report
 from ..errors import BadRequest, Problem
 from ..skill import semver
+from ..store.accounts import NamespaceInfo
 from ..store.index import NewReport
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z0-9]$")
@@ -59,3 +61,8 @@ def _check_choice(field_name: str, value: str, choices: tuple[str, ...]) -> None
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def ref_of(info: NamespaceInfo) -> NamespaceRef:
+    """What the access rule needs of a stored namespace."""
+    return NamespaceRef(info.name, info.visibility, info.owner_org, info.owner_user)

@@ -7,10 +7,11 @@ import logging
 import re
 from dataclasses import dataclass
 
+from ..access.policy import MODERATE
 from ..access.principal import Principal
 from ..checks.findings import DANGEROUS, FAMILIES
 from ..checks.pipeline import Report, check_bundle
-from ..errors import BadRequest, Forbidden, NotFound, Problem
+from ..errors import BadRequest, NotFound, Problem
 from ..store.index import ExceptionRow, HistoryRow, ReportRow, SkillRow, VersionRow
 from .base import RegistryBase
 from .common import MAX_EXCEPTION_REASON, _check_skill_name, _new_report, check_namespace
@@ -113,7 +114,7 @@ class ModerationMixin(RegistryBase):
 
         The skill need not exist yet: an owner can clear a false alarm before publishing.
         """
-        self._check_owner(namespace, principal)
+        self.require(principal, MODERATE, namespace)
         _check_skill_name(name)
         if not RULE_RE.match(rule) or rule.split(".", 1)[0] not in FAMILIES:
             raise BadRequest(f"{rule!r} is not a rule id", problems=[Problem(
@@ -126,21 +127,18 @@ class ModerationMixin(RegistryBase):
                 "reason", f"give a reason of 1-{MAX_EXCEPTION_REASON} characters",
                 "say why the finding is a false alarm on this skill")])
         self.index.set_exception(namespace, name, rule, reason)
+        self.audit(principal, "exception.set", f"{namespace}/{name}", namespace=namespace,
+                   detail={"rule": rule, "reason": reason})
         return self._rejudge(namespace, name)
 
     def remove_exception(self, namespace: str, name: str, rule: str,
                          principal: Principal) -> list[HealthChange]:
-        self._check_owner(namespace, principal)
+        self.require(principal, MODERATE, namespace)
         if not self.index.delete_exception(namespace, name, rule):
             raise NotFound(f"{namespace}/{name} has no exception for {rule!r}")
+        self.audit(principal, "exception.remove", f"{namespace}/{name}", namespace=namespace,
+                   detail={"rule": rule})
         return self._rejudge(namespace, name)
-
-    def _check_owner(self, namespace: str, principal: Principal) -> None:
-        check_namespace(namespace)
-        if not principal.can_write(namespace):
-            raise Forbidden(f"only a token of {namespace!r} can do this to its skills",
-                            extra={"hint": f"use a token made by `skills-hub token create "
-                                           f"{namespace}`"})
 
     def _exception_map(self, namespace: str, name: str) -> dict[str, str]:
         return {e.rule: e.reason for e in self.index.exceptions(namespace, name)}

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ..access.policy import MODERATE, REPORT
 from ..access.principal import Principal
 from ..errors import BadRequest, Conflict, InvalidReport, Problem
 from ..learning import gate
@@ -55,6 +56,7 @@ class OutcomesMixin(RegistryBase):
                         principal: Principal) -> OutcomeReceipt:
         """Validate and record agents' outcome reports on a skill's versions, then move its
         trust if the evidence says so. All or nothing: one bad report refuses the batch."""
+        self.require(principal, REPORT, namespace)
         reporter = self._reporter(principal, "outcome reports")
         reports = parse_reports(payload)
         detail = self.get_skill(namespace, name, principal)
@@ -97,7 +99,7 @@ class OutcomesMixin(RegistryBase):
 
         Returns the trust level afterwards (lifting a block judges the evidence at once, so
         it may be above community) and the owner's event (None when nothing changed)."""
-        self._check_owner(namespace, principal)
+        self.require(principal, MODERATE, namespace)
         detail = self.get_skill(namespace, name, principal)
         if level not in (trust_rules.BLOCKED, trust_rules.COMMUNITY):
             raise BadRequest(f"an owner sets trust to 'blocked' or back to 'community', not "
@@ -106,7 +108,7 @@ class OutcomesMixin(RegistryBase):
         reason = reason.strip()
         if not reason or len(reason) > MAX_EXCEPTION_REASON:
             raise BadRequest(f"give a reason of 1-{MAX_EXCEPTION_REASON} characters")
-        actor = "operator" if principal.operator else f"owner:{principal.namespace}"
+        actor = principal.actor
         for _ in range(3):  # compare-and-set against outcome reports arriving meanwhile
             current = self.index.trust_of(namespace, name)
             if current == level:
@@ -116,6 +118,8 @@ class OutcomesMixin(RegistryBase):
         else:
             raise Conflict("the skill's trust kept changing; try again")
         event = self.index.trust_events(namespace, name, 1)[0]
+        self.audit(principal, "trust.set", f"{namespace}/{name}", namespace=namespace,
+                   detail={"trust": level, "reason": reason})
         if level == trust_rules.BLOCKED:
             return level, event
         trust, _ = self._judge_trust(detail, actor="outcomes")  # the evidence may say more

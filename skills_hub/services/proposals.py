@@ -9,10 +9,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..access.policy import ADMIN, PROPOSE, REVIEW
 from ..access.principal import OPERATOR, Principal
 from ..checks.findings import DANGEROUS
 from ..checks.pipeline import Report, check_bundle
-from ..errors import BadRequest, Conflict, DangerousSkill, InvalidSkill, NotFound, Problem
+from ..errors import (
+    BadRequest,
+    Conflict,
+    DangerousSkill,
+    Forbidden,
+    InvalidSkill,
+    NotFound,
+    Problem,
+)
 from ..learning import gate
 from ..learning.edits import apply_edits, parse_edits
 from ..learning.merge import rebase, unified_diff
@@ -61,6 +70,7 @@ class ProposalsMixin(RegistryBase):
         latest version when the base is stale, run the whole publish pipeline, and store
         the result on `refs/heads/proposals/<name>/<id>`. Edits whose result matches an
         open proposal add their support to it instead. Nothing is stored on any error."""
+        self.require(principal, PROPOSE, namespace)
         reporter = self._reporter(principal, "proposals")
         fields = _proposal_fields(payload)
         detail = self.get_skill(namespace, name, principal)
@@ -90,10 +100,12 @@ class ProposalsMixin(RegistryBase):
                                           f"{target.version}\n\n{fields.reasoning}\n")
         row = ProposalRow(
             proposal_id, namespace, name, base.version, target.version, "open", reporter,
-            principal.namespace, fields.edits, fields.evidence, fields.reasoning,
+            principal.actor, fields.edits, fields.evidence, fields.reasoning,
             bundle.content_hash(), stored.commit_sha, stored.tree_sha, report.verdict,
             report.to_dict(), 1, datetime.now(UTC).isoformat())
         self.index.add_proposal(row)
+        self.audit(principal, "proposal.create", f"{namespace}/{name}#{proposal_id}",
+                   namespace=namespace, detail={"verdict": report.verdict})
         return self._after_proposal(row, created=True, supported=True)
 
     def _after_proposal(self, row: ProposalRow, *, created: bool,
@@ -136,7 +148,7 @@ class ProposalsMixin(RegistryBase):
                comment: str, principal: Principal, *, version: str | None = None,
                canary_share: float | None = None) -> ProposalRow:
         """A maintainer accepts (a new version, optionally as a canary) or rejects."""
-        self._check_owner(namespace, principal)
+        info = self.require(principal, REVIEW, namespace)
         _check_choice("decision", decision, ("accept", "reject"))
         if version is not None and not isinstance(version, str):
             raise BadRequest("version is a string such as 1.2.0")
@@ -147,7 +159,10 @@ class ProposalsMixin(RegistryBase):
             raise NotFound(f"{namespace}/{name} has no proposal {proposal_id!r}")
         if row.status != "open":
             raise Conflict(f"proposal {proposal_id} is already {row.status}")
-        by = "operator" if principal.operator else f"maintainer:{principal.namespace}"
+        if info.two_person and row.proposer_namespace == principal.actor:
+            raise Forbidden("the two-person rule is on: someone other than the proposer "
+                            "decides a proposal", extra={"hint": "ask another maintainer"})
+        by = principal.actor
         comment = comment.strip()[:MAX_EXCEPTION_REASON]
         if decision == "reject":
             if not comment:
@@ -155,12 +170,17 @@ class ProposalsMixin(RegistryBase):
                                  "agent reads it")
             if not self.index.decide_proposal(proposal_id, "rejected", by, comment, None):
                 raise Conflict(f"proposal {proposal_id} was decided meanwhile")
+            self.audit(principal, "proposal.reject", f"{namespace}/{name}#{proposal_id}",
+                       namespace=namespace, detail={"comment": comment})
             return self._proposal(proposal_id)
-        return self._accept(row, by=by, comment=comment, version=version,
-                            canary_share=canary_share)
+        accepted = self._accept(row, by=by, comment=comment, version=version,
+                                canary_share=canary_share, reviewer=principal)
+        self.audit(principal, "proposal.accept", f"{namespace}/{name}#{proposal_id}",
+                   namespace=namespace, detail={"version": accepted.version})
+        return accepted
 
     def _accept(self, row: ProposalRow, *, by: str, comment: str, version: str | None,
-                canary_share: float | None) -> ProposalRow:
+                canary_share: float | None, reviewer: Principal | None = None) -> ProposalRow:
         """Publish the proposal's content as the next version (rebased again if the skill
         moved since), through the whole pipeline; then close the proposal."""
         detail = self.get_skill(row.namespace, row.name, OPERATOR)
@@ -171,17 +191,19 @@ class ProposalsMixin(RegistryBase):
             applied = self.bundle(row.namespace, version_of(detail, row.applies_to)).files
             files = rebase(applied, files, self.bundle(row.namespace, newest).files)
         chosen = version or str(semver.parse(newest.version).next_patch())  # type: ignore[union-attr]
-        outcome = self.publish(row.namespace, Bundle(files, proposed.executables),
-                               principal=OPERATOR, version=chosen, canary_share=canary_share)
+        outcome = self._release(row.namespace, Bundle(files, proposed.executables),
+                                author=self.account_principal(row.proposer_namespace),
+                                reviewer=reviewer, version=chosen, canary_share=canary_share)
         if not self.index.decide_proposal(row.id, "accepted", by, comment, outcome.version):
             raise Conflict(f"proposal {row.id} was decided meanwhile")
         return self._proposal(row.id)
 
     def set_review_policy(self, namespace: str, policy: str, principal: Principal) -> None:
-        self._check_owner(namespace, principal)
+        self.require(principal, ADMIN, namespace)
         _check_choice("policy", policy, REVIEW_POLICIES)
-        self.check_readable(namespace, principal)
         self.index.set_review_policy(namespace, policy)
+        self.audit(principal, "namespace.review_policy", namespace, namespace=namespace,
+                   detail={"review_policy": policy})
 
     def _proposal(self, proposal_id: str) -> ProposalRow:
         row = self.index.get_proposal(proposal_id)

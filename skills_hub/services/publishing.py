@@ -14,20 +14,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..access.policy import PUBLISH, RELEASE, allowed
 from ..access.principal import Principal
 from ..checks.findings import DANGEROUS
 from ..checks.pipeline import Report, check_bundle
-from ..errors import DangerousSkill, Forbidden, InvalidSkill, Problem, VersionExists
+from ..errors import DangerousSkill, InvalidSkill, Problem, VersionExists
 from ..search.embedder import skill_text
 from ..search.engine import Duplicate
 from ..search.vectors import to_bytes
 from ..skill import semver
 from ..skill.bundle import Bundle, from_directory
 from ..skill.manifest import Manifest, parse_manifest
+from ..store.accounts import NamespaceInfo
 from ..store.gitstore import StoreConflict, Unchanged
 from ..store.index import NewVersion, VersionRow
 from .base import RegistryBase
-from .common import _new_report, check_namespace
+from .common import _new_report, check_namespace, ref_of
 from .releases import _active
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
 
 @dataclass(frozen=True)
 class PublishOutcome:
-    status: str  # "published" or "unchanged"
+    status: str  # "published", "unchanged", or "pending" (waits for review)
     namespace: str
     name: str
     version: str
@@ -50,6 +52,7 @@ class PublishOutcome:
     # Readable skills whose text is at least 0.9 similar; None when the embedding model was
     # not loaded yet (the check did not run), () when it ran and found none.
     duplicates: tuple[Duplicate, ...] | None = None
+    release: str | None = None  # the pending release's id when status is "pending"
 
 
 class PublishingMixin(RegistryBase):
@@ -62,18 +65,41 @@ class PublishingMixin(RegistryBase):
 
         With `canary_share` the version goes out as a canary to that share of clients (by
         client id) and the stable version stays `latest` until the canary is decided; a
-        plain publish supersedes any active canary of the skill."""
+        plain publish supersedes any active canary of the skill. Under the namespace's
+        `review` release policy a publisher's version is checked and stored as a pending
+        release instead (status "pending"), which a maintainer approves or rejects."""
         check_namespace(namespace)
-        if not principal.can_write(namespace):
-            raise Forbidden(f"this token cannot publish to {namespace!r}",
-                            extra={"hint": f"use a token made by `skills-hub token create "
-                                           f"{namespace}`"})
+        info = self._publish_rights(namespace, principal)
+        if info is not None and info.release_policy == "review" and not allowed(
+                principal, RELEASE, ref_of(info)):
+            return self._submit(namespace, bundle, principal, version)
+        return self._release(namespace, bundle, author=principal, reviewer=None,
+                             version=version, canary_share=canary_share)
+
+    def _publish_rights(self, namespace: str, principal: Principal) -> NamespaceInfo | None:
+        """The namespace if `principal` may publish there. The operator's console may also
+        publish into a namespace that does not exist yet (seeding, imports)."""
+        if principal.kind == "console":
+            return self.accounts.namespace(namespace)
+        return self.require(principal, PUBLISH, namespace)
+
+    def _submit(self, namespace: str, bundle: Bundle, principal: Principal,
+                version: str | None) -> PublishOutcome:
+        """A publish that waits for review: validated and checked like any, then held."""
         manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
                                   strict=self.settings.strict)
         chosen = self._choose_version(namespace, manifest, version)
         latest = self._latest_row(namespace, manifest.name)
         if latest is not None and latest.content_sha256 == bundle.content_hash():
             return self._unchanged(namespace, manifest, latest)
+        report = self._checked(namespace, manifest, bundle)
+        held = self._hold(namespace, manifest, chosen, bundle, report, principal)
+        return PublishOutcome("pending", namespace, manifest.name, chosen, held.commit_sha,
+                              "", held.content_sha256, manifest.warnings, report,
+                              report.verdict, release=held.id)
+
+    def _checked(self, namespace: str, manifest: Manifest, bundle: Bundle) -> Report:
+        """The publish pipeline's report; 422 with it when the verdict is dangerous."""
         report = check_bundle(bundle, self.check_options,
                               exceptions=self._exception_map(namespace, manifest.name))
         if report.verdict == DANGEROUS:
@@ -84,16 +110,31 @@ class PublishingMixin(RegistryBase):
                 extra={"report": report.to_dict(),
                        "hint": "fix the findings listed in the report; a namespace owner can "
                                "record a reviewed exception for a rule that is a false alarm"})
+        return report
+
+    def _release(self, namespace: str, bundle: Bundle, *, author: Principal,
+                 reviewer: Principal | None, version: str | None,
+                 canary_share: float | None = None) -> PublishOutcome:
+        """Write a version: git (commit authored by `author`, `Reviewed-by:` the reviewer),
+        then the index. Rights were checked by the caller."""
+        manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
+                                  strict=self.settings.strict)
+        chosen = self._choose_version(namespace, manifest, version)
+        latest = self._latest_row(namespace, manifest.name)
+        if latest is not None and latest.content_sha256 == bundle.content_hash():
+            return self._unchanged(namespace, manifest, latest)
+        report = self._checked(namespace, manifest, bundle)
         engine = self.search_engine
         text = _skill_text(manifest)
         vector = engine.embed_now(text)
         duplicates = None if vector is None else tuple(engine.duplicates(
-            vector, readable=principal.readable | {namespace},
+            vector, readable=author.readable | {namespace},
             exclude=(namespace, manifest.name)))
         try:
             published = self.git.publish(
                 namespace, manifest.name, chosen, bundle,
-                message=_commit_message(manifest, chosen, bundle))
+                message=_commit_message(manifest, chosen, bundle, reviewer),
+                author=author.git_identity)
         except Unchanged:
             return self._unchanged(namespace, manifest)
         stable = self.index.get_skill(namespace, manifest.name)
@@ -117,6 +158,11 @@ class PublishingMixin(RegistryBase):
                 self.index.finish_canary(namespace, new.name, active.version, "superseded",
                                          {"reason": f"{chosen} was published"})
         self._count_publish(namespace)
+        self.audit(author, "publish", f"{namespace}/{manifest.name}@{chosen}",
+                   namespace=namespace, detail={
+                       "verdict": report.verdict, "commit": published.commit_sha,
+                       "reviewed_by": None if reviewer is None else reviewer.actor,
+                       "canary_share": canary_share})
         return PublishOutcome("published", namespace, manifest.name, chosen,
                               published.commit_sha, published.tag_sha, new.content_sha256,
                               manifest.warnings, report, report.verdict, duplicates)
@@ -203,7 +249,10 @@ def _skill_text(manifest: Manifest) -> str:
                       manifest.body)
 
 
-def _commit_message(manifest: Manifest, version: str, bundle: Bundle) -> str:
+def _commit_message(manifest: Manifest, version: str, bundle: Bundle,
+                    reviewer: Principal | None = None) -> str:
+    reviewed = "" if reviewer is None or reviewer.git_identity is None else \
+        f"Reviewed-by: {reviewer.git_identity}\n"
     return (f"Publish {manifest.name} {version}\n\n"
             f"Skill-Name: {manifest.name}\nSkill-Version: {version}\n"
-            f"Content-Sha256: {bundle.content_hash()}\n")
+            f"Content-Sha256: {bundle.content_hash()}\n{reviewed}")

@@ -7,12 +7,14 @@ import threading
 from pathlib import Path
 
 from ..access.principal import OPERATOR
+from ..access.throttle import SignInThrottle
 from ..checks.pipeline import Options
 from ..config import Settings
 from ..learning.outcomes import RateLimiter
 from ..search.embedder import Embedder
 from ..search.engine import SearchEngine
 from ..skill.bundle import Bundle
+from ..store.accounts import AccountStore
 from ..store.cache import ContentCache
 from ..store.gitstore import GitStore
 from ..store.index import Index
@@ -24,6 +26,7 @@ from .proposals import ProposalsMixin
 from .publishing import PublishingMixin
 from .reconcile import ReconcileMixin, ReconcileReport
 from .releases import ReleasesMixin
+from .review import ReviewMixin
 from .searching import SearchingMixin
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ SEED_NAMESPACE = "examples"
 
 
 class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, ProposalsMixin,
-               ModerationMixin, SearchingMixin, AccountsMixin, ReconcileMixin):
+               ModerationMixin, SearchingMixin, AccountsMixin, ReviewMixin, ReconcileMixin):
     """One registry home: its namespaces' git repos and its index."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
@@ -49,6 +52,8 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self.check_options = Options(strict=settings.strict, sandbox=settings.sandbox)
         self._backfill: threading.Thread | None = None
         self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst)
+        self.accounts = AccountStore(self.index)
+        self.signin_limiter = SignInThrottle()
 
     # -- lifecycle ----------------------------------------------------------------------
 

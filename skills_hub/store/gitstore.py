@@ -163,7 +163,7 @@ class GitStore:
         tag = Tag()
         tag.name = tag_name(name, version).encode()
         tag.object = (Commit, commit.id)
-        tag.tagger = IDENTITY
+        tag.tagger = (author or "").encode() or IDENTITY
         tag.tag_time = now
         tag.tag_timezone = 0
         tag.message = f"{name} {version}\n".encode()
@@ -181,24 +181,30 @@ class GitStore:
             raise StoreConflict(f"main of {Path(repo.path).name} moved during a locked publish")
         return Published(commit.id.decode(), tag.id.decode(), subtree.id.decode(), now)
 
-    def propose(self, namespace: str, name: str, branch: str, parent_sha: str, bundle: Bundle,
-                *, message: str) -> Published:
+    def propose(self, namespace: str, name: str, branch: str, parent_sha: str | None,
+                bundle: Bundle, *, message: str, author: str | None = None) -> Published:
         """Commit `bundle` as skills/<name>/ on top of `parent_sha` (a published version's
-        commit) on the new branch `refs/heads/<branch>`; main is never touched.
+        commit; None: main's head, or a root commit in an empty repo) on the new branch
+        `refs/heads/<branch>`; main is never touched. Proposals and releases under review
+        are stored this way.
 
         The branch is create-only: a second proposal under the same id is a VersionExists.
         """
         ref = Ref(b"refs/heads/" + branch.encode())
+        self.ensure(namespace)
         with self._locked(namespace):
             repo = self.open(namespace)
             try:
-                parent = repo[ObjectID(parent_sha.encode())]
-                if not isinstance(parent, Commit):
+                if parent_sha is None:
+                    parent_sha = repo.refs[MAIN].decode() if MAIN in repo.refs else None
+                parent = None if parent_sha is None else repo[ObjectID(parent_sha.encode())]
+                if parent is not None and not isinstance(parent, Commit):
                     raise NotFound(f"{parent_sha} is not a commit of {namespace!r}")
                 objects, subtree = _bundle_objects(bundle)
-                new_root, trees = _replace_skill(repo, _tree(repo, parent.tree), name,
-                                                 subtree.id)
-                commit = _commit(new_root.id, [parent.id], message, None)
+                base = _tree(repo, parent.tree) if parent is not None else Tree()
+                new_root, trees = _replace_skill(repo, base, name, subtree.id)
+                commit = _commit(new_root.id, [parent.id] if parent is not None else [],
+                                 message, author)
                 for obj in [*objects, *trees, commit]:
                     repo.object_store.add_object(obj)
                 _fsync_fanout(Path(repo.path) / "objects",
@@ -489,7 +495,8 @@ def _commit(tree: bytes, parents: list[bytes], message: str, author: str | None)
     commit = Commit()
     commit.tree = ObjectID(tree)
     commit.parents = [ObjectID(p) for p in parents]
-    commit.author = commit.committer = (author or "").encode() or IDENTITY
+    commit.author = (author or "").encode() or IDENTITY  # who published; the registry commits
+    commit.committer = IDENTITY
     commit.author_time = commit.commit_time = int(time.time())
     commit.author_timezone = commit.commit_timezone = 0
     commit.message = message.encode()

@@ -301,6 +301,164 @@ def m006_client_counts(conn: sqlite3.Connection) -> None:
     )
 
 
+def m007_teams(conn: sqlite3.Connection) -> None:
+    """Accounts, orgs and roles, scoped user tokens, sessions, invitations, the audit log,
+    pending releases; namespaces get an owner, `internal` visibility and a release policy.
+
+    Each namespace token of before becomes a token of a service account `<ns>.legacy`,
+    owner of an org `<ns>` that now owns the namespace: the rights it had, no expiry."""
+    _script(conn,
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            display_name TEXT NOT NULL DEFAULT '',
+            email TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL DEFAULT 'user' CHECK (kind IN ('user', 'service')),
+            org TEXT,
+            password_hash TEXT,
+            is_operator INTEGER NOT NULL DEFAULT 0,
+            oidc_issuer TEXT,
+            oidc_subject TEXT,
+            created_at TEXT NOT NULL,
+            disabled_at TEXT,
+            UNIQUE (oidc_issuer, oidc_subject)
+        );
+        CREATE TABLE orgs (
+            name TEXT PRIMARY KEY,
+            display_name TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE org_members (
+            org TEXT NOT NULL REFERENCES orgs(name) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            role TEXT NOT NULL
+                CHECK (role IN ('reader', 'publisher', 'maintainer', 'owner')),
+            added_at TEXT NOT NULL,
+            PRIMARY KEY (org, user_id)
+        );
+        CREATE INDEX org_members_user ON org_members(user_id);
+        CREATE TABLE namespaces_new (
+            name TEXT PRIMARY KEY,
+            visibility TEXT NOT NULL DEFAULT 'public'
+                CHECK (visibility IN ('public', 'internal', 'private')),
+            created_at TEXT NOT NULL,
+            review_policy TEXT NOT NULL DEFAULT 'review',
+            owner_user INTEGER REFERENCES users(id),
+            owner_org TEXT REFERENCES orgs(name) ON DELETE SET NULL,
+            release_policy TEXT NOT NULL DEFAULT 'direct'
+                CHECK (release_policy IN ('direct', 'review')),
+            two_person INTEGER NOT NULL DEFAULT 0,
+            CHECK (owner_user IS NULL OR owner_org IS NULL)
+        );
+        INSERT INTO orgs (name, created_at)
+            SELECT DISTINCT n.name, n.created_at FROM namespaces n
+            JOIN tokens t ON t.namespace = n.name;
+        INSERT INTO namespaces_new (name, visibility, created_at, review_policy, owner_org)
+            SELECT name, visibility, created_at, review_policy,
+                   (SELECT o.name FROM orgs o WHERE o.name = namespaces.name)
+            FROM namespaces;
+        DROP TABLE namespaces;
+        ALTER TABLE namespaces_new RENAME TO namespaces;
+        INSERT INTO users (username, display_name, kind, org, created_at)
+            SELECT name || '.legacy', 'tokens of ' || name || ' from before accounts',
+                   'service', name, created_at FROM orgs;
+        INSERT INTO org_members (org, user_id, role, added_at)
+            SELECT u.org, u.id, 'owner', u.created_at FROM users u WHERE u.kind = 'service';
+        CREATE TABLE tokens_new (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            scopes TEXT NOT NULL,
+            namespaces_json TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            last_used_at TEXT,
+            revoked_at TEXT
+        );
+        INSERT INTO tokens_new (id, user_id, token_sha256, prefix, label, scopes,
+                                namespaces_json, created_at, last_used_at)
+            SELECT t.id, u.id, t.token_sha256, 'shub_', t.label,
+                   'read publish review admin', json_array(t.namespace), t.created_at,
+                   t.last_used_at
+            FROM tokens t JOIN users u ON u.username = t.namespace || '.legacy';
+        DROP TABLE tokens;
+        ALTER TABLE tokens_new RENAME TO tokens;
+        CREATE INDEX tokens_user ON tokens(user_id);
+        CREATE TABLE sessions (
+            id_sha256 TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            csrf TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            address TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE invitations (
+            id_sha256 TEXT PRIMARY KEY,
+            org TEXT NOT NULL REFERENCES orgs(name) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            email TEXT NOT NULL DEFAULT '',
+            created_by INTEGER REFERENCES users(id),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            accepted_at TEXT,
+            accepted_by INTEGER REFERENCES users(id)
+        );
+        CREATE TABLE auth_flows (
+            state TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            data_json TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            actor_id INTEGER,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            org TEXT,
+            namespace TEXT,
+            address TEXT NOT NULL DEFAULT '',
+            user_agent TEXT NOT NULL DEFAULT '',
+            request_id TEXT NOT NULL DEFAULT '',
+            detail_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_org ON audit_log(org, id);
+        CREATE INDEX audit_namespace ON audit_log(namespace, id);
+        CREATE TABLE releases (
+            id TEXT PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            state TEXT NOT NULL
+                CHECK (state IN ('pending', 'approved', 'rejected', 'withdrawn')),
+            author_id INTEGER REFERENCES users(id),
+            author TEXT NOT NULL,
+            commit_sha TEXT NOT NULL,
+            tree_sha TEXT NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            report_json TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            decided_at TEXT,
+            decided_by TEXT,
+            comment TEXT
+        );
+        CREATE UNIQUE INDEX releases_pending ON releases(namespace, name, version)
+            WHERE state = 'pending';
+        CREATE INDEX releases_state ON releases(namespace, state)
+        """
+    )
+    for event in ("UPDATE", "DELETE"):  # `_script` splits on `;`, which a trigger holds
+        conn.execute(f"CREATE TRIGGER audit_log_no_{event.lower()} BEFORE {event} ON "
+                     "audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
     ("m002_checks", m002_checks),
@@ -308,6 +466,7 @@ MIGRATIONS: list[Migration] = [
     ("m004_outcomes", m004_outcomes),
     ("m005_proposals", m005_proposals),
     ("m006_client_counts", m006_client_counts),
+    ("m007_teams", m007_teams),
 ]
 
 
@@ -317,6 +476,17 @@ def apply(conn: sqlite3.Connection) -> list[str]:
     `conn` must be in autocommit mode (isolation_level=None).
     """
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    # A migration may rebuild a table that others reference (SQLite cannot alter a CHECK):
+    # foreign keys are off while migrating (the pragma is a no-op inside a transaction) and
+    # each migration's result is checked with foreign_key_check before it commits.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        return _apply(conn)
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _apply(conn: sqlite3.Connection) -> list[str]:
     applied = []
     for name, step in MIGRATIONS:
         conn.execute("BEGIN IMMEDIATE")  # a second process starting at once waits here
@@ -325,6 +495,9 @@ def apply(conn: sqlite3.Connection) -> list[str]:
             continue
         try:
             step(conn)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise sqlite3.IntegrityError(f"{name} broke foreign keys: {broken[:5]}")
             conn.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
                          (name, datetime.now(UTC).isoformat()))
         except BaseException:

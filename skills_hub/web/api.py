@@ -20,7 +20,7 @@ from ..search.engine import Duplicate, Gap, Result
 from ..services import HealthChange, Registry, SkillDetail, install_command, version_of
 from ..skill.bundle import Bundle, from_archive, from_files
 from ..store.index import CanaryRow, ProposalRow, SkillRow, VersionRow, VersionStats
-from .auth import request_token
+from .auth import request_principal
 from .markdown import highlighted, plain_snippet
 
 ARCHIVE_TYPES = {"application/zip", "application/gzip", "application/x-gzip",
@@ -66,7 +66,7 @@ class Api:
         self.registry = registry
 
     def principal(self, request: Request) -> Principal:
-        return self.registry.authenticate(request_token(request.headers))
+        return request_principal(self.registry, request)
 
     def namespaces(self, request: Request) -> JSONResponse:
         """
@@ -82,18 +82,16 @@ class Api:
 
     def whoami(self, request: Request) -> JSONResponse:
         """
-        summary: The namespace the bearer token publishes to.
+        summary: Who the caller is (account, scopes, roles, default namespace).
         tags: [auth]
         security: [{bearer: []}]
         responses:
-          200: {description: "{namespace}"}
+          200:
+            description: "{username, kind, operator, scopes, namespaces, orgs, roles,
+              namespace}"
           401: {description: missing or invalid token}
         """
-        principal = self.principal(request)
-        if principal.namespace is None:
-            return JSONResponse({"code": "unauthorized", "message": "send a bearer token",
-                                 "hint": "create one with `skills-hub token create NS`"}, 401)
-        return JSONResponse({"namespace": principal.namespace})
+        return JSONResponse(self.registry.whoami(self.principal(request)))
 
     async def publish(self, request: Request) -> JSONResponse:
         """
@@ -141,7 +139,12 @@ class Api:
             "duplicates_checked": outcome.duplicates is not None,
             "duplicates": [duplicate_json(d) for d in outcome.duplicates or ()],
         }
-        return JSONResponse(body, 201 if outcome.status == "published" else 200)
+        if outcome.release is not None:
+            body["release"] = {"id": outcome.release, "state": "pending",
+                               "url": f"/api/v1/releases/{outcome.release}"}
+            body["hint"] = ("the namespace requires review: a maintainer approves the release "
+                            "(`skills-hub review`) before it is installable")
+        return JSONResponse(body, {"published": 201, "pending": 202}.get(outcome.status, 200))
 
     async def _read_upload(self, request: Request) -> tuple[Bundle, str | None]:
         limits = self.registry.settings.limits

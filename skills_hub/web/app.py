@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import Settings
 from ..resources import resource_dir
 from ..services import Registry
-from . import api, clawhub, marketplace, pages, skillssh, wellknown
+from . import accounts, api, clawhub, marketplace, pages, skillssh, wellknown
 from .errors import make_handlers
 from .gitserver import GitApp
 from .markdown import highlighted
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             Route("/openapi.json", openapi, include_in_schema=False),
             Route("/api/v1/health", health, include_in_schema=False),
             *api.routes(registry),
+            *accounts.routes(registry),
             # Compatibility interfaces for the clients people already use (README, "Client
             # set-up"); before the pages, whose /{namespace}/{name} would match them.
             *wellknown.routes(registry),

@@ -1,14 +1,25 @@
-"""Credentials from a request: `Authorization: Bearer <token>`, or Basic with the token as
-password (what git sends for a private namespace)."""
+"""Request -> principal, for every route of every interface: a bearer token
+(`Authorization: Bearer <token>`, or Basic with the token as the password, which is what git
+sends), else the session cookie of a signed-in browser. A session authorises a request that
+changes state only with its CSRF token in `X-CSRF-Token` (or a `csrf` form field), so a page
+of another site cannot act for the person signed in."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import secrets
+from dataclasses import replace
 
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 
-from ..errors import Unauthorized
+from ..access.principal import ANONYMOUS, Origin, Principal
+from ..errors import Forbidden, Unauthorized
+from ..services import Registry
+
+SESSION_COOKIE = "shub_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def request_token(headers: Headers) -> str | None:
@@ -27,3 +38,31 @@ def request_token(headers: Headers) -> str | None:
         return decoded.partition(":")[2] or None
     raise Unauthorized("unsupported Authorization scheme",
                        extra={"hint": "send `Authorization: Bearer <token>`"})
+
+
+def origin(request: HTTPConnection) -> Origin:
+    """Where a request comes from, for the audit log."""
+    headers = request.headers
+    return Origin(address=request.client.host if request.client else "",
+                  user_agent=headers.get("user-agent", "")[:300],
+                  request_id=headers.get("x-request-id", "")[:100] or secrets.token_hex(8))
+
+
+def request_principal(registry: Registry, request: HTTPConnection,
+                      csrf: str | None = None) -> Principal:
+    """The caller of `request`; anonymous without credentials; 401 for bad ones."""
+    token = request_token(request.headers)
+    session = request.cookies.get(SESSION_COOKIE)
+    found: Principal | None = None
+    if token is not None:
+        found = registry.authenticate(token)
+    elif session:
+        found = registry.authenticate_session(session)
+        method = request.scope.get("method", "GET")
+        sent = request.headers.get("x-csrf-token") or csrf
+        if found is not None and method not in SAFE_METHODS \
+                and not registry.session_csrf_ok(session, sent):
+            raise Forbidden("this request changes state and lacks the session's CSRF token",
+                            extra={"hint": "send the page's CSRF token in X-CSRF-Token, or "
+                                           "use a bearer token"})
+    return replace(found or ANONYMOUS, origin=origin(request))

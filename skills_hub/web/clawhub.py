@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..access.policy import PUBLISH
 from ..access.principal import Principal
 from ..errors import (
     AmbiguousName,
@@ -54,7 +55,7 @@ from ..services import PublishOutcome, Registry, SkillDetail, check_namespace, v
 from ..skill.bundle import from_files
 from ..store.index import ReportRow, SkillRow, VersionRow
 from .api import IMMUTABLE, int_param, read_capped
-from .auth import request_token
+from .auth import request_principal
 from .urls import public_base
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -137,7 +138,7 @@ class ClawHub:
     # -- what every view needs ------------------------------------------------------------
 
     def principal(self, request: Request) -> Principal:
-        return self.registry.authenticate(request_token(request.headers))
+        return request_principal(self.registry, request)
 
     def scope(self, request: Request, principal: Principal) -> str | None:
         """The root's namespace (404 unless the caller may read it), or None: server-wide."""
@@ -518,8 +519,8 @@ class ClawHub:
         principal = await run_in_threadpool(self.principal, request)
         writer = _writer(principal)
         scope = await run_in_threadpool(self.scope, request, principal)
-        if scope is not None and not principal.can_write(scope):
-            raise _cannot_publish(scope, writer)
+        if scope is not None:
+            await run_in_threadpool(self.registry.require, principal, PUBLISH, scope)
         body = await _json_object(request, 64 << 10)
         sha256 = _sha256_field(body.get("sha256"), "sha256")
         size, cap = body.get("size"), self.registry.settings.limits.max_file_bytes
@@ -616,8 +617,7 @@ class ClawHub:
         if owner and owner != namespace:
             raise Forbidden(f"this registry root publishes to {namespace!r}, not {owner!r}",
                             extra={"hint": f"use the root /clawhub/{owner}"})
-        if not principal.can_write(namespace):
-            raise _cannot_publish(namespace, _writer(principal))
+        self.registry.require(principal, PUBLISH, namespace)
         return namespace
 
     def _staged(self, writer: str, files: Any) -> list[tuple[str, bytes, bool]]:
@@ -940,17 +940,11 @@ def _list_sort(value: str | None) -> str:
 
 
 def _writer(principal: Principal) -> str:
-    """The namespace the caller's token publishes to; 401 without a token."""
-    if principal.namespace is None:
+    """The namespace the caller publishes to by default (its handle); 401 without a token."""
+    if not principal.signed_in or principal.username is None:
         raise Unauthorized("this needs a token: run `clawhub login --token <token>`",
-                           extra={"hint": "create one with `skills-hub token create NS`"})
-    return principal.namespace
-
-
-def _cannot_publish(namespace: str, writer: str) -> Forbidden:
-    return Forbidden(f"this token publishes to {writer!r}, not {namespace!r}",
-                     extra={"hint": f"use a token made by `skills-hub token create "
-                                    f"{namespace}`"})
+                           extra={"hint": "create one with `skills-hub token create`"})
+    return principal.home_namespace or principal.username
 
 
 def _content_type(request: Request) -> str:

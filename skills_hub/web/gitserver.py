@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import HubError
 from ..services import Registry
-from .auth import request_token
+from .auth import request_principal
 
 _REPO = re.compile(r"^/([a-z0-9][a-z0-9-]*)\.git(/.*)?$")
 
@@ -45,7 +45,7 @@ class GitApp:
             await PlainTextResponse(PUSH_REFUSED.format(ns=namespace), 403)(scope, receive, send)
             return
         try:
-            principal = self.registry.authenticate(request_token(request.headers))
+            principal = request_principal(self.registry, request)
             self.registry.check_readable(namespace, principal)
         except HubError as exc:
             headers = {"WWW-Authenticate": 'Basic realm="skills-hub"'} if exc.status in (

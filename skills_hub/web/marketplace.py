@@ -28,7 +28,7 @@ from ..checks.findings import CAUTION
 from ..services import Registry, installable
 from ..store.gitstore import tag_name
 from ..store.index import SkillRow, VersionRow
-from .auth import request_token
+from .auth import request_principal
 from .urls import public_base
 
 CAUTION_NOTE = "[caution: flagged by the registry's publish checks] "
@@ -48,7 +48,7 @@ class Marketplace:
         self.registry = registry
 
     def principal(self, request: Request) -> Principal:
-        return self.registry.authenticate(request_token(request.headers))
+        return request_principal(self.registry, request)
 
     def marketplace(self, request: Request) -> JSONResponse:
         """

@@ -11,12 +11,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from ..access.policy import can_read
 from ..access.principal import Principal
 from ..errors import BadRequest, HubError
 from ..services import OutcomeSummary, ProposalView, Registry, install_command, version_of
 from ..skill.manifest import split_frontmatter
 from . import markdown
-from .auth import request_token
+from .auth import request_principal
 
 # Review errors shown inside the form (the proposal page's htmx config swaps exactly these
 # statuses); anything else, a 404 above all, is a whole error page.
@@ -44,7 +45,7 @@ class Pages:
         self.templates = templates
 
     def _principal(self, request: Request):  # type: ignore[no-untyped-def]
-        return self.registry.authenticate(request_token(request.headers))
+        return request_principal(self.registry, request)
 
     def home(self, request: Request) -> Response:
         principal = self._principal(request)
@@ -125,7 +126,8 @@ class Pages:
         token, error = fields.pop("token").strip(), None
         try:
             reviewer = self.registry.authenticate(token or None)
-            if reviewer.can_write(p["namespace"]):
+            ref = self.registry.namespace_ref(p["namespace"])
+            if ref is not None and can_read(reviewer, ref):
                 reader = reviewer  # it may read a private namespace the visitor cannot
             self.registry.review(p["namespace"], p["name"], p["proposal_id"],
                                  fields["decision"], fields["comment"], reviewer,

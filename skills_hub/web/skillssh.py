@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import BadRequest
 from ..search.engine import Result
 from ..services import Registry
-from .auth import request_token
+from .auth import request_principal
 from .urls import public_base
 
 DEFAULT_LIMIT = 20
@@ -50,7 +50,7 @@ class SkillsSh:
           400: {description: a bad limit, or a query too long}
         """
         params = request.query_params
-        principal = self.registry.authenticate(request_token(request.headers))
+        principal = request_principal(self.registry, request)
         page = self.registry.search(
             params.get("q", ""), principal=principal,
             namespace=params.get("owner") or None, limit=_limit(params.get("limit")))

@@ -35,7 +35,7 @@ from ..skill.bundle import SKILL_MD
 from ..store.cache import ContentCache
 from ..store.index import SkillRow, VersionRow
 from .api import IMMUTABLE, file_type
-from .auth import request_token
+from .auth import request_principal
 from .urls import public_base
 
 SCHEMA = "https://schemas.agentskills.io/discovery/0.2.0/schema.json"
@@ -99,7 +99,7 @@ class WellKnown:
         self._digests: ContentCache[str] = ContentCache(8 << 20, lambda _: 160)
 
     def principal(self, request: Request) -> Principal:
-        return self.registry.authenticate(request_token(request.headers))
+        return request_principal(self.registry, request)
 
     def legacy_index(self, request: Request) -> JSONResponse:
         """
