@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -101,8 +103,45 @@ def _settings(home: Path | None) -> Settings:
     return settings.with_home(home) if home else settings
 
 
+def _late_option(name: str) -> click.Option:
+    """A hidden `--server`/`--token` for a subcommand: the global option, given after the
+    subcommand's name (`skills-hub publish DIR --token T`). It overrides the global one."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        client = ctx.find_object(Client)
+        if value is not None and client is not None:
+            setattr(client, f"{name}_option", value)
+
+    return click.Option([f"--{name}"], hidden=True, expose_value=False, callback=remember,
+                        metavar=name.upper())
+
+
+def _add_late_options(command: click.Command) -> None:
+    """Give a command the hidden global options it does not already define itself."""
+    taken = {opt for param in command.params for opt in param.opts}
+    for name in ("server", "token"):
+        if f"--{name}" not in taken:
+            command.params.append(_late_option(name))
+
+
+class HubCommand(click.Command):
+    """A command that also takes the global --server and --token after its name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_late_options(self)
+
+
 class HubGroup(click.Group):
-    """A group that turns domain errors into a message and an exit status."""
+    """A group that turns domain errors into a message and an exit status; its commands
+    and sub-groups also take the global --server and --token after their names."""
+
+    command_class = HubCommand
+    group_class = type
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_late_options(self)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -241,19 +280,70 @@ def serve(home: Path | None, host: str | None, port: int | None, workers: int) -
                 port=port or settings.port, workers=workers, log_level="info")
 
 
+SCOPES = ("read", "publish", "review", "admin")
+ROLES = ("reader", "publisher", "maintainer", "owner")
+
+
 @main.group()
 def token() -> None:
-    """Manage publish tokens (operator)."""
+    """Manage API tokens: yours and your orgs' service accounts' (or, operator, offline:
+    `token create NAMESPACE` makes a namespace token in the data home)."""
 
 
 @token.command("create")
-@click.argument("namespace")
+@click.argument("namespace", required=False)
 @click.option("--label", default="", help="A note to recognise the token by.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES),
+              help="What the token may do (repeatable; default: what the server grants).")
+@click.option("--namespace", "-n", "only_namespaces", multiple=True, metavar="NS",
+              help="Only these namespaces (repeatable; default: all the account's).")
+@click.option("--days", type=click.IntRange(1), default=None,
+              help="Expire after this many days (default: the server's).")
+@click.option("--account", default=None, metavar="ORG.NAME",
+              help="A token for this service account of an org you own.")
 @click.option("--private/--public", "private", default=None,
-              help="Also set the namespace's visibility.")
-@click.option("--home", type=click.Path(path_type=Path), default=None)
-def token_create(namespace: str, label: str, private: bool | None, home: Path | None) -> None:
-    """Create a token that publishes to NAMESPACE; the token is printed alone on the last line."""
+              help="Offline, with NAMESPACE: also set the namespace's visibility.")
+@click.option("--home", type=click.Path(path_type=Path), default=None,
+              help="Offline, with NAMESPACE: the server's data home.")
+@json_option
+@pass_client
+def token_create(client: Client, namespace: str | None, label: str, scopes: tuple[str, ...],
+                 only_namespaces: tuple[str, ...], days: int | None, account: str | None,
+                 private: bool | None, home: Path | None, as_json: bool) -> None:
+    """Create a token through the server's API; the secret is printed alone on the last line.
+
+    \b
+    With NAMESPACE (operator, offline): create a namespace token directly in the data home
+    (HOME: --home, else SKILLS_HUB_HOME, else ./registry).
+    """
+    if namespace is not None or home is not None:
+        online = [flag for flag, value in (("--scope", scopes), ("--namespace", only_namespaces),
+                                           ("--days", days), ("--account", account),
+                                           ("--json", as_json)) if value]
+        if online:
+            raise click.UsageError(f"{', '.join(online)}: only for an API token; drop "
+                                   "NAMESPACE and --home")
+        if namespace is None:
+            raise click.UsageError("--home needs the NAMESPACE the token publishes to")
+        _create_namespace_token(namespace, label, private, home)
+        return
+    if private is not None:
+        raise click.UsageError("--private/--public needs NAMESPACE (offline); else use "
+                               "`skills-hub namespace visibility NS private`")
+    body = client.hub().create_token(label=label or None, scopes=list(scopes),
+                                     namespaces=list(only_namespaces), days=days,
+                                     account=account)
+    if as_json:
+        emit_json(body)
+        return
+    info = body.get("token_info") or {}
+    click.echo(f"Created token {info.get('id')} for {info.get('account')} "
+               f"({_token_scope_text(info)}). It is shown once; keep it safe:", err=True)
+    click.echo(body["token"])
+
+
+def _create_namespace_token(namespace: str, label: str, private: bool | None,
+                            home: Path | None) -> None:
     registry = _registry(home)
     try:
         value = registry.create_token(namespace, label, private)
@@ -264,6 +354,140 @@ def token_create(namespace: str, label: str, private: bool | None, home: Path | 
     click.echo(f"Created a token for namespace {namespace!r}. It is shown once; keep it safe:",
                err=True)
     click.echo(value)
+
+
+@token.command("list")
+@click.option("--org", default=None, help="The tokens of this org's service accounts (owner).")
+@json_option
+@pass_client
+def token_list(client: Client, org: str | None, as_json: bool) -> None:
+    """List your tokens (or an org's service-account tokens); secrets are never shown."""
+    rows = client.hub().tokens(org)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no tokens", err=True)
+    for row in rows:
+        click.echo(_token_line(row))
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID")
+@pass_client
+def token_revoke(client: Client, token_id: str) -> None:
+    """Revoke a token by its ID (`skills-hub token list` shows them); it stops working now."""
+    body = client.hub().revoke_token(token_id)
+    info = body.get("token_info") or {}
+    click.echo(f"revoked token {info.get('id', token_id)} ({info.get('prefix', '')}…"
+               f"{_label_text(info)}) of {info.get('account', '?')}")
+
+
+def _token_line(info: dict[str, Any]) -> str:
+    state = ""
+    if info.get("revoked_at"):
+        state = f"  REVOKED {str(info['revoked_at'])[:19]}"
+    used = str(info.get("last_used_at") or "never")[:19]
+    expires = str(info.get("expires_at") or "never")[:19]
+    return (f"{info.get('id')}  {info.get('prefix', '')}…  {info.get('account')}"
+            f"{_label_text(info)}  {_token_scope_text(info)}  expires {expires}  "
+            f"last used {used}{state}")
+
+
+def _label_text(info: dict[str, Any]) -> str:
+    return f" {info['label']!r}" if info.get("label") else ""
+
+
+def _token_scope_text(info: dict[str, Any]) -> str:
+    scopes = ",".join(info.get("scopes") or []) or "no scopes"
+    namespaces = info.get("namespaces")
+    where = ",".join(namespaces) if namespaces else "all namespaces"
+    return f"{scopes} on {where}"
+
+
+@main.group()
+def user() -> None:
+    """Accounts (operator): add and list them offline, in the data home."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of stdin (else a hidden prompt; "
+                   "empty: no password, the account signs in through OIDC).")
+@click.option("--display-name", default="", help="The name shown for the account.")
+@click.option("--email", default="", help="The account's email address.")
+@click.option("--operator", is_flag=True, help="Make the account an operator (all rights).")
+@click.option("--home", type=click.Path(path_type=Path), default=None,
+              help="The server's data home (default SKILLS_HUB_HOME, else ./registry).")
+@click.option("--api", is_flag=True,
+              help="Add it through the server's API (an operator's token) instead.")
+@pass_client
+def user_add(client: Client, username: str, password_stdin: bool, display_name: str,
+             email: str, operator: bool, home: Path | None, api: bool) -> None:
+    """Add the account USERNAME (it also gets the personal namespace USERNAME)."""
+    password = _read_password(password_stdin, confirm=True, optional=True)
+    if api:
+        body = client.hub().add_user(username, password=password or None,
+                                     display_name=display_name or None, email=email or None,
+                                     operator=operator)
+        added = str(body.get("username") or username)
+    else:
+        registry = _registry(home)
+        try:
+            row = registry.add_user(username, password=password or None,
+                                    display_name=display_name, email=email, operator=operator)
+        finally:
+            registry.close()
+        added = row.username
+    role = " (operator)" if operator else ""
+    login_hint = (f"; log in with `skills-hub login --username {added}`" if password
+                  else "; it has no password (OIDC sign-in only)")
+    click.echo(f"added user {added}{role}{login_hint}")
+
+
+@user.command("list")
+@click.option("--home", type=click.Path(path_type=Path), default=None,
+              help="The server's data home (default SKILLS_HUB_HOME, else ./registry).")
+@click.option("--api", is_flag=True,
+              help="List them through the server's API (an operator's token) instead.")
+@json_option
+@pass_client
+def user_list(client: Client, home: Path | None, api: bool, as_json: bool) -> None:
+    """List the accounts: people and service accounts."""
+    if api:
+        rows = client.hub().users()
+    else:
+        registry = _registry(home)
+        try:
+            rows = [{"username": u.username, "display_name": u.display_name, "email": u.email,
+                     "kind": u.kind, "org": u.org, "operator": u.is_operator,
+                     "created_at": u.created_at, "disabled": u.disabled_at is not None}
+                    for u in registry.accounts.users()]
+        finally:
+            registry.close()
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no accounts", err=True)
+    for row in rows:
+        flags = "".join(f"  {flag}" for flag in ("operator", "disabled") if row.get(flag))
+        name = f"  {row['display_name']}" if row.get("display_name") else ""
+        mail = f"  <{row['email']}>" if row.get("email") else ""
+        click.echo(f"{row['username']}  {row['kind']}{name}{mail}{flags}")
+
+
+def _read_password(from_stdin: bool, *, confirm: bool = False, optional: bool = False) -> str:
+    """The first line of stdin (--password-stdin), else a hidden prompt."""
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value and not optional:
+            raise click.UsageError("--password-stdin: stdin has no password")
+        return value
+    text = "Password (empty: none)" if optional else "Password"
+    return str(click.prompt(text, hide_input=True, confirmation_prompt=confirm,
+                            default="" if optional else None, show_default=False))
 
 
 @main.command()
@@ -762,7 +986,7 @@ def _proposal_line(row: dict[str, Any]) -> str:
             f"(base {row['base_version']}, checks {row['verdict']}, support {row['support']})")
 
 
-@main.command()
+@click.command("proposal", cls=HubCommand)
 @click.argument("ref", metavar="NS/NAME")
 @click.argument("proposal_id", metavar="ID")
 @click.argument("decision", type=click.Choice(["accept", "reject"]))
@@ -771,9 +995,9 @@ def _proposal_line(row: dict[str, Any]) -> str:
 @click.option("--canary", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               default=None, help="Release to this share of clients first (e.g. 0.1).")
 @pass_client
-def review(client: Client, ref: str, proposal_id: str, decision: str, comment: str,
-           version: str | None, canary: float | None) -> None:
-    """Accept or reject a proposal (a maintainer's token)."""
+def review_proposal(client: Client, ref: str, proposal_id: str, decision: str, comment: str,
+                    version: str | None, canary: float | None) -> None:
+    """Accept or reject a proposal (a maintainer's token); also `review NS/NAME ID ...`."""
     namespace, name, _ = _qualified(ref)
     body = client.hub().review(namespace, name, proposal_id, decision, comment,
                                version=version, canary=canary)
@@ -1053,34 +1277,61 @@ def _publish_all(client: Client, folders: list[Path], namespace: str | None,
     namespace = namespace or hub.whoami()
     results = publish_folders(hub, namespace, folders, version=version,
                               progress=_show_progress)
+    releases = _pending_releases(hub, namespace, results)
     if as_json:
-        emit_json(_summary_json(namespace, results))
+        emit_json(_summary_json(namespace, results, releases))
     else:
-        for line in _summary_lines(namespace, results):
+        for line in _summary_lines(namespace, results, releases):
             click.echo(line)
     if any(r.status == "refused" for r in results):
         sys.exit(ExitCode.REFUSED)
 
 
+def _pending_releases(hub: HubClient, namespace: str,
+                      results: list[PublishResult]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The pending releases of the versions that wait for review, by (name, version)."""
+    if not any(r.status == "pending" for r in results):
+        return {}
+    try:
+        rows = hub.releases(namespace, state="pending", mine=True)
+    except HubError:
+        return {}  # the summary then goes without release ids
+    return {(str(r["name"]), str(r["version"])): r for r in rows}
+
+
 def _show_progress(index: int, total: int, result: PublishResult) -> None:
     if result.status == "refused":
         outcome = f"refused: {result.message}"
+    elif result.status == "pending":
+        outcome = f"{result.version} waits for review"
     else:
         outcome = f"{result.status} {result.version}"
     click.echo(f"[{index}/{total}] {result.name} ... {outcome}", err=True)
 
 
-def _summary_json(namespace: str, results: list[PublishResult]) -> dict[str, Any]:
+def _summary_json(namespace: str, results: list[PublishResult],
+                  releases: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     body: dict[str, Any] = {"namespace": namespace}
     for status in ("published", "unchanged", "refused"):
         body[status] = [r.to_dict() for r in results if r.status == status]
+    body["pending"] = [{**r.to_dict(), "release": releases.get((r.name, str(r.version)))}
+                       for r in results if r.status == "pending"]
     return body
 
 
-def _summary_lines(namespace: str, results: list[PublishResult]) -> list[str]:
-    by = {s: [r for r in results if r.status == s] for s in ("published", "unchanged", "refused")}
+def _summary_lines(namespace: str, results: list[PublishResult],
+                   releases: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    by = {s: [r for r in results if r.status == s]
+          for s in ("published", "unchanged", "refused", "pending")}
+    waiting = f", waiting for review {len(by['pending'])}" if by["pending"] else ""
     lines = [f"{namespace}: published {len(by['published'])}, unchanged "
-             f"{len(by['unchanged'])}, refused {len(by['refused'])}"]
+             f"{len(by['unchanged'])}, refused {len(by['refused'])}{waiting}"]
+    for result in by["pending"]:
+        release = releases.get((result.name, str(result.version))) or {}
+        ident = f" (release {release['id']})" if release.get("id") else ""
+        lines.append(f"  {result.name} {result.version} waits for review{ident}: it is not "
+                     f"published until a maintainer approves it (`skills-hub review`)")
+        lines.extend(finding_lines(result.findings, indent="    "))
     for result in by["published"]:
         flag = "  [caution: flagged by the checks]" if result.verdict == "caution" else ""
         lines.append(f"  published {result.name} {result.version}{flag}")
@@ -1166,20 +1417,589 @@ def tap_remove(client: Client, name: str) -> None:
 @click.option("--server", "login_server", default=None, metavar="URL",
               help="The server to log in to (default: the chosen server).")
 @click.option("--token", "login_token", default=None, metavar="TOKEN",
-              help="The token (prompted for, hidden, when not given).")
+              help="Save this token (checked with whoami first).")
+@click.option("--username", "-u", default=None,
+              help="Log in with this account's password; a new token is made for this machine.")
+@click.option("--password-stdin", is_flag=True,
+              help="With --username: read the password from stdin (else a hidden prompt).")
+@click.option("--device", is_flag=True,
+              help="Sign in in a browser (the server's OIDC device grant).")
+@click.option("--label", default=None,
+              help="With --username or --device: the new token's label (default: this host).")
+@click.option("--days", type=click.IntRange(1), default=None,
+              help="With --username: the new token expires after this many days.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(SCOPES),
+              help="With --username or --device: the new token's scopes (repeatable; default: "
+                   "the server's, read and publish; org owners and reviewers add admin and "
+                   "review).")
 @pass_client
-def login(client: Client, login_server: str | None, login_token: str | None) -> None:
-    """Check a token against the server (whoami) and save both in the config file."""
+def login(client: Client, login_server: str | None, login_token: str | None,
+          username: str | None, password_stdin: bool, device: bool, label: str | None,
+          days: int | None, scopes: tuple[str, ...]) -> None:
+    """Log in and save the server and token in the config file (mode 0600); later commands
+    use them when neither --token nor SKILLS_HUB_TOKEN is given.
+
+    \b
+    --username U  password (prompted, or --password-stdin): a new token for this machine
+    --device      sign in in a browser, then the new token is fetched
+    --token T     save an existing token
+    Without any of them, a token is prompted for (hidden).
+    """
+    ways = [flag for flag, given in (("--token", login_token), ("--username", username),
+                                     ("--device", device)) if given]
+    if len(ways) > 1:
+        raise click.UsageError(f"choose one of {', '.join(ways)}")
+    if (scopes or label) and not (username or device):
+        raise click.UsageError("--scope and --label make a new token: use them with "
+                               "--username or --device")
+    if (password_stdin or days) and not username:
+        raise click.UsageError("--password-stdin and --days need --username")
     server = normalize_server(login_server or client.server)
-    token_value = login_token or click.prompt(f"Token for {server}", hide_input=True)
-    with HubClient(server, token_value, http=client.http) as hub:
-        namespace = hub.whoami()
+    label = label or f"skills-hub CLI on {socket.gethostname()}"
+    session: str | None = None
+    with HubClient(server, None, http=client.http) as hub:
+        if username:
+            body = hub.login(username, _read_password(password_stdin), label=label, days=days,
+                             scopes=list(scopes))
+        elif device:
+            body = _device_login(hub, label, list(scopes))
+        else:
+            body = {"token": login_token or click.prompt(f"Token for {server}",
+                                                         hide_input=True)}
+        token_value = str(body["token"])
+        if "token_info" in body:
+            session = str(body["token_info"]["id"])
+        hub.token = token_value
+        who = hub.whoami_info()
     config = client.config
     config.server = server
     config.tokens[server] = token_value
+    if session is not None:
+        config.sessions[server] = session
+    else:
+        config.sessions.pop(server, None)
     config.save()
-    click.echo(f"logged in to {server}: the token publishes to {namespace!r}; saved in "
-               f"{config.path}")
+    account = f" as {who['username']}" if who.get("username") else ""
+    publishes = f": the token publishes to {who['namespace']!r}" if who.get("namespace") else ""
+    click.echo(f"logged in to {server}{account}{publishes}; saved in {config.path}")
+
+
+def _device_login(hub: HubClient, label: str, scopes: list[str]) -> dict[str, Any]:
+    """The device grant: show the URL and code, then poll until approved (or expired)."""
+    try:
+        start = hub.device_start()
+    except ServerError as exc:
+        if exc.status == 404:
+            raise NotFound(f"{hub.server} does not offer browser sign-in (no OIDC device "
+                           "grant configured)",
+                           extra={"hint": "use `skills-hub login --username U` or --token"}
+                           ) from None
+        raise
+    click.echo(f"To sign in, open {start['verification_uri']} and enter the code "
+               f"{start['user_code']}", err=True)
+    if start.get("verification_uri_complete"):
+        click.echo(f"  (or open {start['verification_uri_complete']})", err=True)
+    interval = float(start.get("interval") or 5)
+    deadline = time.monotonic() + float(start.get("expires_in") or 600)
+    click.echo("waiting for the sign-in to be approved ...", err=True)
+    while True:
+        time.sleep(interval)
+        body = hub.device_token(str(start["device_code"]), label, scopes)
+        if "token" in body:
+            return body
+        if body.get("status") == "slow_down":
+            interval += 5
+        if time.monotonic() > deadline:
+            raise Unauthorized("the sign-in code expired before it was approved",
+                               extra={"hint": "run `skills-hub login --device` again"})
+
+
+@main.command()
+@click.option("--server", "logout_server", default=None, metavar="URL",
+              help="The server to log out of (default: the chosen server).")
+@pass_client
+def logout(client: Client, logout_server: str | None) -> None:
+    """Remove the server's saved token from the config file; a token that `login` made is
+    also revoked on the server."""
+    server = normalize_server(logout_server or client.server)
+    config = client.config
+    token_value = config.tokens.pop(server, None)
+    session = config.sessions.pop(server, None)
+    if token_value is None:
+        click.echo(f"not logged in to {server}: no token saved in {config.path}")
+        return
+    note = ""
+    if session is not None:
+        try:
+            with HubClient(server, token_value, http=client.http) as hub:
+                hub.revoke_token(session)
+            note = "; it was revoked on the server"
+        except HubError as exc:
+            note = f"; it could not be revoked on the server ({exc.message})"
+    config.save()
+    click.echo(f"logged out of {server}: removed its token from {config.path}{note}")
+
+
+@main.command()
+@json_option
+@pass_client
+def whoami(client: Client, as_json: bool) -> None:
+    """Show who the token is: account, kind, operator, scopes, org roles."""
+    who = client.hub().whoami_info()
+    if as_json:
+        emit_json(who)
+        return
+    kind = who.get("kind") or "token"
+    operator = ", operator" if who.get("operator") else ""
+    name = who.get("username") or f"namespace token of {who.get('namespace')!r}"
+    click.echo(f"{name} ({kind}{operator}) on {client.hub().server}")
+    details = [f"{who['display_name']}" if who.get("display_name") else "",
+               f"<{who['email']}>" if who.get("email") else ""]
+    if any(details):
+        click.echo("  " + " ".join(d for d in details if d))
+    if who.get("via"):
+        click.echo(f"  authenticated by: {who['via']}")
+    click.echo(f"  scopes: {', '.join(who.get('scopes') or []) or 'none'}")
+    if who.get("namespaces"):
+        click.echo(f"  limited to namespaces: {', '.join(who['namespaces'])}")
+    orgs = who.get("orgs") or []
+    click.echo("  orgs: " + (", ".join(f"{o['org']} ({o['role']})" for o in orgs) or "none"))
+    roles = who.get("roles") or {}
+    if roles:
+        click.echo("  namespace roles: " + ", ".join(f"{ns} ({role})"
+                                                    for ns, role in sorted(roles.items())))
+    if who.get("namespace"):
+        click.echo(f"  publishes to: {who['namespace']}")
+
+
+# --- orgs, members, namespaces ---------------------------------------------------------------
+
+
+@main.group()
+def org() -> None:
+    """Organisations: a namespace with members, roles, invitations and service accounts."""
+
+
+@org.command("create")
+@click.argument("name")
+@click.option("--display-name", default=None, help="The org's name for people.")
+@pass_client
+def org_create(client: Client, name: str, display_name: str | None) -> None:
+    """Create the org NAME (and its namespace NAME); you are its owner."""
+    body = client.hub().create_org(name, display_name)
+    click.echo(f"created org {body.get('org', name)} with namespace "
+               f"{body.get('namespace', name)}; you are its owner")
+
+
+@org.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_client
+def org_delete(client: Client, name: str, yes: bool) -> None:
+    """Delete the org NAME (an owner)."""
+    if not yes:
+        click.confirm(f"Delete the org {name!r}?", abort=True, err=True)
+    client.hub().delete_org(name)
+    click.echo(f"deleted org {name}")
+
+
+@org.command("invite")
+@click.argument("org_name", metavar="ORG")
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="The role the invitee gets (default: the server's, reader).")
+@click.option("--email", default=None, help="Only for this email address.")
+@click.option("--days", type=click.IntRange(1), default=None,
+              help="The invitation expires after this many days.")
+@json_option
+@pass_client
+def org_invite(client: Client, org_name: str, role: str | None, email: str | None,
+               days: int | None, as_json: bool) -> None:
+    """Invite someone to ORG; the accept URL is printed alone on the last line."""
+    hub = client.hub()
+    body = hub.invite(org_name, role=role, email=email, days=days)
+    url = str(body.get("url") or "")
+    if url.startswith("/"):
+        body["url"] = url = hub.server + url
+    if as_json:
+        emit_json(body)
+        return
+    click.echo(f"Invitation to {org_name} as {body.get('role') or role or 'reader'}; send "
+               "this URL (it works once; they run `skills-hub org join URL` or open it):",
+               err=True)
+    click.echo(url or str(body["secret"]))
+
+
+@org.command("join")
+@click.argument("invitation", metavar="SECRET_OR_URL")
+@click.option("--username", "-u", default=None,
+              help="Create this new account (else: join as the token's account).")
+@click.option("--password-stdin", is_flag=True,
+              help="With --username: read the password from stdin (else a hidden prompt).")
+@click.option("--display-name", default=None, help="With --username: the name shown.")
+@click.option("--email", default=None, help="With --username: the email address.")
+@pass_client
+def org_join(client: Client, invitation: str, username: str | None, password_stdin: bool,
+             display_name: str | None, email: str | None) -> None:
+    """Accept an invitation: as your account (your token), or as a new account (--username)."""
+    if (password_stdin or display_name or email) and not username:
+        raise click.UsageError("--password-stdin, --display-name and --email need --username")
+    password = _read_password(password_stdin, confirm=True) if username else None
+    body = client.hub().accept_invitation(_invitation_secret(invitation), username=username,
+                                          password=password, display_name=display_name,
+                                          email=email)
+    joined = body.get("username") or username
+    click.echo(f"accepted the invitation: {joined} is now a member")
+    if username:
+        click.echo(f"log in with `skills-hub login --username {joined}`")
+
+
+def _invitation_secret(value: str) -> str:
+    """The secret of an invitation URL (its last path segment), or the value itself."""
+    if "://" not in value and "/" not in value:
+        return value
+    path = httpx.URL(value).path if "://" in value else value
+    parts = [p for p in path.split("/") if p]
+    if parts and parts[-1] == "accept":
+        parts.pop()
+    if not parts:
+        raise click.BadParameter(f"{value!r} has no invitation secret",
+                                 param_hint="SECRET_OR_URL")
+    return parts[-1]
+
+
+@org.command("service-account")
+@click.argument("org_name", metavar="ORG")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="Its role in the org (default: the server's, publisher).")
+@pass_client
+def org_service_account(client: Client, org_name: str, name: str, role: str | None) -> None:
+    """Create a service account ORG.NAME for automation (it has tokens, no password)."""
+    body = client.hub().add_service_account(org_name, name, role)
+    account = body.get("username") or f"{org_name}.{name}"
+    click.echo(f"created service account {account} ({body.get('role') or role}); "
+               f"give it a token: skills-hub token create --account {account}")
+
+
+@main.group()
+def member() -> None:
+    """Members of an org and their roles: reader, publisher, maintainer, owner."""
+
+
+@member.command("list")
+@click.argument("org_name", metavar="ORG")
+@json_option
+@pass_client
+def member_list(client: Client, org_name: str, as_json: bool) -> None:
+    """List ORG's members with their roles."""
+    rows = client.hub().members(org_name)
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        name = f"  {row['display_name']}" if row.get("display_name") else ""
+        service = "  (service account)" if row.get("kind") == "service" else ""
+        click.echo(f"{row['username']}  {row['role']}{name}{service}")
+
+
+@member.command("add")
+@click.argument("org_name", metavar="ORG")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), default="reader", show_default=True)
+@pass_client
+def member_add(client: Client, org_name: str, username: str, role: str) -> None:
+    """Add USERNAME to ORG (an owner)."""
+    _echo_member(client.hub().set_member(org_name, username, role), org_name, username, role)
+
+
+@member.command("role")
+@click.argument("org_name", metavar="ORG")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@pass_client
+def member_role(client: Client, org_name: str, username: str, role: str) -> None:
+    """Change USERNAME's role in ORG (an owner)."""
+    _echo_member(client.hub().set_member(org_name, username, role), org_name, username, role)
+
+
+def _echo_member(body: dict[str, Any], org_name: str, username: str, role: str) -> None:
+    row = body.get("member") or {}
+    click.echo(f"{row.get('username', username)} is {row.get('role', role)} in {org_name}")
+
+
+@member.command("remove")
+@click.argument("org_name", metavar="ORG")
+@click.argument("username")
+@pass_client
+def member_remove(client: Client, org_name: str, username: str) -> None:
+    """Remove USERNAME from ORG (an owner; or yourself, to leave)."""
+    client.hub().remove_member(org_name, username)
+    click.echo(f"removed {username} from {org_name}")
+
+
+@main.group("namespace")
+def namespace_group() -> None:
+    """A namespace's settings: who can see it and whether releases need review."""
+
+
+@namespace_group.command("show")
+@click.argument("namespace")
+@json_option
+@pass_client
+def namespace_show(client: Client, namespace: str, as_json: bool) -> None:
+    """Show NAMESPACE's owner, visibility, release policy and proposal policy."""
+    body = client.hub().namespace_settings(namespace)
+    if as_json:
+        emit_json(body)
+        return
+    click.echo(f"{body.get('name', namespace)}: owner {_owner_text(body.get('owner'))}, "
+               f"visibility {body.get('visibility')}")
+    two = " (two people: the author cannot approve)" if body.get("two_person") else ""
+    click.echo(f"  releases: {body.get('release_policy')}{two}")
+    click.echo(f"  proposals: {body.get('review_policy')}")
+
+
+def _owner_text(owner: Any) -> str:
+    """A namespace's owner: {"org": ...} or {"user": ...}."""
+    if isinstance(owner, dict):
+        for key, label in (("org", "org "), ("user", "")):
+            if owner.get(key) is not None:
+                return f"{label}{owner[key]}"
+        return "-"
+    return str(owner or "-")
+
+
+@namespace_group.command("visibility")
+@click.argument("namespace")
+@click.argument("visibility", type=click.Choice(["public", "internal", "private"]))
+@pass_client
+def namespace_visibility(client: Client, namespace: str, visibility: str) -> None:
+    """Set who sees NAMESPACE: everyone, signed-in accounts (internal), or members."""
+    client.hub().set_visibility(namespace, visibility)
+    click.echo(f"{namespace}: visibility {visibility}")
+
+
+@namespace_group.command("policy")
+@click.argument("namespace")
+@click.argument("policy_name", metavar="direct|review",
+                type=click.Choice(["direct", "review"]))
+@click.option("--two-person/--no-two-person", default=False, show_default=True,
+              help="With review: the approver must not be the author.")
+@pass_client
+def namespace_policy(client: Client, namespace: str, policy_name: str,
+                     two_person: bool) -> None:
+    """Set NAMESPACE's release policy: publish at once (direct) or hold each new version
+    until a maintainer approves it (review)."""
+    client.hub().set_release_policy(namespace, policy_name, two_person)
+    two = ", two-person" if two_person and policy_name == "review" else ""
+    click.echo(f"{namespace}: releases {policy_name}{two}")
+
+
+# --- review and audit ------------------------------------------------------------------------
+
+
+class ReviewGroup(HubGroup):
+    """`review` lists the queue; `review NS/NAME ID accept|reject` still reviews a proposal."""
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and "/" in args[0]:
+            return "proposal", self.commands["proposal"], args
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=ReviewGroup, invoke_without_command=True)
+@click.option("--namespace", "-n", default=None, help="Only this namespace's queue.")
+@json_option
+@pass_client
+@click.pass_context
+def review(ctx: click.Context, client: Client, namespace: str | None, as_json: bool) -> None:
+    """Review what waits for you: pending releases and open proposals.
+
+    \b
+    skills-hub review                       the queue, one line each
+    skills-hub review show ID               a release's diff and checks
+    skills-hub review approve ID            publish a pending release
+    skills-hub review reject ID --comment   refuse it, saying why
+    skills-hub review NS/NAME ID accept     a proposal (also: approve/reject NS/NAME ID)
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    body = client.hub().review_queue(namespace)
+    if as_json:
+        emit_json(body)
+        return
+    releases, proposals_ = body.get("releases") or [], body.get("proposals") or []
+    for row in releases:
+        click.echo(_release_line(row))
+    for row in proposals_:
+        click.echo(f"{row['id']}  proposal  {row['namespace']}/{row['name']}@"
+                   f"{row.get('applies_to') or row.get('base_version')}  by "
+                   f"{row.get('author') or 'an agent'}  checks {row.get('verdict')}  "
+                   f"support {row.get('support')}")
+    if not releases and not proposals_:
+        click.echo("nothing waits for review", err=True)
+
+
+review.add_command(review_proposal)
+
+
+def _release_line(row: dict[str, Any]) -> str:
+    state = "" if row.get("state") == "pending" else f"  {row.get('state')}"
+    decided = f" by {row['decided_by']}" if row.get("decided_by") else ""
+    comment = f": {row['comment']}" if row.get("comment") else ""
+    return (f"{row['id']}  release  {row['namespace']}/{row['name']}@{row['version']}  by "
+            f"{row.get('author')}  checks {row.get('verdict')}"
+            + (f"{state}{decided}{comment}" if state else ""))
+
+
+@review.command("show")
+@click.argument("ids", nargs=-1, required=True, metavar="ID | NS/NAME ID")
+@json_option
+@pass_client
+def review_show(client: Client, ids: tuple[str, ...], as_json: bool) -> None:
+    """Show a release (or a proposal: NS/NAME ID) with its diff and checks verdict."""
+    hub = client.hub()
+    if len(ids) == 2:
+        namespace, name, _ = _qualified(ids[0])
+        one = hub.proposal(namespace, name, ids[1])
+        if as_json:
+            emit_json(one)
+            return
+        click.echo(_proposal_line(one))
+        click.echo(one.get("reasoning") or "(no reasoning given)")
+        click.echo(one.get("diff") or "", nl=False)
+        return
+    if len(ids) != 1:
+        raise click.UsageError("give a release ID, or NS/NAME and a proposal ID")
+    body = hub.release(ids[0])
+    if as_json:
+        emit_json(body)
+        return
+    click.echo(_release_line(body))
+    current = body.get("current_version")
+    click.echo(f"  replaces {current}" if current else "  a new skill (no current version)")
+    report_ = body.get("report")
+    if isinstance(report_, dict) and report_.get("findings") is not None:
+        for line in _report_lines("  checks", {"counts": {}, **report_}, False):
+            click.echo(line)
+    click.echo(body.get("diff") or "(no diff)", nl=not str(body.get("diff") or "").endswith("\n"))
+
+
+@review.command("approve")
+@click.argument("ids", nargs=-1, required=True, metavar="ID | NS/NAME ID")
+@click.option("--comment", default="", help="A note for the author.")
+@click.option("--version", default=None,
+              help="A proposal: the version to publish (default: next patch).")
+@click.option("--canary", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, help="A proposal: release to this share of clients first.")
+@pass_client
+def review_approve(client: Client, ids: tuple[str, ...], comment: str, version: str | None,
+                   canary: float | None) -> None:
+    """Approve a pending release (publishes it), or a proposal (NS/NAME ID)."""
+    _decide(client, ids, "accept", comment, version, canary)
+
+
+@review.command("reject")
+@click.argument("ids", nargs=-1, required=True, metavar="ID | NS/NAME ID")
+@click.option("--comment", required=True, help="Why (the author reads it).")
+@pass_client
+def review_reject(client: Client, ids: tuple[str, ...], comment: str) -> None:
+    """Reject a pending release, or a proposal (NS/NAME ID), saying why."""
+    _decide(client, ids, "reject", comment, None, None)
+
+
+def _decide(client: Client, ids: tuple[str, ...], decision: str, comment: str,
+            version: str | None, canary: float | None) -> None:
+    hub = client.hub()
+    if len(ids) == 2:
+        namespace, name, _ = _qualified(ids[0])
+        body = hub.review(namespace, name, ids[1], decision, comment, version=version,
+                          canary=canary)
+        click.echo(_proposal_line(body))
+        return
+    if len(ids) != 1:
+        raise click.UsageError("give a release ID, or NS/NAME and a proposal ID")
+    if version or canary is not None:
+        raise click.UsageError("--version and --canary are for proposals (NS/NAME ID)")
+    if decision == "accept":
+        row = hub.approve_release(ids[0], comment)
+        click.echo(f"approved: {row['namespace']}/{row['name']} {row['version']} is published")
+    else:
+        row = hub.reject_release(ids[0], comment)
+        click.echo(f"rejected: {row['namespace']}/{row['name']} {row['version']} "
+                   f"({comment})")
+
+
+@main.command()
+@click.argument("namespace")
+@click.option("--state", type=click.Choice(["pending", "approved", "rejected"]), default=None,
+              help="Only releases in this state.")
+@click.option("--mine", is_flag=True, help="Only the releases you submitted.")
+@json_option
+@pass_client
+def releases(client: Client, namespace: str, state: str | None, mine: bool,
+             as_json: bool) -> None:
+    """List NAMESPACE's releases under review, and the decisions (with comments)."""
+    rows = client.hub().releases(namespace, state=state, mine=mine)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no releases", err=True)
+    for row in rows:
+        click.echo(_release_line(row))
+
+
+@main.command()
+@click.option("--org", default=None, help="Only this org's events (an owner).")
+@click.option("--actor", default=None, help="Only this account's actions.")
+@click.option("--action", default=None, help="Only this action (e.g. token.create).")
+@click.option("--since", default=None, metavar="DATE", help="Only since this ISO 8601 date.")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="At most this many events per page (default: the server's).")
+@click.option("--cursor", default=None, help="Continue after a previous page.")
+@click.option("--all", "every_page", is_flag=True, help="Follow the pages to the end.")
+@click.option("--jsonl", is_flag=True, help="Print the events as JSON lines (for a SIEM).")
+@json_option
+@pass_client
+def audit(client: Client, org: str | None, actor: str | None, action: str | None,
+          since: str | None, limit: int | None, cursor: str | None, every_page: bool,
+          jsonl: bool, as_json: bool) -> None:
+    """List audit events, newest first: who did what, when, from where."""
+    hub = client.hub()
+    query: dict[str, Any] = {"org": org, "actor": actor, "action": action, "since": since,
+                             "limit": limit}
+    events: list[dict[str, Any]] = []
+    while True:
+        if jsonl:
+            text, cursor = hub.audit_jsonl(cursor=cursor, **query)
+            if text:
+                click.echo(text, nl=not text.endswith("\n"))
+        else:
+            page = hub.audit(cursor=cursor, **query)
+            cursor = page.get("next_cursor") or None
+            events.extend(page.get("events") or [])
+            if not as_json:
+                for event in page.get("events") or []:
+                    click.echo(_audit_line(event))
+        if not cursor or not every_page:
+            break
+    if as_json:
+        emit_json({"events": events, "next_cursor": cursor})
+    elif not jsonl and not events:
+        click.echo("no events", err=True)
+    if cursor and not as_json:
+        click.echo(f"more: --cursor {cursor} (or --all)", err=True)
+
+
+def _audit_line(event: dict[str, Any]) -> str:
+    where = event.get("namespace") or event.get("org")
+    scope = f"  [{where}]" if where else ""
+    target = f"  {event['target']}" if event.get("target") else ""
+    address = f"  from {event['address']}" if event.get("address") else ""
+    return (f"{str(event.get('at', ''))[:19]}  {event.get('actor') or '-'}  "
+            f"{event.get('action')}{target}{scope}{address}")
 
 
 def _short(text: str, width: int = 80) -> str:

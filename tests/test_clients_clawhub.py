@@ -265,7 +265,7 @@ def test_publish_errors_print_our_message(hub: Hub) -> None:
     good = write_folder(hub.tmp / "src" / "team-only", {
         "SKILL.md": skill_md("team-only", "A skill only the team publishes.")})
     refused = rival_root("publish", str(good), ok=False)
-    assert "this token publishes to 'team', not 'rival'" in refused
+    assert "this token is limited to other namespaces than 'rival'" in refused
     assert hub.native("/skills/rival/team-only").status_code == 404
 
     nobody = Cli(hub, "errors-anonymous", **registry(hub))

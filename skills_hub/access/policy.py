@@ -84,7 +84,7 @@ def allowed(principal: Principal, action: str, namespace: NamespaceRef) -> bool:
         return False
     if action == READ:
         return True
-    if not principal.signed_in or scope not in principal.scopes:
+    if not principal.signed_in or not has_scope(principal, scope):
         return False
     if action == REPORT:
         return True  # evidence goes wherever the caller reads, whatever the token's limit
@@ -110,7 +110,7 @@ def require(principal: Principal, action: str, namespace: NamespaceRef | None,
     if allowed(principal, action, namespace):
         return namespace
     least, scope = RULES[action]
-    if scope not in principal.scopes:
+    if not has_scope(principal, scope):
         raise Forbidden(f"this token lacks the {scope!r} scope needed for {_doing(action)}",
                         extra={"hint": f"create a token with `--scope {scope}`",
                                "needed_scope": scope})
@@ -121,6 +121,11 @@ def require(principal: Principal, action: str, namespace: NamespaceRef | None,
                     extra={"hint": "ask an owner of the namespace for the role",
                            "needed_role": least,
                            "your_role": role_on(principal, namespace)})
+
+
+def has_scope(principal: Principal, scope: str) -> bool:
+    """Any scope includes reading what the principal may read."""
+    return scope in principal.scopes or (scope == "read" and bool(principal.scopes))
 
 
 def _within_limit(principal: Principal, namespace: NamespaceRef) -> bool:
@@ -149,7 +154,7 @@ def require_org(principal: Principal, action: str, org: str) -> None:
                                extra={"hint": "`skills-hub login`"})
         raise NotFound(f"org {org!r} does not exist, or you are not a member")
     least, scope = RULES[action]
-    if scope not in principal.scopes:
+    if not has_scope(principal, scope):
         raise Forbidden(f"this token lacks the {scope!r} scope needed for {_doing(action)}",
                         extra={"hint": f"create a token with `--scope {scope}`",
                                "needed_scope": scope})

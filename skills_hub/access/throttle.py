@@ -8,14 +8,15 @@ import time
 
 from ..errors import RateLimited
 
-FAILURES = 10          # failures allowed at once per key
-REFILL_SECONDS = 60.0  # one more allowed failure per minute
+ACCOUNT_FAILURES = 10   # failures allowed at once for one account ...
+ADDRESS_FAILURES = 50   # ... and from one address (several people behind one NAT)
+REFILL_SECONDS = 60.0   # one more allowed failure per minute
 
 
 class SignInThrottle:
     """In memory, per process (several workers each keep their own count)."""
 
-    def __init__(self, failures: int = FAILURES, refill_seconds: float = REFILL_SECONDS) -> None:
+    def __init__(self, failures: int, refill_seconds: float = REFILL_SECONDS) -> None:
         self.failures, self.refill = failures, refill_seconds
         self._left: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()

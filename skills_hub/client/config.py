@@ -40,12 +40,14 @@ class Tap:
 
 @dataclass
 class ClientConfig:
-    """`config.json`: {"server": URL, "tokens": {URL: token}, "taps": [Tap, ...]}."""
+    """`config.json`: {"server": URL, "tokens": {URL: token}, "taps": [Tap, ...]}, and
+    "sessions": {URL: token id} for the tokens `login` created (so `logout` revokes them)."""
 
     path: Path
     server: str | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     taps: list[Tap] = field(default_factory=list)
+    sessions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> ClientConfig:
@@ -58,7 +60,8 @@ class ClientConfig:
                               extra={"hint": "fix the JSON or delete the file"}) from exc
         try:
             return cls(path, raw.get("server"), dict(raw.get("tokens") or {}),
-                       [Tap.from_dict(t) for t in raw.get("taps") or []])
+                       [Tap.from_dict(t) for t in raw.get("taps") or []],
+                       {str(k): str(v) for k, v in (raw.get("sessions") or {}).items()})
         except (AttributeError, TypeError, ValueError) as exc:
             raise ConfigError(f"the config file {path} has an unexpected shape: {exc}",
                               extra={"hint": "fix the file or delete it"}) from exc
@@ -66,9 +69,11 @@ class ClientConfig:
     def save(self) -> None:
         """Write atomically with mode 0600 (it holds tokens), in a 0700 folder."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        body = {"server": self.server, "tokens": dict(sorted(self.tokens.items())),
-                "taps": [{k: v for k, v in asdict(t).items() if v is not None}
-                         for t in self.taps]}
+        body: dict[str, Any] = {
+            "server": self.server, "tokens": dict(sorted(self.tokens.items())),
+            "taps": [{k: v for k, v in asdict(t).items() if v is not None} for t in self.taps]}
+        if self.sessions:
+            body["sessions"] = dict(sorted(self.sessions.items()))
         write_atomic(self.path, (json.dumps(body, indent=2) + "\n").encode("utf-8"), 0o600)
 
     def tap(self, name: str) -> Tap | None:

@@ -60,6 +60,11 @@ class HubClient:
         """The namespace the token publishes to."""
         return str(self._json("GET", "/whoami")["namespace"])
 
+    def whoami_info(self) -> dict[str, Any]:
+        """Who the token is: {username, kind, display_name, email, operator, via, scopes,
+        namespaces, orgs: [{org, role}], roles: {namespace: role}, namespace}."""
+        return self._json("GET", "/whoami")
+
     def list_skills(self, namespace: str | None = None, *, limit: int = 50,
                     cursor: str | None = None) -> dict[str, Any]:
         """One page: {skills, total, next_cursor}."""
@@ -200,12 +205,171 @@ class HubClient:
     def publish(self, namespace: str, bundle: Bundle,
                 version: str | None = None) -> dict[str, Any]:
         """Upload a bundle as a deterministic tar.gz; the result has status
-        "published" or "unchanged". The archive keeps the folder name, so the server
-        checks that it matches the skill's name."""
+        "published", "unchanged" or (a namespace that requires review, HTTP 202) "pending"
+        with the `release` that waits for a maintainer. The archive keeps the folder name,
+        so the server checks that it matches the skill's name."""
         body = to_targz(bundle, bundle.root_name)
-        return self._json("POST", f"/namespaces/{quote(namespace, safe='')}/skills",
-                          params=_params(version=version), content=body,
-                          headers={"Content-Type": "application/gzip"})
+        answer = self._json("POST", f"/namespaces/{quote(namespace, safe='')}/skills",
+                            params=_params(version=version), content=body,
+                            headers={"Content-Type": "application/gzip"})
+        return _with_release_fields(answer)
+
+    # -- accounts and tokens --------------------------------------------------------------
+
+    def login(self, username: str, password: str, *, label: str | None = None,
+              days: int | None = None, scopes: list[str] | None = None) -> dict[str, Any]:
+        """Exchange a username and password for a new token: {token, token_info}."""
+        body = _params(username=username, password=password, label=label, days=days,
+                       scopes=scopes or None)
+        return self._json("POST", "/auth/login", json=body)
+
+    def device_start(self) -> dict[str, Any]:
+        """Start a device sign-in: {device_code, user_code, verification_uri,
+        verification_uri_complete, interval, expires_in}. 404 when it is not configured."""
+        return self._json("POST", "/auth/device", json={})
+
+    def device_token(self, device_code: str, label: str | None = None,
+                     scopes: list[str] | None = None) -> dict[str, Any]:
+        """Poll a device sign-in: {token, token_info} once approved, else
+        {status: "authorization_pending" | "slow_down"}; 401 when expired or denied."""
+        return self._json("POST", "/auth/device/token",
+                          json=_params(device_code=device_code, label=label,
+                                       scopes=scopes or None))
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every account (operator)."""
+        return list(self._json("GET", "/users")["users"])
+
+    def add_user(self, username: str, *, password: str | None = None,
+                 display_name: str | None = None, email: str | None = None,
+                 operator: bool = False) -> dict[str, Any]:
+        """Create an account (operator): {username}."""
+        body = _params(username=username, password=password, display_name=display_name,
+                       email=email, operator=operator or None)
+        return self._json("POST", "/users", json=body)
+
+    def tokens(self, org: str | None = None) -> list[dict[str, Any]]:
+        """The caller's tokens, or (an org owner) the tokens of an org's service accounts."""
+        path = f"/orgs/{quote(org, safe='')}/tokens" if org else "/tokens"
+        return list(self._json("GET", path)["tokens"])
+
+    def create_token(self, *, label: str | None = None, scopes: list[str] | None = None,
+                     namespaces: list[str] | None = None, days: int | None = None,
+                     account: str | None = None) -> dict[str, Any]:
+        """A new token for the caller (or `account`, an ORG.NAME service account):
+        {token, token_info}. The secret is only ever in this answer."""
+        body = _params(label=label, scopes=scopes or None, namespaces=namespaces or None,
+                       days=days, account=account)
+        return self._json("POST", "/tokens", json=body)
+
+    def revoke_token(self, token_id: str | int) -> dict[str, Any]:
+        """Revoke a token: {token_info}."""
+        return self._json("DELETE", f"/tokens/{quote(str(token_id), safe='')}")
+
+    # -- orgs -----------------------------------------------------------------------------
+
+    def create_org(self, name: str, display_name: str | None = None) -> dict[str, Any]:
+        """Create an org (and its namespace), owned by the caller: {org, namespace}."""
+        return self._json("POST", "/orgs", json=_params(name=name, display_name=display_name))
+
+    def delete_org(self, name: str) -> dict[str, Any]:
+        return self._json("DELETE", _org_path(name))
+
+    def members(self, org: str) -> list[dict[str, Any]]:
+        """An org's members: username, display_name, kind, role, added_at."""
+        return list(self._json("GET", _org_path(org) + "/members")["members"])
+
+    def set_member(self, org: str, username: str, role: str) -> dict[str, Any]:
+        """Add a member or change their role: {member}."""
+        return self._json("PUT", _org_path(org) + f"/members/{quote(username, safe='')}",
+                          json={"role": role})
+
+    def remove_member(self, org: str, username: str) -> dict[str, Any]:
+        return self._json("DELETE", _org_path(org) + f"/members/{quote(username, safe='')}")
+
+    def add_service_account(self, org: str, name: str,
+                            role: str | None = None) -> dict[str, Any]:
+        """A service account of the org (no password; it gets tokens): {username, role}."""
+        return self._json("POST", _org_path(org) + "/service-accounts",
+                          json=_params(name=name, role=role))
+
+    def invite(self, org: str, *, role: str | None = None, email: str | None = None,
+               days: int | None = None) -> dict[str, Any]:
+        """An invitation to the org: {secret, url, role}."""
+        return self._json("POST", _org_path(org) + "/invitations",
+                          json=_params(role=role, email=email, days=days))
+
+    def accept_invitation(self, secret: str, *, username: str | None = None,
+                          password: str | None = None, display_name: str | None = None,
+                          email: str | None = None) -> dict[str, Any]:
+        """Join an org: as the caller, or as a new account (username, password): {username}."""
+        body = _params(username=username, password=password, display_name=display_name,
+                       email=email)
+        return self._json("POST", f"/invitations/{quote(secret, safe='')}/accept", json=body)
+
+    # -- namespaces, releases and review --------------------------------------------------
+
+    def namespace_settings(self, namespace: str) -> dict[str, Any]:
+        """{name, visibility, owner, release_policy, two_person, review_policy}."""
+        return self._json("GET", _namespace_path(namespace) + "/settings")
+
+    def set_visibility(self, namespace: str, visibility: str) -> dict[str, Any]:
+        """public, internal (signed-in accounts) or private (members)."""
+        return self._json("PUT", _namespace_path(namespace) + "/visibility",
+                          json={"visibility": visibility})
+
+    def set_release_policy(self, namespace: str, policy: str,
+                           two_person: bool = False) -> dict[str, Any]:
+        """`direct` publishes at once; `review` holds each version for a maintainer."""
+        return self._json("PUT", _namespace_path(namespace) + "/release-policy",
+                          json={"policy": policy, "two_person": two_person})
+
+    def releases(self, namespace: str, *, state: str | None = None,
+                 mine: bool = False) -> list[dict[str, Any]]:
+        """A namespace's releases (pending, approved, rejected); `mine`: the caller's."""
+        params = _params(state=state, mine="1" if mine else None)
+        body = self._json("GET", _namespace_path(namespace) + "/releases", params=params)
+        return list(body["releases"])
+
+    def review_queue(self, namespace: str | None = None) -> dict[str, Any]:
+        """What waits for the caller's review: {releases, proposals}, each with its diff."""
+        return self._json("GET", "/review", params=_params(namespace=namespace))
+
+    def release(self, release_id: str) -> dict[str, Any]:
+        """A release with its diff, the current version and the checks report."""
+        return self._json("GET", _release_path(release_id))
+
+    def approve_release(self, release_id: str, comment: str = "") -> dict[str, Any]:
+        """Publish a pending release (a maintainer): the release."""
+        body = self._json("POST", _release_path(release_id) + "/approve",
+                          json=_params(comment=comment or None))
+        return dict(body.get("release") or body)
+
+    def reject_release(self, release_id: str, comment: str) -> dict[str, Any]:
+        """Refuse a pending release, saying why: the release."""
+        body = self._json("POST", _release_path(release_id) + "/reject",
+                          json={"comment": comment})
+        return dict(body.get("release") or body)
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def audit(self, *, org: str | None = None, actor: str | None = None,
+              action: str | None = None, since: str | None = None,
+              cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """One page of audit events, newest first: {events, next_cursor}."""
+        params = _params(org=org, actor=actor, action=action, since=since, cursor=cursor,
+                         limit=limit)
+        return self._json("GET", "/audit", params=params)
+
+    def audit_jsonl(self, *, org: str | None = None, actor: str | None = None,
+                    action: str | None = None, since: str | None = None,
+                    cursor: str | None = None,
+                    limit: int | None = None) -> tuple[str, str | None]:
+        """One page of audit events as JSON lines, and the next cursor (or None)."""
+        params = _params(org=org, actor=actor, action=action, since=since, cursor=cursor,
+                         limit=limit, format="jsonl")
+        response = self._request("GET", "/audit", params=params)
+        return response.text, response.headers.get("x-next-cursor") or None
 
     # -- transport ----------------------------------------------------------------------
 
@@ -267,6 +431,15 @@ def normalize_server(server: str) -> str:
     return server
 
 
+def _with_release_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """A publish answer with `name` and `version` filled in from a pending release."""
+    release = body.get("release")
+    if isinstance(release, dict):
+        body.setdefault("name", release.get("name"))
+        body.setdefault("version", release.get("version"))
+    return body
+
+
 def _problem(raw: dict[str, Any]) -> Problem:
     return Problem(str(raw.get("field", "")), str(raw.get("message", "")),
                    str(raw.get("hint") or ""), str(raw.get("severity") or "error"))
@@ -278,6 +451,18 @@ def _params(**values: Any) -> dict[str, Any]:
 
 def _skill_path(namespace: str, name: str) -> str:
     return f"/skills/{quote(namespace, safe='')}/{quote(name, safe='')}"
+
+
+def _org_path(org: str) -> str:
+    return f"/orgs/{quote(org, safe='')}"
+
+
+def _namespace_path(namespace: str) -> str:
+    return f"/namespaces/{quote(namespace, safe='')}"
+
+
+def _release_path(release_id: str) -> str:
+    return f"/releases/{quote(str(release_id), safe='')}"
 
 
 def _version_path(namespace: str, name: str, version: str) -> str:

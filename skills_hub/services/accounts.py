@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..access import passwords
+from ..access.oidc import OidcClient, client_from_settings
 from ..access.policy import (
     ADMIN,
     READ,
@@ -100,6 +101,14 @@ class AccountsMixin(RegistryBase):
         return self._principal_for(user, scopes=ALL_SCOPES, limit=None, token_id=None,
                                    via="session")
 
+    def session_info(self, session_id: str) -> tuple[str, str] | None:
+        """(username, CSRF token) of a live session."""
+        principal = self.authenticate_session(session_id)
+        found = self.accounts.session(_sha256(session_id.encode()))
+        if principal is None or found is None or principal.username is None:
+            return None
+        return principal.username, found[1]
+
     def session_csrf_ok(self, session_id: str, sent: str | None) -> bool:
         found = self.accounts.session(_sha256(session_id.encode()))
         return bool(found and sent and secrets.compare_digest(found[1], sent))
@@ -177,13 +186,13 @@ class AccountsMixin(RegistryBase):
         """Check a password, rate limited per account and per address (429 and when to
         retry); every failure is audited and says nothing about which part was wrong."""
         address = origin.origin.address or "unknown"
-        self.signin_limiter.check(f"user:{username.lower()}", "this account")
-        self.signin_limiter.check(f"addr:{address}", "this address")
+        self.signin_accounts.check(username.lower(), "this account")
+        self.signin_addresses.check(address, "this address")
         user = self.accounts.user(username)
         ok = passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled_at is not None or user.kind != "user":
-            self.signin_limiter.fail(f"user:{username.lower()}")
-            self.signin_limiter.fail(f"addr:{address}")
+            self.signin_accounts.fail(username.lower())
+            self.signin_addresses.fail(address)
             self.audit(origin, "signin.failed", username[:64])
             raise Unauthorized("the username or password is wrong",
                                extra={"hint": "check both; after several failures you must "
@@ -199,8 +208,8 @@ class AccountsMixin(RegistryBase):
         """Sign in with a password and get a personal access token (what the CLI does)."""
         user = self.sign_in(username, password, origin)
         me = self.signed_in(user, "password", origin)
-        return self.create_user_token(me, label=label or "skills-hub login", scopes=scopes,
-                                      days=days)
+        return self.create_user_token(me, label=label or "skills-hub login",
+                                      scopes=scopes or list(SCOPES), days=days)
 
     def start_session(self, user: UserRow, origin: Principal) -> tuple[str, str]:
         """A browser session for `user`: (session id for the cookie, CSRF token)."""
@@ -239,6 +248,13 @@ class AccountsMixin(RegistryBase):
             if name not in RESERVED_NAMESPACES and not self.accounts.name_taken(name):
                 return name
         raise Conflict("no free username; ask the operator to create the account")
+
+    def oidc_client(self) -> OidcClient | None:
+        """The OpenID provider's client when an issuer is configured (made at first use)."""
+        with self._oidc_guard:
+            if self._oidc is None and self.settings.oidc_issuer:
+                self._oidc = client_from_settings(self.settings)
+            return self._oidc
 
     def list_users(self, principal: Principal) -> list[UserRow]:
         if not (principal.operator and "admin" in principal.scopes):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ..access.oidc import OidcClient
 from ..access.throttle import SignInThrottle
 from ..checks.pipeline import Options
 from ..config import Settings
@@ -46,7 +47,10 @@ class RegistryBase:
     check_options: Options
     outcome_limiter: RateLimiter
     accounts: AccountStore
-    signin_limiter: SignInThrottle
+    signin_accounts: SignInThrottle
+    signin_addresses: SignInThrottle
+    _oidc: OidcClient | None
+    _oidc_guard: threading.Lock
     _bundles: ContentCache[Bundle]
     _archives: ContentCache[Archive]
     _since_maintenance: dict[str, int]
@@ -93,6 +97,9 @@ class RegistryBase:
         def _latest_row(self, namespace: str, name: str) -> VersionRow | None: ...
 
         # review.ReviewMixin
+        def _pending_pin(self, skill: SkillRow, version: str,
+                         principal: Principal) -> VersionRow | None: ...
+
         def _hold(self, namespace: str, manifest: Manifest, version: str, bundle: Bundle,
                   report: Report, principal: Principal) -> ReleaseRow: ...
 

@@ -93,9 +93,15 @@ class CatalogueMixin(RegistryBase):
 
     def get_version(self, namespace: str, name: str, version: str,
                     principal: Principal) -> tuple[SkillRow, VersionRow]:
-        """`version` may be "latest"."""
+        """`version` may be "latest". A member may also pin a version waiting for review."""
         detail = self.get_skill(namespace, name, principal)
-        return detail.skill, version_of(detail, version)
+        try:
+            return detail.skill, version_of(detail, version)
+        except NotFound:
+            pending = self._pending_pin(detail.skill, version, principal)
+            if pending is None:
+                raise
+            return detail.skill, pending
 
     def bundle(self, namespace: str, row: VersionRow) -> Bundle:
         return self._bundles.get_or_make((namespace, row.tree_sha),

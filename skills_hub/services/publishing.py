@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..access.policy import PUBLISH, RELEASE, allowed
 from ..access.principal import Principal
@@ -231,9 +232,7 @@ class PublishingMixin(RegistryBase):
 def _new_version(namespace: str, manifest: Manifest, version: str, bundle: Bundle,
                  commit_sha: str, tag_sha: str, tree_sha: str, tagged_at: int, *,
                  is_latest: bool, embed_sha256: str | None = None) -> NewVersion:
-    hashes = bundle.file_hashes()
-    files = [{"path": p, "size": len(bundle.files[p]), "sha256": hashes[p],
-              "executable": p in bundle.executables} for p in sorted(bundle.files)]
+    files = file_list(bundle)
     return NewVersion(
         namespace=namespace, name=manifest.name, version=version, commit_sha=commit_sha,
         tag_sha=tag_sha, tree_sha=tree_sha, content_sha256=bundle.content_hash(),
@@ -241,6 +240,13 @@ def _new_version(namespace: str, manifest: Manifest, version: str, bundle: Bundl
         published_at=datetime.fromtimestamp(tagged_at, UTC).isoformat(timespec="seconds"),
         tags=", ".join(manifest.tags), body=manifest.body, is_latest=is_latest,
         embed_sha256=embed_sha256)
+
+
+def file_list(bundle: Bundle) -> list[dict[str, Any]]:
+    """A version's files as the index records them."""
+    hashes = bundle.file_hashes()
+    return [{"path": p, "size": len(bundle.files[p]), "sha256": hashes[p],
+             "executable": p in bundle.executables} for p in sorted(bundle.files)]
 
 
 def _skill_text(manifest: Manifest) -> str:

@@ -6,8 +6,9 @@ import logging
 import threading
 from pathlib import Path
 
+from ..access.oidc import OidcClient
 from ..access.principal import OPERATOR
-from ..access.throttle import SignInThrottle
+from ..access.throttle import ACCOUNT_FAILURES, ADDRESS_FAILURES, SignInThrottle
 from ..checks.pipeline import Options
 from ..config import Settings
 from ..learning.outcomes import RateLimiter
@@ -53,7 +54,10 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self._backfill: threading.Thread | None = None
         self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst)
         self.accounts = AccountStore(self.index)
-        self.signin_limiter = SignInThrottle()
+        self.signin_accounts = SignInThrottle(ACCOUNT_FAILURES)
+        self.signin_addresses = SignInThrottle(ADDRESS_FAILURES)
+        self._oidc: OidcClient | None = None
+        self._oidc_guard = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -77,4 +81,6 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         if self._backfill is not None:
             self._backfill.join()
         self.search_engine.close()
+        if self._oidc is not None:
+            self._oidc.close()
         self.index.close()

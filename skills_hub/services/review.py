@@ -10,17 +10,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..access.policy import PUBLISH, READ, REVIEW, allowed
+from ..access.policy import PUBLISH, READ, REVIEW, allowed, role_on
 from ..access.principal import Principal
 from ..checks.pipeline import Report
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, VersionExists
 from ..learning.merge import unified_diff
 from ..skill.bundle import Bundle
-from ..skill.manifest import Manifest
+from ..skill.manifest import Manifest, parse_manifest
 from ..store.accounts import ReleaseRow
-from ..store.index import ProposalRow
+from ..store.index import ProposalRow, SkillRow, VersionRow
 from .base import RegistryBase
 from .common import MAX_EXCEPTION_REASON, _check_choice, ref_of
+from .publishing import file_list
 
 RELEASE_STATES = ("pending", "approved", "rejected", "withdrawn")
 
@@ -141,6 +142,21 @@ class ReviewMixin(RegistryBase):
                 proposals.append(ProposalItem(row, self.proposal(ns, row.name, row.id,
                                                                  principal).diff))
         return ReviewQueue(releases, proposals)
+
+    def _pending_pin(self, skill: SkillRow, version: str,
+                     principal: Principal) -> VersionRow | None:
+        """A release waiting for review, as a version row, for members of its namespace who
+        pin it explicitly (to try it before approving); None for anyone else."""
+        ref = self.namespace_ref(skill.namespace)
+        row = None if version == "latest" else self.accounts.pending_release(
+            skill.namespace, skill.name, version)
+        if row is None or ref is None or role_on(principal, ref) is None:
+            return None
+        bundle = self.git.read_tree(skill.namespace, row.tree_sha)
+        manifest = parse_manifest(bundle.skill_md(), dirname=skill.name)
+        return VersionRow(skill.id, row.version, row.commit_sha, "", row.tree_sha,
+                          row.content_sha256, manifest.description, manifest.frontmatter,
+                          file_list(bundle), row.created_at)
 
     def _view(self, row: ReleaseRow) -> ReleaseView:
         current = self._latest_row(row.namespace, row.name)

@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..access.oidc import OidcClient, OidcError, client_from_settings
+from ..access.oidc import OidcClient, OidcError
+from ..access.policy import SCOPES
 from ..access.principal import Principal
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound, Unauthorized
 from ..services import Registry
 from ..store.accounts import MemberRow, NamespaceInfo, ReleaseRow, TokenRow
 from .api import proposal_json, read_capped
@@ -32,6 +33,7 @@ def routes(registry: Registry) -> list[Route]:
     return [
         Route(b + "/auth/login", v.login, methods=["POST"]),
         Route(b + "/auth/session", v.session, methods=["POST"]),
+        Route(b + "/auth/session", v.current_session, methods=["GET"]),
         Route(b + "/auth/logout", v.logout, methods=["POST"]),
         Route(b + "/auth/device", v.device_start, methods=["POST"]),
         Route(b + "/auth/device/token", v.device_token, methods=["POST"]),
@@ -67,19 +69,17 @@ def routes(registry: Registry) -> list[Route]:
 class Views:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._oidc: OidcClient | None = None
 
     def principal(self, request: Request) -> Principal:
         return request_principal(self.registry, request)
 
     def oidc(self) -> OidcClient:
-        if self._oidc is None:
-            self._oidc = client_from_settings(self.registry.settings)
-        if self._oidc is None:
+        client = self.registry.oidc_client()
+        if client is None:
             raise NotFound("OpenID Connect sign-in is not configured on this server",
                            extra={"hint": "the operator sets SKILLS_HUB_OIDC_ISSUER, "
                                           "_CLIENT_ID and _CLIENT_SECRET"})
-        return self._oidc
+        return client
 
     # -- sign-in --------------------------------------------------------------------------
 
@@ -126,6 +126,21 @@ class Views:
         response = JSONResponse({"username": user.username, "csrf": csrf})
         self._set_cookie(request, response, session_id)
         return response
+
+    def current_session(self, request: Request) -> JSONResponse:
+        """
+        summary: The signed-in browser session - who, and the CSRF token its writes send.
+        tags: [auth]
+        responses:
+          200: {description: "{username, csrf}"}
+          401: {description: no session}
+        """
+        session_id = request.cookies.get(SESSION_COOKIE)
+        found = self.registry.session_info(session_id) if session_id else None
+        if found is None:
+            raise Unauthorized("no session: sign in first",
+                               extra={"hint": "POST /api/v1/auth/session or /auth/oidc/login"})
+        return JSONResponse({"username": found[0], "csrf": found[1]})
 
     async def logout(self, request: Request) -> JSONResponse:
         """
@@ -197,7 +212,7 @@ class Views:
         client = self.oidc()
         if not client.supports_device_flow():
             raise NotFound("the OpenID provider does not offer the device grant",
-                           extra={"hint": "use `skills-hub login --password` or a token"})
+                           extra={"hint": "use `skills-hub login --username U` or `--token T`"})
         grant = client.start_device()
         return JSONResponse({"device_code": grant.device_code, "user_code": grant.user_code,
                              "verification_uri": grant.verification_uri,
@@ -227,8 +242,8 @@ class Views:
                 email=found.email if found.email_verified else None, name=found.name,
                 origin=who)
             me = self.registry.signed_in(user, "oidc", who)
-            return self.registry.create_user_token(me, label=label,
-                                                   scopes=_opt_list(body, "scopes"))
+            return self.registry.create_user_token(
+                me, label=label, scopes=_opt_list(body, "scopes") or list(SCOPES))
 
         row, secret = await run_in_threadpool(finish)
         return JSONResponse({"token": secret, "token_info": token_json(row)})
@@ -455,7 +470,7 @@ class Views:
         """
         info = self.registry.namespace_settings(self.principal(request),
                                                 request.path_params["namespace"])
-        return JSONResponse(namespace_json(info))
+        return JSONResponse(self._namespace_json(info))
 
     async def set_visibility(self, request: Request) -> JSONResponse:
         """
@@ -471,7 +486,7 @@ class Views:
         await run_in_threadpool(self.registry.set_visibility, ns, _text(body, "visibility"),
                                 who)
         info = await run_in_threadpool(self.registry.namespace_settings, who, ns)
-        return JSONResponse(namespace_json(info))
+        return JSONResponse(self._namespace_json(info))
 
     async def set_release_policy(self, request: Request) -> JSONResponse:
         """
@@ -489,7 +504,18 @@ class Views:
         info = await run_in_threadpool(self.registry.set_release_policy, who,
                                        request.path_params["namespace"],
                                        _text(body, "policy"), two)
-        return JSONResponse(namespace_json(info))
+        return JSONResponse(self._namespace_json(info))
+
+    def _namespace_json(self, info: NamespaceInfo) -> dict[str, Any]:
+        owner: dict[str, str | None] | None = None
+        if info.owner_org:
+            owner = {"org": info.owner_org}
+        elif info.owner_user is not None:
+            user = self.registry.accounts.user_by_id(info.owner_user)
+            owner = {"user": user.username if user else None}
+        return {"name": info.name, "visibility": info.visibility, "owner": owner,
+                "release_policy": info.release_policy, "two_person": info.two_person,
+                "review_policy": info.review_policy}
 
     def releases(self, request: Request) -> JSONResponse:
         """
@@ -602,14 +628,6 @@ def token_json(row: TokenRow) -> dict[str, Any]:
 def member_json(row: MemberRow) -> dict[str, Any]:
     return {"username": row.username, "display_name": row.display_name, "kind": row.kind,
             "role": row.role, "added_at": row.added_at}
-
-
-def namespace_json(info: NamespaceInfo) -> dict[str, Any]:
-    return {"name": info.name, "visibility": info.visibility,
-            "owner": {"org": info.owner_org} if info.owner_org else (
-                {"user_id": info.owner_user} if info.owner_user else None),
-            "release_policy": info.release_policy, "two_person": info.two_person,
-            "review_policy": info.review_policy}
 
 
 def release_json(row: ReleaseRow) -> dict[str, Any]:

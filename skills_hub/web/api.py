@@ -669,7 +669,8 @@ class Api:
 
 def proposal_json(row: ProposalRow) -> dict[str, Any]:
     return {"id": row.id, "namespace": row.namespace, "name": row.name,
-            "status": row.status, "base_version": row.base_version,
+            "status": row.status, "author": row.proposer_namespace,
+            "base_version": row.base_version,
             "applies_to": row.applies_to, "verdict": row.verdict, "support": row.support,
             "content_sha256": row.content_sha256, "commit": row.commit_sha,
             "branch": f"refs/heads/proposals/{row.name}/{row.id}",

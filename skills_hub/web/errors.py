@@ -25,8 +25,10 @@ def make_handlers(templates: Jinja2Templates) -> dict:
                body: dict | None = None) -> Response:
         if wants_json(request):
             return JSONResponse(body or {"code": code, "message": message}, status)
+        hint = (body or {}).get("hint")
         return templates.TemplateResponse(request, "error.html", {
-            "status": status, "code": code, "message": message}, status_code=status)
+            "status": status, "code": code, "message": message,
+            "hint": hint if isinstance(hint, str) else None}, status_code=status)
 
     async def hub_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HubError)
