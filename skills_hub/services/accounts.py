@@ -121,8 +121,8 @@ class AccountsMixin(RegistryBase):
             display_name=user.display_name, email=user.email, operator=user.is_operator,
             roles=self.accounts.roles_of(user.id), org_roles=dict(self.accounts.orgs_of(user.id)),
             scopes=scopes, limit=limit, token_id=token_id, via=via)
-        readable = frozenset(ns.name for ns in self.accounts.namespaces()
-                             if ns.visibility != "public" and can_read(principal, ref_of(ns)))
+        readable = frozenset(ns.name for ns in self.accounts.hidden_namespaces()
+                             if can_read(principal, ref_of(ns)))
         return replace(principal, readable=readable)
 
     def signed_in(self, user: UserRow, via: str, origin: Principal) -> Principal:

@@ -87,17 +87,26 @@ class PublishingMixin(RegistryBase):
     def _submit(self, namespace: str, bundle: Bundle, principal: Principal,
                 version: str | None) -> PublishOutcome:
         """A publish that waits for review: validated and checked like any, then held."""
+        candidate = self._candidate(namespace, bundle, version)
+        if isinstance(candidate, PublishOutcome):
+            return candidate
+        manifest, chosen, report = candidate
+        held = self._hold(namespace, manifest, chosen, bundle, report, principal)
+        return PublishOutcome("pending", namespace, manifest.name, chosen, held.commit_sha,
+                              "", held.content_sha256, manifest.warnings, report,
+                              report.verdict, release=held.id)
+
+    def _candidate(self, namespace: str, bundle: Bundle, version: str | None
+                   ) -> tuple[Manifest, str, Report] | PublishOutcome:
+        """The manifest, the version chosen and the checks report of a new version; or the
+        "unchanged" outcome when the content is the latest version's."""
         manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
                                   strict=self.settings.strict)
         chosen = self._choose_version(namespace, manifest, version)
         latest = self._latest_row(namespace, manifest.name)
         if latest is not None and latest.content_sha256 == bundle.content_hash():
             return self._unchanged(namespace, manifest, latest)
-        report = self._checked(namespace, manifest, bundle)
-        held = self._hold(namespace, manifest, chosen, bundle, report, principal)
-        return PublishOutcome("pending", namespace, manifest.name, chosen, held.commit_sha,
-                              "", held.content_sha256, manifest.warnings, report,
-                              report.verdict, release=held.id)
+        return manifest, chosen, self._checked(namespace, manifest, bundle)
 
     def _checked(self, namespace: str, manifest: Manifest, bundle: Bundle) -> Report:
         """The publish pipeline's report; 422 with it when the verdict is dangerous."""
@@ -118,13 +127,10 @@ class PublishingMixin(RegistryBase):
                  canary_share: float | None = None) -> PublishOutcome:
         """Write a version: git (commit authored by `author`, `Reviewed-by:` the reviewer),
         then the index. Rights were checked by the caller."""
-        manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
-                                  strict=self.settings.strict)
-        chosen = self._choose_version(namespace, manifest, version)
-        latest = self._latest_row(namespace, manifest.name)
-        if latest is not None and latest.content_sha256 == bundle.content_hash():
-            return self._unchanged(namespace, manifest, latest)
-        report = self._checked(namespace, manifest, bundle)
+        candidate = self._candidate(namespace, bundle, version)
+        if isinstance(candidate, PublishOutcome):
+            return candidate
+        manifest, chosen, report = candidate
         engine = self.search_engine
         text = _skill_text(manifest)
         vector = engine.embed_now(text)

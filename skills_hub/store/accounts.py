@@ -311,10 +311,12 @@ class AccountStore:
             f"SELECT {_NAMESPACE} FROM namespaces ORDER BY name").fetchall()
         return [_namespace(r) for r in rows]
 
-    def internal_namespaces(self) -> frozenset[str]:
+    def hidden_namespaces(self) -> list[NamespaceInfo]:
+        """The namespaces that are not public (what a principal's `readable` is made of)."""
         rows = self._conn().execute(
-            "SELECT name FROM namespaces WHERE visibility = 'internal'").fetchall()
-        return frozenset(r[0] for r in rows)
+            f"SELECT {_NAMESPACE} FROM namespaces WHERE visibility != 'public' "
+            "ORDER BY name").fetchall()
+        return [_namespace(r) for r in rows]
 
     def set_namespace_owner(self, name: str, *, org: str | None = None,
                             user_id: int | None = None) -> None:

@@ -20,7 +20,7 @@ from ..access.principal import Principal
 from ..errors import BadRequest, NotFound, Unauthorized
 from ..services import Registry
 from ..store.accounts import MemberRow, NamespaceInfo, ReleaseRow, TokenRow
-from .api import proposal_json, read_capped
+from .api import parse_object, proposal_json, read_capped
 from .auth import SESSION_COOKIE, request_principal
 from .urls import public_base
 
@@ -644,13 +644,7 @@ async def _object(request: Request, *, empty_ok: bool = False) -> dict[str, Any]
     raw = await read_capped(request, BODY_CAP)
     if not raw.strip() and empty_ok:
         return {}
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise BadRequest("the body is not JSON") from None
-    if not isinstance(value, dict):
-        raise BadRequest("the body is not a JSON object")
-    return value
+    return parse_object(raw)
 
 
 def _text(body: dict[str, Any], key: str) -> str:

@@ -694,6 +694,18 @@ def stats_json(stats: VersionStats) -> dict[str, Any]:
             "last_at": stats.last_at}
 
 
+def parse_object(raw: bytes | str) -> dict[str, Any]:
+    """A request body that must be a JSON object; 400 when it is not JSON or not an object
+    (nesting too deep for the parser included)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not JSON") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the body is not a JSON object")
+    return value
+
+
 async def _json_body(request: Request, cap: int) -> Any:
     """The request's JSON body, read with a size cap; 400 when it is not JSON."""
     raw = await read_capped(request, cap)

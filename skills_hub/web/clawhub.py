@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import json
 import mimetypes
 import re
 import secrets
@@ -54,7 +53,7 @@ from ..errors import (
 from ..services import PublishOutcome, Registry, SkillDetail, check_namespace, version_of
 from ..skill.bundle import from_files
 from ..store.index import ReportRow, SkillRow, VersionRow
-from .api import IMMUTABLE, int_param, read_capped
+from .api import IMMUTABLE, int_param, parse_object, read_capped
 from .auth import request_principal
 from .urls import public_base
 
@@ -650,7 +649,7 @@ class ClawHub:
         form = await Request(request.scope, replay).form(
             max_files=limits.max_files + 1, max_fields=limits.max_files + 10)
         try:
-            payload = _json_text(str(form.get("payload") or ""))
+            payload = parse_object(str(form.get("payload") or ""))
             items = [(f.filename or "", await f.read(), False)
                      for f in form.getlist("files") if isinstance(f, UploadFile)]
         finally:
@@ -952,17 +951,7 @@ def _content_type(request: Request) -> str:
 
 
 async def _json_object(request: Request, cap: int) -> dict[str, Any]:
-    return _json_text((await read_capped(request, cap)).decode("utf-8", "replace"))
-
-
-def _json_text(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise BadRequest("the body is not JSON") from None
-    if not isinstance(value, dict):
-        raise BadRequest("the body is not a JSON object")
-    return value
+    return parse_object((await read_capped(request, cap)).decode("utf-8", "replace"))
 
 
 def _text_field(payload: dict[str, Any], name: str) -> str:
