@@ -310,13 +310,23 @@ def test_required_review_holds_a_publishers_version_until_a_maintainer_approves(
             "member.add", "org.create"} <= set(actions)
 
 
-def test_a_maintainer_cannot_approve_their_own_release_under_the_two_person_rule(
+def test_under_the_two_person_rule_even_a_maintainers_version_waits_for_another(
         client: TestClient, team: dict[str, dict[str, str]]) -> None:
+    assert publish(client, team["cara"], "1.0.0").status_code == 201  # direct policy
     client.put("/api/v1/namespaces/acme/release-policy",
                json={"policy": "review", "two_person": True}, headers=team["lead"])
-    # A maintainer publishes directly: the rule gates publishers' releases.
-    assert publish(client, team["cara"], "1.0.0").status_code == 201
-    held = publish(client, team["bob"], "1.1.0", body="Changed.").json()["release"]
+    own = publish(client, team["cara"], "1.1.0", body="Changed by cara.")
+    assert own.status_code == 202, own.text
+    refused = client.post(f"/api/v1/releases/{own.json()['release']['id']}/approve",
+                          headers=team["cara"])
+    assert refused.status_code == 403 and "two-person" in refused.json()["message"]
+    assert client.post(f"/api/v1/releases/{own.json()['release']['id']}/approve",
+                       headers=team["dan"]).status_code == 200
+    # Without the rule a maintainer publishes directly again.
+    client.put("/api/v1/namespaces/acme/release-policy",
+               json={"policy": "review", "two_person": False}, headers=team["lead"])
+    assert publish(client, team["cara"], "1.2.0", body="Again.").status_code == 201
+    held = publish(client, team["bob"], "1.3.0", body="Changed.").json()["release"]
     assert client.post(f"/api/v1/releases/{held['id']}/reject",
                        json={"comment": ""}, headers=team["cara"]).status_code == 400
     rejected = client.post(f"/api/v1/releases/{held['id']}/reject",

@@ -68,11 +68,12 @@ class PublishingMixin(RegistryBase):
         client id) and the stable version stays `latest` until the canary is decided; a
         plain publish supersedes any active canary of the skill. Under the namespace's
         `review` release policy a publisher's version is checked and stored as a pending
-        release instead (status "pending"), which a maintainer approves or rejects."""
+        release instead (status "pending"), which a maintainer approves or rejects; with
+        the two-person rule on, every account's version waits for someone else."""
         check_namespace(namespace)
         info = self._publish_rights(namespace, principal)
-        if info is not None and info.release_policy == "review" and not allowed(
-                principal, RELEASE, ref_of(info)):
+        if info is not None and info.release_policy == "review" and principal.kind != "console" \
+                and (info.two_person or not allowed(principal, RELEASE, ref_of(info))):
             return self._submit(namespace, bundle, principal, version)
         return self._release(namespace, bundle, author=principal, reviewer=None,
                              version=version, canary_share=canary_share)

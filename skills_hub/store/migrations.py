@@ -360,6 +360,9 @@ def m007_teams(conn: sqlite3.Connection) -> None:
             FROM namespaces;
         DROP TABLE namespaces;
         ALTER TABLE namespaces_new RENAME TO namespaces;
+        CREATE INDEX namespaces_visibility ON namespaces(visibility);
+        CREATE INDEX namespaces_owner_org ON namespaces(owner_org);
+        CREATE INDEX namespaces_owner_user ON namespaces(owner_user);
         INSERT INTO users (username, display_name, kind, org, created_at)
             SELECT name || '.legacy', 'tokens of ' || name || ' from before accounts',
                    'service', name, created_at FROM orgs;
