@@ -420,3 +420,33 @@ def test_sessions_need_csrf_for_writes(client: TestClient, people: dict[str, str
 
 def test_principals_are_anonymous_without_credentials(registry: Registry) -> None:
     assert not ANONYMOUS.signed_in and registry.authenticate(None) == ANONYMOUS
+
+
+@pytest.mark.parametrize("backend", ["git", "dulwich"])
+def test_clones_never_see_proposals_or_releases_under_review(
+        tmp_path: Any, backend: str) -> None:
+    from skills_hub.web.app import create_app
+
+    settings = Settings(home=tmp_path / "data", seed=False, semantic="off",
+                        git_backend=backend)
+    registry = Registry(settings)
+    registry.start()
+    with TestClient(create_app(settings, registry)) as client:
+        registry.add_user("lead", password=PASSWORD, display_name="Lead")
+        registry.add_user("bob", password=PASSWORD, display_name="Bob")
+        lead, bob = login(client, "lead"), login(client, "bob")
+        client.post("/api/v1/orgs", json={"name": "acme"}, headers=lead)
+        client.put("/api/v1/orgs/acme/members/bob", json={"role": "publisher"}, headers=lead)
+        assert publish(client, lead, "1.0.0").status_code == 201
+        client.put("/api/v1/namespaces/acme/release-policy", json={"policy": "review"},
+                   headers=lead)
+        assert publish(client, bob, "1.1.0", body="Unreviewed.").status_code == 202
+        proposal = client.post("/api/v1/skills/acme/hello-world/proposals", json={
+            "base_version": "1.0.0", "reasoning": "r",
+            "edits": [{"op": "replace", "target": "Say hello.", "content": "Say hi."}]},
+            headers=bob)
+        assert proposal.status_code == 201, proposal.text
+        refs = client.get("/git/acme.git/info/refs?service=git-upload-pack").content
+        assert b"refs/heads/main" in refs and b"refs/tags/hello-world/v1.0.0" in refs
+        assert b"proposals/" not in refs and b"releases/" not in refs
+        assert proposal.json()["commit"].encode() not in refs

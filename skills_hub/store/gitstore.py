@@ -364,6 +364,20 @@ def _tag_commits(repo: Repo) -> Iterator[tuple[str, str, Tag, Commit]]:
             yield name, version, tag, commit
 
 
+# Unreviewed content (agents' proposals, releases waiting for review) is never served to
+# clones: reviewers read it through the API, which asks the access policy.
+HIDDEN_REFS = ("refs/heads/proposals/", "refs/heads/releases/")
+
+
+class _ServedRepo(Repo):
+    """A repo as clones see it: without the hidden refs."""
+
+    def get_refs(self) -> dict[Ref, ObjectID]:
+        hidden = tuple(h.encode() for h in HIDDEN_REFS)
+        return {ref: sha for ref, sha in super().get_refs().items()
+                if not ref.startswith(hidden)}
+
+
 class _NamespaceBackend(Backend):
     def __init__(self, store: GitStore) -> None:
         self.store = store
@@ -373,7 +387,7 @@ class _NamespaceBackend(Backend):
         name = (path.decode() if isinstance(path, bytes) else path).strip("/")
         if not name.endswith(".git") or "/" in name or not self.store.exists(name[:-4]):
             raise NotGitRepository(f"no namespace at {name}")
-        return self.store.open(name[:-4])
+        return _ServedRepo(str(self.store.path(name[:-4])))
 
 
 class _CGitUploadPack:
@@ -394,7 +408,13 @@ class _CGitUploadPack:
             return
         repo, what = str(self.store.path(match.group(1))), match.group(2)
         env = {"PATH": os.environ.get("PATH", ""), "GIT_CONFIG_NOSYSTEM": "1", "HOME": repo,
-               "GIT_PROTOCOL": environ.get("HTTP_GIT_PROTOCOL", "")}
+               "GIT_PROTOCOL": environ.get("HTTP_GIT_PROTOCOL", ""),
+               # upload-pack hides these refs and, without allowTipSHA1InWant, refuses
+               # wants of what only they reach
+               "GIT_CONFIG_COUNT": str(len(HIDDEN_REFS)),
+               **{k: v for i, ref in enumerate(HIDDEN_REFS)
+                  for k, v in ((f"GIT_CONFIG_KEY_{i}", "uploadpack.hideRefs"),
+                               (f"GIT_CONFIG_VALUE_{i}", ref.rstrip("/")))}}
         nocache = [("Cache-Control", "no-cache, max-age=0, must-revalidate"),
                    ("Expires", "Fri, 01 Jan 1980 00:00:00 GMT"), ("Pragma", "no-cache")]
         if what == "info/refs" and method == "GET":
