@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from skills_hub.checks import sandbox
+from skills_hub.checks.sandbox import bubblewrap, identity, process, workspace
 from skills_hub.checks.findings import Severity
 from skills_hub.checks.sandbox import (
     SandboxLimits,
@@ -34,7 +35,7 @@ FAST = SandboxLimits(wall_seconds=10.0, total_wall_seconds=30.0)
 
 needs_bwrap = pytest.mark.skipif(
     sandbox_available() != "bubblewrap",
-    reason=f"bubblewrap is not usable here ({sandbox._bubblewrap().problem}); CI installs it")
+    reason=f"bubblewrap is not usable here ({bubblewrap._bubblewrap().problem}); CI installs it")
 
 
 def make_bundle(*files: tuple[str, str | bytes], frontmatter: str = "",
@@ -94,7 +95,7 @@ def no_temp_dirs_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test's run directories go to a folder of its own, which must end up empty."""
     folder = Path(tempfile.mkdtemp(prefix="skills-hub-sandbox-test-"))
     folder.chmod(0o711)  # reachable by the sandbox user, like the real temp dir
-    monkeypatch.setattr(sandbox, "_workspace_root", lambda identity: str(folder))
+    monkeypatch.setattr(workspace, "_workspace_root", lambda identity: str(folder))
     try:
         yield
         assert os.listdir(folder) == []
@@ -465,7 +466,7 @@ def test_tests_run_unprivileged() -> None:
         done.set()
         watcher.join()
     assert report.cases[0].stdout.strip() != "0"
-    assert seen == {sandbox._identity().uid}
+    assert seen == {identity._identity().uid}
     if os.geteuid() == 0:
         assert 0 not in seen
 
@@ -607,8 +608,8 @@ def test_template_memory_limit() -> None:
 
 
 def test_forcing_bubblewrap_when_it_is_missing_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    missing = sandbox._BwrapStatus(None, "", "bwrap is not installed")
-    monkeypatch.setattr(sandbox, "_bubblewrap", lambda: missing)
+    missing = bubblewrap._BwrapStatus(None, "", "bwrap is not installed")
+    monkeypatch.setattr(bubblewrap, "_bubblewrap", lambda: missing)
     assert sandbox_available() == "rlimits"
     with pytest.raises(SandboxUnavailable, match="bwrap is not installed"):
         run_tests(with_tests({"run": "true"}), isolation="bubblewrap")
@@ -621,8 +622,8 @@ def test_unknown_isolation_is_an_error() -> None:
 
 def test_auto_falls_back_loudly(monkeypatch: pytest.MonkeyPatch,
                                 caplog: pytest.LogCaptureFixture) -> None:
-    missing = sandbox._BwrapStatus(None, "", "bwrap is not installed (test_auto_falls_back)")
-    monkeypatch.setattr(sandbox, "_bubblewrap", lambda: missing)
+    missing = bubblewrap._BwrapStatus(None, "", "bwrap is not installed (test_auto_falls_back)")
+    monkeypatch.setattr(bubblewrap, "_bubblewrap", lambda: missing)
     with caplog.at_level(logging.WARNING, logger="skills_hub.checks.sandbox"):
         report = run_tests(with_tests({"run": "echo hi"}), FAST)
     assert report.isolation == "rlimits" and report.cases[0].passed
@@ -673,8 +674,8 @@ def test_rlimits_fallback_runs_templates() -> None:
 
 
 def test_bwrap_failing_to_start_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = sandbox._BwrapStatus("/bin/false", "bubblewrap (broken)", "")
-    monkeypatch.setattr(sandbox, "_bubblewrap", lambda: broken)
+    broken = bubblewrap._BwrapStatus("/bin/false", "bubblewrap (broken)", "")
+    monkeypatch.setattr(bubblewrap, "_bubblewrap", lambda: broken)
     report = run_tests(with_tests({"name": "t", "run": "echo hi"}), FAST)
     assert report.isolation == "bubblewrap"  # never the weaker sandbox behind the probe's back
     [case] = report.cases
@@ -687,7 +688,7 @@ def test_bwrap_failing_to_start_fails_closed(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_templates_without_a_system_python_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox, "_sandbox_python", lambda: None)
+    monkeypatch.setattr(workspace, "_sandbox_python", lambda: None)
     report = run(template_bundle(TEMPLATE, [{"args": {"words": []}}]), isolation="rlimits")
     assert not report.cases[0].passed and report.cases[0].error.startswith("not run")
     assert sorted(rules(report)) == ["sandbox.degraded", "sandbox.degraded"]
@@ -698,7 +699,7 @@ def test_the_workspace_is_removed_when_a_run_raises(monkeypatch: pytest.MonkeyPa
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(sandbox, "_spawn", explode)
+    monkeypatch.setattr(process, "_spawn", explode)
     with pytest.raises(RuntimeError, match="boom"):
         run_tests(with_tests({"run": "true"}), FAST, isolation="rlimits")
     # no_temp_dirs_left checks that nothing stayed behind
