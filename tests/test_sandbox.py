@@ -17,16 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from skills_hub.checks import sandbox
-from skills_hub.checks.sandbox import bubblewrap, identity, process, workspace
 from skills_hub.checks.findings import Severity
 from skills_hub.checks.sandbox import (
     SandboxLimits,
     SandboxReport,
     SandboxUnavailable,
+    bubblewrap,
+    cgroup,
     discover_tests,
+    identity,
+    process,
     run_tests,
     sandbox_available,
+    workspace,
 )
 from skills_hub.skill.bundle import Bundle, from_files
 
@@ -36,6 +39,16 @@ FAST = SandboxLimits(wall_seconds=10.0, total_wall_seconds=30.0)
 needs_bwrap = pytest.mark.skipif(
     sandbox_available() != "bubblewrap",
     reason=f"bubblewrap is not usable here ({bubblewrap._bubblewrap().problem}); CI installs it")
+needs_cgroup = pytest.mark.skipif(
+    not cgroup.cgroup_support().version,
+    reason=f"no writable cgroup here ({cgroup.cgroup_support().problem}); CI runs as root with one")
+NO_CGROUP = cgroup.CgroupSupport("", problem="turned off by the test")
+
+
+@pytest.fixture
+def without_cgroup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback: per-process rlimits only, as on a host without a writable cgroup."""
+    monkeypatch.setattr(cgroup, "cgroup_support", lambda: NO_CGROUP)
 
 
 def make_bundle(*files: tuple[str, str | bytes], frontmatter: str = "",
@@ -111,9 +124,9 @@ def test_no_tests_is_skipped_without_any_process(monkeypatch: pytest.MonkeyPatch
         raise AssertionError("no process may start")
 
     monkeypatch.setattr(subprocess, "Popen", refuse)
-    started = time.perf_counter()
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)  # no workspace either
+    monkeypatch.setattr(cgroup, "RunCgroup", refuse)  # nor a cgroup
     report = run_tests(make_bundle(("scripts/tool.py", "print(1)\n")))
-    assert (time.perf_counter() - started) < 0.1
     assert report.isolation == "skipped"
     assert report.cases == () and report.findings == ()
     assert report.isolation_note == "the skill declares no tests"
@@ -475,14 +488,14 @@ def test_tests_run_unprivileged() -> None:
 
 
 @needs_bwrap
-def test_memory_limit() -> None:
+def test_memory_limit_per_process() -> None:
     script = "python3 -c \"b = bytearray(2 * 1024 ** 3); print(len(b))\""
     report = run_one(script)
     [case] = report.cases
     assert not case.passed and case.limit == "memory"
     [finding] = report.findings
     assert (finding.rule, finding.severity) == ("sandbox.resource-limit", Severity.HIGH)
-    assert "memory limit (512 MiB)" in finding.message
+    assert "memory limit (512 MiB per process)" in finding.message
 
 
 @needs_bwrap
@@ -493,10 +506,11 @@ def test_file_size_limit() -> None:
 
 
 @needs_bwrap
-def test_cpu_limit() -> None:
+@pytest.mark.usefixtures("without_cgroup")
+def test_cpu_limit_per_process() -> None:
     report = run_one("python3 -c 'while True: pass'", SandboxLimits(cpu_seconds=1))
     assert report.cases[0].limit == "cpu"
-    assert "CPU time limit (1 s)" in report.findings[0].message
+    assert "CPU time limit (1 s per process)" in report.findings[0].message
 
 
 FORK_MANY = """
@@ -515,8 +529,106 @@ def test_process_limit_stops_a_fork_storm() -> None:
     report = run(make_bundle(("tests/test_fork.py", FORK_MANY)))
     [case] = report.cases
     assert not case.passed and int(case.stdout) < 64
-    assert case.limit == "processes"
+    assert case.limit == ("processes (cgroup)" if cgroup.cgroup_support().version
+                          else "processes")
     assert leftovers_of("1000.789") == []
+
+
+# --- cgroup: limits on the whole run ----------------------------------------------------------
+
+SMALL = SandboxLimits(wall_seconds=10.0, total_wall_seconds=30.0, memory_bytes=256 * MiB,
+                      cpu_seconds=2)
+# Eight processes of 100 MiB each: every one is within the 256 MiB per-process rlimit; the
+# run is not. Each touches its pages, then waits on a pipe that never ends (bounded by the
+# wall clock, never reached: the cgroup stops the run at the first OOM kill).
+HOARDERS = ("for i in 1 2 3 4 5 6 7 8; do python3 -c \"import sys; b = bytearray(100 * 1024 ** 2);"
+            " sys.stdin.read()\" & done; wait")
+
+
+@needs_cgroup
+@pytest.mark.parametrize("isolation", [
+    pytest.param("bubblewrap", marks=needs_bwrap), "rlimits"])
+def test_memory_is_bounded_for_the_whole_run(isolation: str) -> None:
+    report = run_one(f"sleep 1000.901 | ( {HOARDERS} )", SMALL, isolation)
+    assert report.limits == "cgroup" and "256 MiB of memory" in report.limits_note
+    [case] = report.cases
+    assert not case.passed and not case.timed_out and case.limit == "memory (cgroup)"
+    [finding] = report.findings if isolation == "bubblewrap" else [
+        f for f in report.findings if f.rule != "sandbox.degraded"]
+    assert finding.rule == "sandbox.resource-limit"
+    assert "memory limit (cgroup, 256 MiB for the whole run)" in finding.message
+    assert leftovers_of("1000.901") == []
+    assert report.to_dict()["limits"] == "cgroup"
+
+
+FORK_BOMB = "b() { b | b & }; b; sleep 1000.902"
+
+
+@needs_cgroup
+@needs_bwrap
+def test_a_fork_bomb_is_bounded_by_the_runs_pids() -> None:
+    limits = SandboxLimits(wall_seconds=3.0, processes=32)
+    report = run_one(FORK_BOMB, limits, timeout=3)
+    [case] = report.cases
+    assert not case.passed and case.limit == "processes (cgroup)"
+    [finding] = report.findings
+    assert finding.rule == "sandbox.resource-limit"
+    assert "process limit (cgroup, 32 processes for the whole run)" in finding.message
+    assert leftovers_of("1000.902") == []
+
+
+@needs_cgroup
+@needs_bwrap
+def test_cpu_burners_share_one_cpu_time_budget() -> None:
+    burners = "for i in 1 2 3 4 5 6; do python3 -c 'while True: pass' & done; wait"
+    limits = SandboxLimits(cpu_seconds=1, wall_seconds=15.0, total_wall_seconds=30.0)
+    report = run_one(burners, limits)
+    [case] = report.cases
+    # Six processes, each far below its own 3 s rlimit backstop: the run's total stops it.
+    assert not case.passed and not case.timed_out and case.limit == "cpu time (cgroup)"
+    assert "CPU time limit (cgroup, 1 s for the whole run, at most 1 CPU at a time)" in \
+        report.findings[0].message
+
+
+@needs_cgroup
+def test_each_run_gets_its_own_cgroup_and_it_is_removed() -> None:
+    support = cgroup.cgroup_support()
+    before = {path: set(os.listdir(path)) for _, path in support.parents}
+    report = run_one("cat /proc/self/cgroup", isolation="rlimits")
+    assert "skills-hub-sandbox-" in report.cases[0].stdout, report.cases[0].stdout
+    assert {path: set(os.listdir(path)) for _, path in support.parents} == before
+
+
+@pytest.mark.usefixtures("without_cgroup")
+@pytest.mark.parametrize("isolation", [
+    pytest.param("bubblewrap", marks=needs_bwrap), "rlimits"])
+def test_without_a_cgroup_the_rlimits_still_bound_each_process(isolation: str) -> None:
+    report = run(with_tests({"name": "mem", "run": "python3 -c \"bytearray(2 * 1024 ** 3)\""},
+                            {"name": "ok", "run": "echo fine"}), isolation=isolation)
+    assert report.limits == "rlimits"
+    assert report.limits_note.startswith("rlimits per process only (turned off by the test)")
+    assert [(c.name, c.passed, c.limit) for c in report.cases] == [
+        ("mem", False, "memory"), ("ok", True, None)]
+
+
+def test_no_cgroup_is_said_loudly(caplog: pytest.LogCaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cgroup, "_probe_v2", lambda: NO_CGROUP)
+    monkeypatch.setattr(cgroup, "_probe_v1", lambda: cgroup.CgroupSupport("", problem="no v1"))
+    cgroup.cgroup_support.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="skills_hub.checks.sandbox"):
+            support = cgroup.cgroup_support()
+    finally:
+        cgroup.cgroup_support.cache_clear()
+    assert support.problem == "turned off by the test; no v1"
+    assert "PER PROCESS only (rlimits)" in caplog.text
+
+
+def test_cgroup_counters_are_read_from_flat_keyed_files() -> None:
+    assert cgroup._keyed("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n", "oom_kill") == 1
+    assert cgroup._keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", "oom_kill") == 2
+    assert cgroup._keyed("usage_usec 1500000\n", "max") == 0
 
 
 # --- code templates ---------------------------------------------------------------------------
@@ -652,7 +764,7 @@ def test_rlimits_fallback_limits_and_times_out() -> None:
                             {"name": "slow", "run": "sleep 1000.654", "timeout": 0.3}),
                  isolation="rlimits")
     assert [(c.name, c.limit, c.timed_out) for c in report.cases] == [
-        ("mem", "memory", False), ("slow", None, True)]
+        ("mem", "memory", False), ("slow", "wall clock", True)]
     assert leftovers_of("1000.654") == []
 
 

@@ -25,7 +25,7 @@ from skills_hub.skill.bundle import Bundle
 from skills_hub.skill.manifest import parse_manifest
 
 # Bump when a stage changes what it reports; `skills-hub health` records it per report.
-PIPELINE_REVISION = 1
+PIPELINE_REVISION = 2  # 2: sandbox reports name the whole-run limit (cgroup) that stopped a run
 
 
 @functools.cache

@@ -5,9 +5,10 @@ A skill declares tests in `tests/tests.yaml`, by convention (`tests/test_*.py`,
 SKILL.md); docs/SKILL_TESTS.md is the format. Each test runs under bubblewrap: no network
 (loopback only), a read-only system, tmpfs work dir, /tmp and HOME, an unprivileged uid
 (the server drops root *before* starting bwrap, so the user namespace is unprivileged
-too), rlimits, a seccomp filter on socket families, and a wall clock. The HOME holds decoy
-credential files watched with inotify; network attempts are read from the sandbox's own
-network namespace counters, from the host. Both fail the publish whatever the exit code.
+too), a cgroup per test run (rlimits per process where there is none), a seccomp filter
+on socket families, and a wall clock. The HOME holds decoy credential files watched
+with inotify; network attempts are read from the sandbox's own network namespace
+counters, from the host. Both fail the publish whatever the exit code.
 
 Without bubblewrap the tests run with rlimits, a dropped uid, a throwaway HOME and work
 dir only, and the report says so (`sandbox.degraded`).
@@ -19,6 +20,7 @@ The package, by concern (each module's docstring says more):
 - `results`: per-test results and findings from what a run did;
 - `workspace`: the throwaway workspace, decoy credentials, the support files;
 - `bubblewrap`, `fallback`: the two kinds of sandbox; `base`, what they share;
+- `cgroup`: one cgroup per test run (memory, processes, CPU for the whole run);
 - `limits`, `identity`, `process`: rlimits, the host uid, starting and reaping processes;
 - `monitors`: network counters, inotify on the decoys, the seccomp filter.
 """

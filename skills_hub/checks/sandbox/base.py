@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from skills_hub.checks.sandbox import cgroup as cgroup_mod
+from skills_hub.checks.sandbox.cgroup import RunCgroup
 from skills_hub.checks.sandbox.model import SANDBOX_USER, MiB, SandboxLimits
 from skills_hub.checks.sandbox.process import _Outcome
 from skills_hub.checks.sandbox.workspace import _Workspace
 
 
 class _StartError(RuntimeError):
-    """bwrap failed before any test code ran."""
+    """The sandbox failed before any test code ran."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,22 @@ class _Sandbox:
 
     def __init__(self, workspace: _Workspace, limits: SandboxLimits) -> None:
         self.workspace, self.limits = workspace, limits
+        self.cgroups = cgroup_mod.cgroup_support()  # probed once per server process
+
+    @contextmanager
+    def _cgroup(self) -> Iterator[RunCgroup | None]:
+        """The run's own cgroup (None on a host without one: the rlimits fallback)."""
+        if not self.cgroups.version:
+            yield None
+            return
+        try:
+            cgroup = RunCgroup(self.cgroups, self.limits).__enter__()
+        except OSError as exc:  # the probe worked, so fail closed rather than run unbounded
+            raise _StartError(f"the run's cgroup cannot be created: {exc}") from exc
+        try:
+            yield cgroup
+        finally:
+            cgroup.__exit__()
 
     def run(self, job: _Job, wall: float) -> _Outcome:
         raise NotImplementedError

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from skills_hub.checks.sandbox import process as process_mod
 from skills_hub.checks.sandbox.base import _Job, _runner_argv, _Sandbox, _sandbox_env, _StartError
+from skills_hub.checks.sandbox.cgroup import RunCgroup
 from skills_hub.checks.sandbox.identity import _identity
 from skills_hub.checks.sandbox.model import (
     _HOST_ETC,
@@ -99,13 +100,15 @@ class _Bubblewrap(_Sandbox):
         parts = [reason + ":", "network namespace with loopback only", "read-only /usr and "
                  "minimal /etc", "tmpfs /work, /tmp and HOME", user,
                  "seccomp socket filter" if _seccomp_program(_BWRAP_FAMILIES) else
-                 "no seccomp filter (unknown architecture)", "rlimits"]
+                 "no seccomp filter (unknown architecture)",
+                 "a cgroup per test run and rlimits" if self.cgroups.version
+                 else "rlimits per process (no cgroup)"]
         if not _inotify_available():
             parts.append("decoy reads cannot be detected (no inotify)")
         return ", ".join(parts)
 
     def run(self, job: _Job, wall: float) -> _Outcome:
-        with _Fds() as fds, _DecoyWatch(self.decoys) as watch:
+        with _Fds() as fds, _DecoyWatch(self.decoys) as watch, self._cgroup() as cgroup:
             info_r, info_w = fds.pipe()
             block_r, block_w = fds.pipe()
             extra = ["--info-fd", str(info_w), "--block-fd", str(block_r), *_seccomp_args(fds)]
@@ -113,18 +116,21 @@ class _Bubblewrap(_Sandbox):
             argv = self._argv(job, extra)
             started = time.monotonic()
             try:
-                process = process_mod._spawn(argv, "/", _HOST_ENV, inherited, self.limits)
+                process = process_mod._spawn(argv, "/", _HOST_ENV, inherited, self.limits,
+                                             cgroup=cgroup)
             except (OSError, subprocess.SubprocessError) as exc:
                 raise _StartError(f"bwrap cannot be started: {exc}") from exc
             for fd in inherited:
                 fds.close(fd)
             with _reaped(process):
-                outcome = self._supervise(process, fds, info_r, block_w, started, wall, job)
+                outcome = self._supervise(process, fds, info_r, block_w, started, wall, job,
+                                          cgroup)
             outcome.decoy_reads = watch.opened()
             return outcome
 
     def _supervise(self, process: subprocess.Popen[bytes], fds: _Fds, info_r: int,
-                   block_w: int, started: float, wall: float, job: _Job) -> _Outcome:
+                   block_w: int, started: float, wall: float, job: _Job,
+                   cgroup: RunCgroup | None) -> _Outcome:
         """Open the sandbox's counters, let the test start, collect what it does."""
         child = _read_info(info_r, started + 10.0)
         if child is None:
@@ -138,7 +144,7 @@ class _Bubblewrap(_Sandbox):
             except BrokenPipeError:
                 pass  # bwrap is gone already; _collect sees its exit
             fds.close(block_w)
-            outcome = _collect(process, started, wall, self._output_cap(job))
+            outcome = _collect(process, started, wall, self._output_cap(job), cgroup)
             _end_namespace(pidfd)
             outcome.network_attempts = counters.attempts()
         return outcome

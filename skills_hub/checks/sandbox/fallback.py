@@ -20,14 +20,17 @@ class _RlimitsOnly(_Sandbox):
 
     def note(self, reason: str) -> str:
         identity = _identity()
-        have = ["rlimits", f"host uid {identity.uid}" + (" (dropped from root)"
+        bound = "a cgroup per test run and rlimits" if self.cgroups.version else "rlimits"
+        have = [bound, f"host uid {identity.uid}" + (" (dropped from root)"
                                                           if identity.drop else ""),
                 "a throwaway HOME with decoys and work dir", "an empty environment"]
         missing = ["network isolation: network attempts cannot be detected"
                    + (", IP sockets are refused by seccomp instead (tests that use loopback "
                       "fail)" if _fallback_seccomp() else ", and are not blocked"),
-                   "filesystem isolation: the host's world-readable files are visible",
-                   "a pid namespace: a process that calls setsid can outlive its test"]
+                   "filesystem isolation: the host's world-readable files are visible"]
+        if not self.cgroups.version:
+            missing.append("a pid namespace or cgroup: a process that calls setsid can "
+                           "outlive its test")
         if not identity.drop:
             missing.append("a separate user: tests run as the server's own user")
         if not _inotify_available():
@@ -48,12 +51,13 @@ class _RlimitsOnly(_Sandbox):
             argv = _runner_argv(job.python, str(_support_dir() / "lib"), str(spec))
         else:
             argv = ["/bin/sh", "-c", job.command]
-        with _DecoyWatch(decoys) as watch:
+        with _DecoyWatch(decoys) as watch, self._cgroup() as cgroup:
             started = time.monotonic()
-            process = process_mod._spawn(argv, str(work), _sandbox_env(str(home), str(tmp)), (),
-                             self.limits, seccomp=_fallback_seccomp())
+            process = process_mod._spawn(argv, str(work), _sandbox_env(str(home), str(tmp)),
+                                         (), self.limits, seccomp=_fallback_seccomp(),
+                                         cgroup=cgroup)
             with _reaped(process):
-                outcome = _collect(process, started, wall, self._output_cap(job))
+                outcome = _collect(process, started, wall, self._output_cap(job), cgroup)
             outcome.decoy_reads = watch.opened()
         _remove_tree(base)
         return outcome

@@ -43,10 +43,15 @@ class SandboxUnavailable(RuntimeError):
 class SandboxLimits:
     """What one test may use. wall_seconds is per test, total_wall_seconds for all."""
 
+    # With a cgroup (see cgroup.py), cpu_seconds, memory_bytes and processes bound the whole
+    # test run, everything it starts together; they are also set per process as rlimits
+    # (RLIMIT_DATA, 4x for the address space; RLIMIT_NPROC counts the sandbox user's tasks).
+    # Without a cgroup only the per-process rlimits apply.
     cpu_seconds: int = 10
-    memory_bytes: int = 512 * MiB      # RLIMIT_DATA; address space gets 4x (see docs)
+    memory_bytes: int = 512 * MiB
     file_bytes: int = 16 * MiB
     processes: int = 64
+    cpus: float = 1.0                  # cgroup only: CPUs the run may use at a time
     open_files: int = 256
     wall_seconds: float = 20.0
     total_wall_seconds: float = 60.0
@@ -88,9 +93,12 @@ class SandboxReport:
     cases: tuple[CaseResult, ...]
     findings: tuple[Finding, ...]
     duration_ms: float
+    limits: str = "none"  # "cgroup" (the whole run) | "rlimits" (per process) | "none"
+    limits_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"isolation": self.isolation, "isolation_note": self.isolation_note,
+                "limits": self.limits, "limits_note": self.limits_note,
                 "duration_ms": round(self.duration_ms, 1),
                 "cases": [case.to_dict() for case in self.cases],
                 "findings": [finding.to_dict() for finding in self.findings]}

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from skills_hub.checks.findings import Finding, Severity
+from skills_hub.checks.sandbox import cgroup
 from skills_hub.checks.sandbox.model import (
     _RULE_HINT_LIMITS,
     CaseResult,
@@ -19,19 +20,22 @@ from skills_hub.checks.sandbox.model import (
     _text,
     _trim,
 )
-from skills_hub.checks.sandbox.process import _Outcome
+from skills_hub.checks.sandbox.process import WALL_CLOCK, _Outcome
 from skills_hub.checks.sandbox.spec import ALLOWED_TEMPLATE_MODULES, TestCase
 
 
 def _command_result(case: TestCase, outcome: _Outcome) -> CaseResult:
-    passed = not outcome.timed_out and outcome.exit_code == case.expect_exit
+    stopped = outcome.stopped_by  # named by the run's cgroup, or the wall clock
+    passed = (not outcome.timed_out and stopped not in _STOPPED_BY_CGROUP
+              and outcome.exit_code == case.expect_exit)
     stderr = _text(outcome.stderr)
-    limit = None if passed or outcome.timed_out else _limit_hit(outcome.exit_code, stderr)
+    limit = None if passed else stopped or _limit_hit(outcome.exit_code, stderr)
     return CaseResult(case.name, "command", passed, outcome.exit_code, case.expect_exit,
                       outcome.timed_out, round(outcome.duration_ms, 1), _text(outcome.stdout),
                       stderr, outcome.network_attempts, outcome.decoy_reads, limit=limit)
 
 
+_STOPPED_BY_CGROUP = (cgroup.MEMORY, cgroup.CPU_TIME)  # the server ended the run
 _LIMIT_SIGNALS = {int(signal.SIGXCPU): "cpu", int(signal.SIGXFSZ): "file size",
                   int(signal.SIGKILL): "cpu or memory"}
 
@@ -55,13 +59,20 @@ def _limit_hit(exit_code: int | None, stderr: str) -> str | None:
 
 
 def _limit_text(limit: str, limits: SandboxLimits) -> str:
-    return {"cpu": f"the CPU time limit ({limits.cpu_seconds} s)",
-            "memory": f"the memory limit ({limits.memory_bytes // MiB} MiB)",
+    return {"cpu": f"the CPU time limit ({limits.cpu_seconds} s per process)",
+            "memory": f"the memory limit ({limits.memory_bytes // MiB} MiB per process)",
             "file size": f"the file size limit ({limits.file_bytes // MiB} MiB)",
             "processes": f"the process limit ({limits.processes})",
             "open files": f"the open files limit ({limits.open_files})",
             "cpu or memory": f"the CPU or memory limit ({limits.cpu_seconds} s, "
-                             f"{limits.memory_bytes // MiB} MiB)"}.get(limit, limit)
+                             f"{limits.memory_bytes // MiB} MiB)",
+            cgroup.MEMORY: f"the memory limit (cgroup, {limits.memory_bytes // MiB} MiB for "
+                           "the whole run)",
+            cgroup.PROCESSES: f"the process limit (cgroup, {limits.processes} processes for "
+                              "the whole run)",
+            cgroup.CPU_TIME: f"the CPU time limit (cgroup, {limits.cpu_seconds} s for the "
+                             f"whole run, at most {limits.cpus:g} CPU at a time)",
+            WALL_CLOCK: "the wall clock"}.get(limit, limit)
 
 
 def _template_results(run: tuple[TestCase, ...],
@@ -113,14 +124,18 @@ def _template_result(case: TestCase, line: dict[str, Any] | None,
             else "the template runner stopped before this case"
         tail = _trim(_text(outcome.stderr))
         result = _failed(case, outcome, f"{error}: {tail}" if tail else error)
-        return replace(result, timed_out=outcome.timed_out)
+        return replace(result, timed_out=outcome.timed_out, limit=outcome.stopped_by)
     status = line.get("status")
     value = line.get("value")
     passed = status == "ok" and (not case.has_expect_value or _json_equal(value,
                                                                           case.expect_value))
     error = "" if status == "ok" else str(line.get("error", status))
     limit = None
-    if status == "signal":
+    if outcome.stopped_by in _STOPPED_BY_CGROUP and status != "ok":
+        limit = outcome.stopped_by
+    elif status == "timeout":
+        limit = WALL_CLOCK
+    elif status == "signal":
         limit = _LIMIT_SIGNALS.get(int(line.get("signal") or 0), "cpu or memory")
     elif status == "error" and error.startswith("MemoryError"):
         limit = "memory"
@@ -175,7 +190,7 @@ def _result_findings(case: TestCase, result: CaseResult, outcome: _Outcome, time
         return []
     what = f"test '{case.name}'" if case.kind == "command" else f"template case '{case.name}'"
     file, excerpt = case.source, case.command
-    if result.timed_out:
+    if result.timed_out and result.limit in (None, WALL_CLOCK):
         reached = case.kind == "command" or result.duration_ms > 0  # a template case ran
         within = (f"the {limits.total_wall_seconds:g} s budget for all tests ran out"
                   if outcome.cut_by_budget and (case.kind == "command" or not reached)

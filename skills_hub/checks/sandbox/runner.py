@@ -8,9 +8,11 @@ from typing import Any
 
 from skills_hub.checks.findings import Finding, Severity
 from skills_hub.checks.sandbox import bubblewrap as bwrap_mod
+from skills_hub.checks.sandbox import cgroup as cgroup_mod
 from skills_hub.checks.sandbox import workspace as workspace_mod
 from skills_hub.checks.sandbox.base import _Job, _Sandbox, _StartError
 from skills_hub.checks.sandbox.bubblewrap import _Bubblewrap
+from skills_hub.checks.sandbox.cgroup import describe_limits
 from skills_hub.checks.sandbox.fallback import _RlimitsOnly
 from skills_hub.checks.sandbox.identity import _identity
 from skills_hub.checks.sandbox.model import (
@@ -88,8 +90,10 @@ def run_tests(bundle: Bundle, limits: SandboxLimits = _DEFAULT_LIMITS, *,
             f"the tests ran without bubblewrap: {note}",
             "Install bubblewrap (apt-get install bubblewrap) and allow unprivileged user "
             "namespaces on the server; until then tests are only weakly isolated."))
+    cgroups = cgroup_mod.cgroup_support()
     return SandboxReport(mode, note, tuple(runner.results), tuple(dict.fromkeys(findings)),
-                         _ms_since(started))
+                         _ms_since(started), "cgroup" if cgroups.version else "rlimits",
+                         describe_limits(cgroups, limits))
 
 
 def _ms_since(started: float) -> float:
