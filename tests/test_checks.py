@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 import pytest
+import yaml
 
+from skills_hub.checks import bandit_scan, threats
 from skills_hub.checks.bandit_scan import run_bandit
 from skills_hub.checks.findings import (
     CAUTION,
@@ -148,9 +150,20 @@ def test_yaml_syntax_check_does_not_expand_aliases() -> None:
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
         f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
         .encode() for i in range(9))
-    start = time.perf_counter()
-    assert check_syntax(bundle({"bomb.yaml": bomb})) == []
-    assert time.perf_counter() - start < 1.0
+    skill = bundle({"bomb.yaml": bomb})
+
+    def expand(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the syntax check built a YAML node graph (aliases expanded)")
+
+    # Structural, not timed: only the event parser may run, and it sees each alias once
+    # (expanded, the document would hold 9**10 scalars).
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("compose", "compose_all", "load", "load_all", "safe_load",
+                     "safe_load_all", "full_load", "unsafe_load"):
+            patch.setattr(yaml, name, expand)
+        assert check_syntax(skill) == []
+    events = list(yaml.parse(bomb.decode(), Loader=yaml.SafeLoader))
+    assert len(events) < 2 * len(bomb.split(b","))
 
 
 # -- bandit -----------------------------------------------------------------------------
@@ -211,15 +224,27 @@ def test_pipeline_orders_findings_worst_first() -> None:
     assert severities == sorted(severities, reverse=True)
 
 
-def test_pipeline_p50_without_tests_is_well_under_300_ms() -> None:
+def test_pipeline_without_tests_does_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work, not time (the p50 < 300 ms aim is measured in bench/checks_bench.py): each
+    file is scanned once by the threat rules, bandit runs once for the whole bundle, and no
+    sandbox is started."""
     files = {f"scripts/s{i}.py": b"import json\nprint(json.dumps({'a': 1}))\n" * 20
              for i in range(5)}
     body = "Use it.\n\n```bash\ncurl -s https://api.example.com/items | jq .\n```\n" * 20
     b = bundle(files, body=body)
-    check_bundle(b, NO_SANDBOX)  # imports
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        check_bundle(b, NO_SANDBOX)
-        times.append(time.perf_counter() - start)
-    assert sorted(times)[2] < 0.3
+    calls: dict[str, int] = {"scan_text": 0, "run_bandit": 0}
+    real_scan, real_bandit = threats.scan_text, bandit_scan.run_bandit
+
+    def scan_text(*args: Any, **kwargs: Any) -> Any:
+        calls["scan_text"] += 1
+        return real_scan(*args, **kwargs)
+
+    def run_bandit(*args: Any, **kwargs: Any) -> Any:
+        calls["run_bandit"] += 1
+        return real_bandit(*args, **kwargs)
+
+    monkeypatch.setattr(threats, "scan_text", scan_text)
+    monkeypatch.setattr(bandit_scan, "run_bandit", run_bandit)
+    report = check_bundle(b, NO_SANDBOX)
+    assert report.verdict == SAFE and report.sandbox is None
+    assert calls == {"scan_text": len(b.files), "run_bandit": 1}

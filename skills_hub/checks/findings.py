@@ -31,6 +31,8 @@ FAMILIES = (
     "prompt-injection",   # ignore previous instructions, concealment, role hijack, hidden
                           # comments, edits to agent memory/config files
     "remote-exec",        # curl|sh, bash -c "$(curl ...)", raw-IP URLs, paste sites
+    "supply-chain",       # untrusted package indexes, typosquatted names, install hooks
+    "delayed-trigger",    # behaviour that changes after a date or a number of uses
     "encoded-payload",    # base64/hex/xor/base85 chains fed to a shell or exec
     "fake-prereq",        # password-protected archives, "copy this into your terminal"
     "credential-access",  # ~/.ssh, ~/.aws, .env, keychains, browser profiles

@@ -33,12 +33,18 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import yaml
 
 from skills_hub.checks.findings import FAMILIES, Finding, Severity, escape_invisible
+from skills_hub.errors import InvalidSkill
 from skills_hub.skill.bundle import Bundle
+from skills_hub.skill.manifest import split_frontmatter
 
 MAX_PER_RULE_PER_FILE = 20
 WINDOW = 4000          # characters of a line matched at once
@@ -112,6 +118,11 @@ AGENT_FILES = (r"(?:claude\.md|agents\.md|gemini\.md|memory\.md|user\.md|soul\.m
                r"\.windsurfrules|copilot-instructions\.md|(?:\.claude|\.hermes|\.codex|\.gemini|"
                r"\.cursor|\.openclaw|\.clawdbot|\.continue)/(?!skills\b)|\.aider)")
 
+# A claim of approval is an order only when it is not a condition ("once the user has approved").
+_NOT_CONDITIONAL = ("(?<!once the )(?<!after the )(?<!when the )(?<!until the )(?<!if the )"
+                    "(?<!before the )(?<!unless the )(?<!once )(?<!after )(?<!when )(?<!if )"
+                    "(?<!until )(?<!unless )(?<!before )")
+
 # -- the rules ------------------------------------------------------------------------------
 
 RULES: tuple[Rule, ...] = (
@@ -175,14 +186,66 @@ RULES: tuple[Rule, ...] = (
          "what the agent may run.",
          (r"dangerously-?skip-?permissions", r"bypasspermissions",
           r"\bautoapprove\w*\s*[:=]\s*(?:true|\[)", r"approval[_-]?(?:policy|mode)\s*[:=]\s*never",
-          r"--yolo\b", r"\ballow\W{1,6}bash\(\*\)", r"full[_-]auto\s*[:=]\s*true",
+          r"--yolo\b", r"\ballow\W{1,6}bash\(\*\)", r"full[_-]auto\s*[:=]\s*true", r"--full-auto\b",
+          r"--dangerously-bypass-approvals-and-sandbox", r"--approval-mode[\s=]+yolo",
           r"\b(?:trust|approve)_all_tools\s*[:=]\s*true", r"sandbox_mode\s*[:=]\s*danger"),
          ("permission", "autoapprove", "approval", "yolo", "bash(*)", "full", "approve_all",
+          "dangerously",
           "trust_all", "sandbox_mode")),
     Rule("prompt-injection.hidden-comment", "prompt-injection", H,
          "Instructions hidden in an HTML comment",
          "Move instructions out of HTML comments into visible text, or remove them; readers "
          "of the rendered page cannot see comments, agents can."),
+    Rule("prompt-injection.persuasion", "prompt-injection", C,
+         "Persuasion that talks the agent out of its safeguards",
+         "Remove claims of prior approval, of priority over other instructions and pressure "
+         "to skip confirmation; a skill states what it does and lets the user approve it.",
+         (rf"{_NOT_CONDITIONAL}\b(?:user|owner|operator|admin\w*|developers?|maintainers?|lead|"
+          r"manager|team|company|organi[sz]ation|anthropic|openai)\s+(?:has|have|had)\s+"
+          r"(?:already\s+|previously\s+|explicitly\s+)?(?:pre-?)?(?:approved|authori[sz]ed|"
+          r"consented\s+to|allowed|permitted|whitelisted|cleared|signed\s+off\s+on)\s+"
+          r"(?:all|every|any|each|these|everything)\b",
+          r"\bpre-?(?:approved|authori[sz]ed|cleared)\s+(?:all|every|any|everything)\b",
+          r"\b(?:all|every|any)\s+(?:\w+\s+){0,3}(?:commands?|actions?|tools?|operations?|steps?|"
+          r"changes?|requests?)\s+(?:are|is|have\s+been|has\s+been)\s+(?:already\s+)?"
+          r"pre-?(?:approved|authori[sz]ed|cleared)",
+          r"\b(?:this\s+skill|these\s+(?:steps|instructions|commands))\s+(?:is|are|has\s+been|"
+          r"have\s+been)\s+(?:already\s+)?(?:pre-?approved|pre-?authori[sz]ed|whitelisted)\b",
+          r"\b(?:take|takes|have|has|get|gets)\s+(?:\w+\s+){0,2}(?:precedence|priority)\s+over\s+"
+          r"(?:the\s+|your\s+|any\s+|all\s+)?(?:\w+\s+){0,2}(?:system\s+prompt|(?:other|previous|"
+          r"prior|earlier|safety|default)\s+(?:guidance|instructions|guidelines|rules|polic(?:y|ies))|"
+          r"(?:your|the\s+assistant'?s|the\s+agent'?s)\s+(?:\w+\s+)?(?:instructions|guidelines|"
+          r"rules|polic(?:y|ies)|training)|safety\s+\w+|user'?s?\s+instructions)",
+          r"\btreat\s+(?:the\s+)?(?:text|instructions|content|comments?|notes?|messages?|anything|"
+          r"whatever)\s+(?:in|from|found\s+in|inside)\s+(?:(?!\b(?:data|never|not|untrusted)\b)"
+          r"[^\n]){0,80}?\bas\s+(?:if\s+(?:they|it)\s+"
+          r"(?:were|was|came)\s+)?(?:(?:direct|trusted|binding|user|system)\s+)?(?:instructions|"
+          r"commands|orders|from\s+the\s+(?:user|owner|operator|system))\b",
+          r"\b(?:instructions|text|requests?|notes?|comments?)\s+(?:found\s+)?(?:in|inside)\s+"
+          r"[^\n]{0,80}?\b(?:come|comes|are|is)\s+(?:directly\s+)?from\s+(?:the\s+)?(?:user|owner|"
+          r"operator|administrator|system|developer)\b",
+          r"\b(?:your|the)\s+(?:usual|normal|standard|default|built-in|regular)\s+(?:\w+\s+)?"
+          r"(?:rules|restrictions|guidelines|polic(?:y|ies)|safeguards|safety\s+\w+|checks|limits)"
+          r"\s+(?:do\s+not|don't|no\s+longer|does\s+not|are\s+(?:suspended|lifted|waived|relaxed|"
+          r"disabled|not\s+needed)|is\s+(?:suspended|lifted|waived|disabled))",
+          r"\bsafety\s+(?:checks?|warnings?|reminders?|guidelines?|reviews?|prompts?)\s+(?:are|is)\s+"
+          r"(?:unnecessary|not\s+needed|redundant|optional|disabled|waived|not\s+required)"),
+         ("approved", "authori", "consented", "allowed", "permitted", "whitelisted", "cleared",
+          "signed off", "precedence", "priority", "treat", "come from", "comes from",
+          "are from", "is from", "apply", "suspended", "lifted", "waived", "relaxed",
+          "disabled", "not needed", "unnecessary", "redundant", "optional", "not required")),
+    Rule("delayed-trigger.instructions", "delayed-trigger", C,
+         "Behaviour that changes after a date or a number of uses",
+         "Remove the condition: a skill behaves the same way every time, so what was reviewed "
+         "is what runs; a date or use count that unlocks other steps hides them from review."),
+    Rule("prompt-injection.subagent-auto-approve", "prompt-injection", M,
+         "Runs a sub-agent with its permission prompts off",
+         "Say why the sub-agent needs it and keep it scoped (a worktree or container, a "
+         "narrow tool list); never persist the setting in the user's agent configuration."),
+    Rule("prompt-injection.memory-write", "prompt-injection", L,
+         "Documented write to the agent's own memory or instruction file",
+         "Show the user what is written and keep it to facts and preferences; standing orders, "
+         "permission changes and hidden text make it agent-config-tamper."),
     # remote execution
     Rule("remote-exec.untrusted-download-exec", "remote-exec", C,
          "Runs code downloaded from a raw IP, paste site or tunnel",
@@ -219,6 +282,39 @@ RULES: tuple[Rule, ...] = (
           r"pty\.spawn\([^)]{0,40}sh[^)]{0,10}\)[^\n]{0,200}", r"mkfifo\s+\S+[^\n]{0,120}\bnc\b",
           r"socket\.socket\([^\n]{0,200}(?:dup2|subprocess\.call\(\[?['\"]?/bin/\w*sh)"),
          ("/dev/tcp", "nc", "ncat", "netcat", "socat", "pty.spawn", "mkfifo", "dup2")),
+    Rule("remote-exec.declared-source", "remote-exec", M,
+         "Runs an installer from the skill's own declared homepage or repository",
+         "Prefer a package manager or a pinned checksum; the script comes from the project the "
+         "skill declares, so say what it installs."),
+    Rule("delayed-trigger.code", "delayed-trigger", C,
+         "Code that runs something only after a date or a number of uses",
+         "Remove the date or use-count condition around the network, shell or exec call; "
+         "code that waits before acting is built to pass review and tests."),
+    Rule("supply-chain.untrusted-index", "supply-chain", H,
+         "Installs packages from an untrusted package index",
+         "Install from the official index (pypi.org, registry.npmjs.org) or the project's own "
+         "declared source; an extra index lets whoever runs it replace any package.",
+         (r"\b(?:pip[23]?|pipx|uv|poetry|pdm|rye|python[23]?(?:\.\d+)?\s+-m\s+pip)\b[^\n|;&]{0,300}?"
+          r"\s(?:--(?:extra-)?index-url|--index|--default-index|--find-links|-i|-f)[\s=]+(\S+)",
+          r"\b(?:npm|pnpm|yarn|bun|npx)\b[^\n|;&]{0,300}?\s--registry[\s=]+(\S+)",
+          r"\b(?:npm|pnpm|yarn)\s+config\s+set\s+(?:@[\w-]+:)?registry[\s=]+(\S+)",
+          r"\b(?:pip_index_url|pip_extra_index_url|pip_find_links|uv_index_url|uv_extra_index_url|"
+          r"uv_default_index|uv_index|npm_config_registry|yarn_registry|goproxy)\s*[=:]\s*(\S+)",
+          r"^\s*(?:extra-index-url|index-url|find-links)\s*[=:]\s*(\S+)",
+          r"^\s*(?:@[\w-]+:)?registry\s*=\s*(\S+)", r"^\s*npmregistryserver:\s*(\S+)",
+          r"^\s*(?:--(?:extra-)?index-url|-i|--find-links)[\s=]+(\S+)",
+          r"\b(?:pip[23]?|pipx|uv\s+pip|npm|pnpm|yarn|bun)\s+(?:install|i|add)\b[^\n|;&]{0,300}?"
+          r"\s(https?://\S+)"),
+         ("index", "registry", "find-links", "goproxy", "-i ", "-f ", "install http", "add http",
+          "i http")),
+    Rule("supply-chain.typosquat", "supply-chain", H,
+         "Installs a look-alike of a popular package name",
+         "Check the spelling: the name is one typo away from a popular package, which is how "
+         "typosquatted packages are found by mistake."),
+    Rule("supply-chain.install-hook", "supply-chain", C,
+         "Package install hook that runs code",
+         "Remove the install hook (postinstall, preinstall, a setup.py install command); "
+         "installing a package must not download or run code."),
     Rule("remote-exec.raw-ip-url", "remote-exec", H,
          "URL with a raw public IP address",
          "Use a named host the user can recognise and verify; raw IP addresses are how "
@@ -237,8 +333,8 @@ RULES: tuple[Rule, ...] = (
          "Decoded data fed to a shell",
          "Write the command in plain text; encoding a command before running it only serves to "
          "hide it from review.",
-         (rf"(?:base64\s+(?:-\w*d\w*|--decode)|base32\s+(?:-d|--decode)|xxd\s+(?:-\w+\s+)*-r|"
-          rf"openssl\s+(?:enc\s+)?(?:-\w+\s+)*(?:-d|base64\s+-d|-a\s+-d)|\bgunzip\b|\bzcat\b|"
+         (rf"(?:base64\s+(?:-\w*d\w*|--decode)|base32\s+(?:-d|--decode)|xxd\s+(?:-\w+\s+){0,8}-r|"
+          rf"openssl\s+(?:enc\s+)?(?:-\w+\s+){0,8}(?:-d|base64\s+-d|-a\s+-d)|\bgunzip\b|\bzcat\b|"
           rf"\brev\b|\btr\s+\S*a-z\S*\s+\S*n-za-m|\bprintf\s+\S*\\x[0-9a-f]{{2}}|"
           rf"echo\s+-e\s+\S*\\x[0-9a-f]{{2}})[^\n]{{0,300}}\|\s*{INTERP}",
           rf"{SHELL}\s+(?:-\w+\s+){{0,2}}\$\([^)]{{0,400}}(?:base64\s+-\w*d|xxd\s+-r|base32\s+-d)",
@@ -263,6 +359,10 @@ RULES: tuple[Rule, ...] = (
           r"(?:system|popen|exec|eval|subprocess|spawn)",
           r"(?:system|popen|exec|eval|check_output|spawn\w*)\s*\([^\n]{0,40}join\(\s*(?:map\(\s*)?chr"),
          ("exec", "eval", "compile", "__import__", "__builtins__", "function", "chr")),
+    Rule("encoded-payload.split-payload", "encoded-payload", C,
+         "Command assembled from pieces in different sections or files",
+         "Write the command once, in plain text, where it is used; pieces that only become a "
+         "command when joined are hidden from review."),
     Rule("encoded-payload.hidden-blob", "encoded-payload", C,
          "Encoded blob hides a threat",
          "Ship the decoded content as plain text; a blob that decodes to a command or "
@@ -272,7 +372,7 @@ RULES: tuple[Rule, ...] = (
          "Password-protected archive",
          "Ship readable files in the skill; password-protected archives exist to evade "
          "scanners.",
-         (r"\bunzip\s+(?:-\w+\s+)*-p\s*\S+", r"\b7z[az]?\s+[xe]\b[^\n]{0,120}\s-p\S+",
+         (r"\bunzip\s+(?:-\w+\s+){0,8}-p\s*\S+", r"\b7z[az]?\s+[xe]\b[^\n]{0,120}\s-p\S+",
           r"\bunrar\s+[xe]\b[^\n]{0,80}\s-p\S+",
           r"\b(?:archive|zip|file|rar|7z|download)(?:'s)?\s+(?:\w+\s+){0,2}password\s*(?:is|:|=)",
           r"\bpassword\s*(?::|is|=)\s*\S+[^\n]{0,80}\b(?:zip|archive|rar|7z|extract|unpack)",
@@ -430,8 +530,8 @@ RULES: tuple[Rule, ...] = (
     Rule("destructive.permissions", "destructive", H,
          "Opens up or takes over system permissions",
          "Change permissions only on files the skill created.",
-         (r"\bchmod\s+(?:-\w+\s+)*(?:-r\s+)?[0-7]?777\s+/(?:\s|$|etc|usr|\*)",
-          r"\bchown\s+-r\s+\S+\s+/(?:\s|$)", r"\bchmod\s+(?:-\w+\s+)*[ug]?\+s\s+/(?:bin|usr)"),
+         (r"\bchmod\s+(?:-\w+\s+){0,8}(?:-r\s+)?[0-7]?777\s+/(?:\s|$|etc|usr|\*)",
+          r"\bchown\s+-r\s+\S+\s+/(?:\s|$)", r"\bchmod\s+(?:-\w+\s+){0,8}[ug]?\+s\s+/(?:bin|usr)"),
          ("chmod", "chown")),
     # persistence
     Rule("persistence.cron", "persistence", H,
@@ -643,6 +743,20 @@ _ARCHIVE_MAGIC = {b"PK\x03\x04": "zip", b"7z\xbc\xaf\x27\x1c": "7z", b"Rar!": "r
                   b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ": "xz"}
 
 
+@dataclass(frozen=True)
+class Context:
+    """What the whole skill says about itself, for the rules that judge one file.
+
+    `purpose` is the name and description from SKILL.md's frontmatter (lower-case);
+    `sources` the (host, path prefix) pairs of its declared homepage/repository (top-level
+    keys or under `metadata`); `variables` the shell variables assigned in any of its files.
+    """
+
+    purpose: str = ""
+    sources: tuple[tuple[str, str], ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class _File:
     path: str
@@ -651,11 +765,14 @@ class _File:
     norm: list[str]                 # normalised logical lines (lower-case, de-obfuscated)
     norm_text: str
     raw_text: str
+    context: Context = field(default_factory=lambda: Context())
+    foreign: frozenset[int] = frozenset()   # logical lines that use another file's variables
 
 
 class _Collector:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, context: Context | None = None) -> None:
         self.path = path
+        self.context = context or Context()
         self.items: dict[tuple[str, int | None], Finding] = {}
         self.per_rule: dict[str, int] = {}
 
@@ -676,19 +793,79 @@ class _Collector:
 
 def scan_bundle(bundle: Bundle) -> list[Finding]:
     findings: list[Finding] = []
+    texts: dict[str, str] = {}
     for path in sorted(bundle.files):
         data = bundle.files[path]
         binary = _binary_findings(path, data, path in bundle.executables)
         if binary is not None:
             findings.extend(binary)
             continue
-        findings.extend(scan_text(path, _decode(data)))
+        texts[path] = _decode(data)
+    context = bundle_context(texts)
+    for path, text in texts.items():
+        findings.extend(scan_text(path, text, context))
     return findings
 
 
-def scan_text(path: str, text: str) -> list[Finding]:
-    out = _Collector(path)
-    _scan_into(out, _prepare(path, text), depth=0)
+def bundle_context(texts: Mapping[str, str]) -> Context:
+    """The Context of a skill from its text files (SKILL.md's frontmatter, shell variables)."""
+    purpose: str = ""
+    sources: tuple[tuple[str, str], ...] = ()
+    skill_md = texts.get("SKILL.md")
+    if skill_md is not None:
+        purpose, sources = _declared(skill_md)
+    variables: dict[str, str] = {}
+    for text in texts.values():
+        for name, value in _shell_variables(text).items():
+            variables.setdefault(name, value)
+            if len(variables) >= 400:
+                break
+    return Context(purpose, sources, variables)
+
+
+def _declared(skill_md: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    try:
+        data = yaml.safe_load(split_frontmatter(skill_md[:100_000])[0])
+    except (InvalidSkill, yaml.YAMLError, RecursionError):
+        return "", ()
+    if not isinstance(data, dict):
+        return "", ()
+    purpose = f"{data.get('name', '')} {data.get('description', '')}".lower()
+    raw_metadata = data.get("metadata")
+    metadata: dict[str, object] = raw_metadata if isinstance(raw_metadata, dict) else {}
+    urls = [value for mapping in (data, metadata) for key in _SOURCE_KEYS
+            if isinstance(value := mapping.get(key), str)]
+    sources: list[tuple[str, str]] = []
+    for url in urls:
+        sources.extend(_source_prefixes(url.strip()))
+    return purpose, tuple(sources)
+
+
+def _source_prefixes(url: str) -> list[tuple[str, str]]:
+    """Where a declared homepage/repository serves files from, as (host, path prefix)."""
+    url = url.removeprefix("git+").removesuffix(".git")
+    if _UNTRUSTED_RE.match(url.lower()) or not url.lower().startswith("https://"):
+        return []
+    parts = urlsplit(url.lower())
+    host, segments = parts.hostname or "", [s for s in parts.path.split("/") if s]
+    if host in _CODE_HOSTS:
+        if len(segments) < 2:
+            return []
+        owner, repo = segments[:2]
+        prefix = f"/{owner}/{repo}"
+        out = [(host, prefix)]
+        if host == "github.com":
+            out += [("raw.githubusercontent.com", prefix), ("codeload.github.com", prefix),
+                    (f"{owner}.github.io", "")]
+        return out
+    if not host or "." not in host:
+        return []
+    return [(host, "/" + "/".join(segments) if segments else "")]
+
+
+def scan_text(path: str, text: str, context: Context | None = None) -> list[Finding]:
+    out = _Collector(path, context)
+    _scan_into(out, _prepare(path, text, context), depth=0)
     return sorted(out.items.values(), key=lambda f: (f.line or 0, f.rule))
 
 
@@ -699,7 +876,7 @@ def _decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _prepare(path: str, text: str) -> _File:
+def _prepare(path: str, text: str, context: Context | None = None) -> _File:
     raw_lines = text.splitlines() or [""]
     logical: list[tuple[int, str]] = []
     start, parts = 1, list[str]()
@@ -714,9 +891,18 @@ def _prepare(path: str, text: str) -> _File:
         parts = []
     if parts:
         logical.append((start, " ".join(parts)))
-    variables = _shell_variables(text)
+    context = context or Context()
+    local = _shell_variables(text)
+    variables = {**context.variables, **local} if context.variables else local
     norm = [_normalise(line, variables) for _, line in logical]
-    return _File(path, raw_lines, logical, norm, "\n".join(norm), text)
+    foreign: set[int] = set()
+    if len(variables) > len(local):
+        for index, (_, line) in enumerate(logical):
+            if "$" in line and any(m.group(1) not in local and m.group(1) in variables
+                                   for m in _VAR_USE.finditer(line)):
+                foreign.add(index)
+    return _File(path, raw_lines, logical, norm, "\n".join(norm), text, context,
+                 frozenset(foreign))
 
 
 def _shell_variables(text: str) -> dict[str, str]:
@@ -728,7 +914,7 @@ def _shell_variables(text: str) -> dict[str, str]:
     return found
 
 
-def _normalise(line: str, variables: dict[str, str]) -> str:
+def _normalise(line: str, variables: Mapping[str, str]) -> str:
     line = line[:200_000]
     line = _ANSI_C.sub(lambda m: _ansi_c(m.group(1)), line)
     if variables and "$" in line:
@@ -776,20 +962,30 @@ def _scan_into(out: _Collector, f: _File, depth: int) -> None:
         if not hit and rule_.id in _PROSE:
             _paragraphs(out, f, rule_)
     _hidden_comments(out, f)
-    if f.path.lower().endswith(_CODE_EXT):
+    code = f.path.lower().endswith(_CODE_EXT)
+    if code:
         _code_checks(out, f)
+    else:
+        _span_soup(out, f)
+    _persuasion_cues(out, f)
+    _delayed_triggers(out, f, code)
+    _supply_chain(out, f)
     _unicode(out, f)
     if depth < MAX_DECODE_DEPTH:
         _blobs(out, f, depth)
+        _fragments(out, f, depth)
     _combinations(out, f)
+    _assembled_elsewhere(out, f)
+    _scoped_memory_writes(out, f)
 
 
 _NEW_ITEM = re.compile(r"^(?:[-*+]|\d{1,3}[.)]|#{1,6})\s")
 _QUOTES = "\"'`“”‘’«»"
 _QUOTABLE = ("prompt-injection.ignore-instructions", "prompt-injection.role-hijack",
-             "prompt-injection.concealment")
+             "prompt-injection.concealment", "prompt-injection.persuasion")
 _PROSE = ("prompt-injection.ignore-instructions", "prompt-injection.concealment",
-          "prompt-injection.agent-config-tamper", "exfiltration.prose-instruction")
+          "prompt-injection.agent-config-tamper", "exfiltration.prose-instruction",
+          "prompt-injection.persuasion")
 _SOUP_RULES = ("remote-exec.download-exec", "encoded-payload.decode-to-shell",
                "remote-exec.reverse-shell", "destructive.wipe")
 
@@ -863,15 +1059,33 @@ def _emit(out: _Collector, rule_: Rule, line_no: int, raw: str, matched: str) ->
     if rule_.id == "exfiltration.webhook" and re.search(r"x{4,}|/t0{3,}|example|your", matched):
         return
     if rule_.id == "remote-exec.download-exec":
+        urls = [u for u in _URL_RE.findall(matched) if "$" not in u and "{" not in u]
         if _UNTRUSTED_RE.search(matched):
             out.add(rule("remote-exec.untrusted-download-exec"), line_no,
                     "downloads code from a raw IP, paste site, tunnel or plain http and runs it",
                     raw)
             return
-        if _KNOWN_RE.search(matched):
+        if any(_impersonates_installer(u) for u in urls):
+            out.add(rule("remote-exec.untrusted-download-exec"), line_no,
+                    "downloads code from a host that imitates a well-known installer's address "
+                    "and runs it", raw)
+            return
+        if urls and all(_known_installer(u) for u in urls):
             out.add(rule("remote-exec.known-installer"), line_no,
                     "pipes a well-known installer into a shell", raw)
             return
+        if urls and all(_declared_source(u, out.context) for u in urls):
+            out.add(rule("remote-exec.declared-source"), line_no,
+                    "runs an installer from the skill's own declared homepage or repository", raw)
+            return
+    if rule_.id == "prompt-injection.auto-approve" and _AGENT_CLI.search(matched) \
+            and not _PERSISTED.search(matched):
+        out.add(rule("prompt-injection.subagent-auto-approve"), line_no,
+                f"starts a sub-agent with its permission prompts off: {_snippet(raw)}", raw)
+        return
+    if rule_.id == "supply-chain.untrusted-index":
+        _judge_index(out, line_no, raw, matched)
+        return
     if rule_.id == "persistence.shell-rc" and _PATH_ONLY.search(matched):
         out.add(rule("persistence.path-only"), line_no,
                 "appends a PATH or tool set-up line to a shell start-up file", raw)
@@ -1089,6 +1303,597 @@ def _combinations(out: _Collector, f: _File) -> None:
             out.add(rule("insecure-tls.unverified-exec"), finding.line,
                     "downloads without certificate verification and runs or installs the result",
                     f.logical[index][1])
+
+
+# -- supply chain, delayed triggers, persuasion, split payloads, scoped writes ----------------
+
+_SOURCE_KEYS = ("homepage", "repository", "repo", "source", "url", "website")
+_CODE_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org")
+_URL_RE = re.compile(r"https?://[^\s'\"`|()<>\]]{1,400}", re.IGNORECASE)
+# (host, path prefix) of the installers KNOWN_INSTALLERS names; the host must match exactly.
+_KNOWN_INSTALLER_SOURCES = (
+    ("sh.rustup.rs", ""), ("astral.sh", ""), ("get.docker.com", ""),
+    ("raw.githubusercontent.com", "/homebrew/"), ("raw.githubusercontent.com", "/nvm-sh/"),
+    ("raw.githubusercontent.com", "/ohmyzsh/"), ("install.python-poetry.org", ""),
+    ("deno.land", ""), ("bun.sh", ""), ("get.pnpm.io", ""), ("cli.github.com", ""),
+    ("brew.sh", ""), ("sdk.cloud.google.com", ""), ("claude.ai", "/install"),
+    ("ollama.com", "/install"), ("fnm.vercel.app", ""), ("get.helm.sh", ""), ("pyenv.run", ""),
+    ("starship.rs", ""), ("tailscale.com", "/install"), ("foundry.paradigm.xyz", ""),
+    ("install.determinate.systems", ""), ("nixos.org", ""), ("mise.run", ""), ("volta.sh", ""))
+_OFFICIAL_INDEXES = (
+    "pypi.org", "pypi.python.org", "files.pythonhosted.org", "download.pytorch.org",
+    "pypi.nvidia.com", "pypi.ngc.nvidia.com", "registry.npmjs.org", "registry.yarnpkg.com",
+    "npm.pkg.github.com", "proxy.golang.org", "goproxy.io", "goproxy.cn", "direct",
+    "data.pyg.org", "storage.googleapis.com", "download.openmmlab.com", "conda.anaconda.org",
+    "repo.anaconda.com", "huggingface.co", "developer.download.nvidia.com", "flashinfer.ai",
+    "wheels.vllm.ai", "rubygems.org", "crates.io", "registry.npmmirror.com",
+    "mirrors.aliyun.com", "pypi.tuna.tsinghua.edu.cn")
+_LOCAL_HOST = re.compile(r"^(?:localhost|127\.|10\.|192\.168\.|172\.(?:1[6-9]|2\d|3[01])\.|"
+                         r"[\w.-]+\.(?:local|internal|lan|corp|home\.arpa)$)")
+_REGISTRY_WORDS = re.compile(r"pypi|pythonhosted|npmjs|yarnpkg|pytorch|registry-?npm|npm-?registry")
+_AGENT_CLI = re.compile(
+    r"(?:^|[\s;&|(`$])(?:npx\s+(?:-y\s+)?@anthropic-ai/claude-code|claude|codex(?:\s+exec)?|gemini|"
+    r"aider|opencode|cursor-agent|qwen|goose|amp|crush)\s+(?:[^\n|&]{0,300}\s)?--?(?:dangerously|"
+    r"yolo|full-auto|approval-mode|permission-mode|ask-for-approval|bypass|sandbox\b|y\b)")
+_PERSISTED = re.compile(r"\balias\b|>>|\btee\b|settings[\w.-]*\.json|config\.(?:toml|json|ya?ml)|"
+                        r"\bexport\b|\.bashrc|\.zshrc|\.profile|setx\b")
+
+_PERSUASION_CUES = tuple(re.compile(p, re.IGNORECASE) for p in (
+    r"\b(?:a\s+)?(?:truly|really|genuinely)\s+(?:helpful|good|smart|capable)\s+(?:assistant|agent|"
+    r"ai|model)\s+(?:would|will|does|doesn't|never)\b",
+    r"\b(?:asking|checking|confirming|warning|double-checking)\s+(?:(?:with\s+)?the\s+user\s+|"
+    r"them\s+)?"
+    r"(?:again\s+)?(?:only\s+|just\s+)?(?:annoys|frustrates|irritates|wastes|slows|interrupts|"
+    r"bothers|confuses)\b",
+    r"\b(?:no\s+need|not\s+necessary|unnecessary)\s+to\s+(?:ask|confirm|check|verify|warn)\b"
+    r"[^\n]{0,40}\b(?:user|permission|approval|confirmation|first)\b",
+    r"\b(?:it\s+is|it's|this\s+is)\s+(?:completely|perfectly|totally|entirely|always)\s+(?:safe|"
+    r"fine|harmless|normal|expected)\s+to\s+(?:run|skip|disable|ignore|bypass|send|share|upload|"
+    r"execute|turn\s+off)",
+    r"\btrust\s+(?:this\s+skill|the\s+skill(?:'s)?\s+(?:author|instructions)|these\s+"
+    r"instructions)\b",
+    r"\b(?:refus\w+|hesitat\w+|declin\w+|pushing\s+back)\s+(?:\w+\s+){0,3}(?:would|will|could|"
+    r"only)\s+(?:harm|hurt|break|disappoint|cost|fail|frustrate|annoy)",
+    r"\bthe\s+user\s+(?:expects|wants|prefers|has\s+asked\s+for)\s+you\s+(?:to\s+)?(?:not\s+to\s+"
+    r"ask|never\s+to\s+ask|to\s+skip|to\s+just\s+(?:run|do)|not\s+to\s+confirm|not\s+to\s+check)",
+    r"\b(?:everyone|all\s+(?:other\s+)?(?:agents|assistants))\s+(?:already\s+)?(?:does|do|runs?)\s+"
+    r"(?:this|it)\b[^\n]{0,40}\b(?:without|no)\b"))
+
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_ORDINAL = (r"(?:\d+(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|"
+            r"tenth|twentieth|fiftieth|hundredth)")
+_TRIGGER_PROSE = re.compile(
+    rf"\b(?:after|from|starting(?:\s+on)?|beginning|on\s+or\s+after|until|till|before|as\s+of|"
+    rf"on|once)\s+(?:\w+\s+){{0,2}}(?:\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}"
+    rf"\s+\d{{4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})"
+    rf"|\b(?:used|run|invoked|called|loaded|triggered|activated|executed|installed)\s+(?:more\s+than\s+|"
+    rf"at\s+least\s+|over\s+|for\s+)?\d+\s+(?:times|days|weeks|sessions)\b"
+    rf"|\b(?:after|from|on|at|starting\s+(?:with|from|at))\s+the\s+{_ORDINAL}\s+(?:use|run|"
+    rf"invocation|session|call|time|launch|install)"
+    rf"|\bafter\s+\d+\s+(?:uses|runs|invocations|sessions|launches|installs|days\s+of\s+use)\b"
+    rf"|\b(?:counter|count|tally|number\s+of\s+(?:runs|uses|sessions|invocations))\s+(?:reaches|"
+    rf"exceeds|hits|passes|is\s+(?:at\s+least|over|above|greater\s+than))\s*\d+"
+    rf"|\bevery\s+{_ORDINAL}\s+(?:use|run|invocation|session|time)", re.IGNORECASE)
+_TRIGGER_ACTION = re.compile(
+    rf"\b(?:silently|quietly|secretly|covertly)\b|without\s+(?:asking|confirm\w*|telling|"
+    rf"notifying|prompting|approval)|(?:do\s+not|don't|never|stop)\s+(?:ask(?:ing)?|tell(?:ing)?|"
+    rf"mention(?:ing)?|confirm(?:ing)?|show(?:ing)?|report(?:ing)?|prompt(?:ing)?)\b|\bignore\b|"
+    rf"\bdisregard\b|(?:instead|from\s+then\s+on|thereafter|from\s+now\s+on|afterwards)[^\n]{{0,60}}"
+    rf"\b(?:follow|obey|load|fetch|run|execute|read|apply)\b|(?:new|different|updated|real|"
+    rf"alternate|alternative|second)\s+(?:set\s+of\s+)?instructions|\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|"
+    rf"\b(?:curl|wget|iwr|invoke-webrequest)\b|(?:download|fetch)\w*\s[^\n]{{0,80}}\b(?:and|then)\s+"
+    rf"(?:run|execute|source|install)|{SECRET_PATHS}|(?:send|upload|post|copy|include|attach)\w*\s"
+    rf"[^\n]{{0,60}}(?:credentials|\bkeys?\b|tokens?|secrets|passwords|\.env\b)|(?:persistent|"
+    rf"long[- ]term)\s+memory|{AGENT_FILES}|auto-?approv\w*|skip\s+(?:the\s+)?(?:confirmation|"
+    rf"review|checks?|permission)|{RAW_IP}|\bexfiltrat", re.IGNORECASE)
+_TRIGGER_CODE = re.compile(
+    r"(?:datetime|date)\.(?:now|today|utcnow)\([^)]{0,20}\)[^\n]{0,80}[<>]=?[^\n]{0,40}"
+    r"(?:datetime\(\s*20\d\d|date\(\s*20\d\d|20\d\d-\d\d-\d\d)"
+    r"|(?:datetime\(\s*20\d\d|date\(\s*20\d\d|20\d\d-\d\d-\d\d)[^\n]{0,60}[<>]=?[^\n]{0,20}"
+    r"(?:datetime|date)\.(?:now|today|utcnow)"
+    r"|time\.time\(\)\s*[<>]=?\s*1[6-9]\d{8}\b|\b1[6-9]\d{8}\s*[<>]=?\s*time\.time\(\)"
+    r"|date\.now\(\)\s*[<>]=?\s*1[6-9]\d{11}\b|new\s+date\(\)\s*[<>]=?\s*new\s+date\(\s*20\d\d"
+    r"|\$\(\s*date\s+\+%[a-z%]{1,12}\s*\)\s*-(?:gt|ge|lt|le|eq)\s*\d{6,10}"
+    r"|\b\d{8,10}\s*-(?:gt|ge|lt|le)\s*\$\(\s*date\s+\+%"
+    r"|\b(?:runs?|uses?|usage|invocations?|launches|n_runs|run_count|use_count|usage_count|"
+    r"invocation_count|counter|launch_count|times_run)\b\s*(?:>=?|==|%|-gt|-ge|-eq)\s*\d+",
+    re.IGNORECASE)
+_COUNTER_STORE = re.compile(r"write_text\(|\.write\(|json\.dump|writefilesync|localstorage|"
+                            r">\s*\S{0,80}(?:count|runs|usage|uses)|\bset-content\b", re.IGNORECASE)
+_SINK = re.compile(
+    rf"{SEND}|\b(?:urlopen|urlretrieve|requests\.get|httpx\.get|os\.system|os\.popen|subprocess\.|"
+    rf"popen\(|spawn\w*\(|child_process|execsync|shell\s*=\s*true|__import__)|\b(?:exec|eval)\s*\(|"
+    rf"\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|{FETCH}|{AGENT_FILES}", re.IGNORECASE)
+_MEMORY_PURPOSE = re.compile(
+    r"\b(?:memor(?:y|ies|ise|ize)|remember\w*|recall|persona\w*|soul|identity|notes?|journal\w*|"
+    r"preferences?|learnings?|agents\.md|claude\.md|gemini\.md|instructions?\s+files?|"
+    r"context\s+files?|knowledge\s+base|diary|profile)\b")
+_MEMORY_TARGET_DENY = re.compile(r"settings[\w.-]*\.json|config\.(?:toml|json|ya?ml)|permissions|"
+                                 r"hooks?\b|mcp\.json|\.mcp\b|auth\.json|credentials")
+_MEMORY_RED_FLAGS = re.compile(
+    r"\bnever\s+(?:ask|confirm|tell|mention|show|check)|without\s+(?:asking|confirm\w*|telling|"
+    r"showing|prompting|approval|the\s+user)|(?:do\s+not|don't)\s+(?:ask|tell|mention|list|show|"
+    r"report|confirm)|pre-?(?:authori|approv)|auto-?approv|approved\s+(?:all|every|any)|"
+    r"skip\s+(?:the\s+)?(?:confirmation|checks?|review|permission)|(?:every|each)\s+session"
+    r"[^\n.]{0,40}\b(?:run|execute|fetch|download|source)|(?:run|execute|source)\b[^\n.]{0,60}"
+    r"(?:every|each)\s+session|before\s+doing\s+anything|take\s+priority|takes\s+priority|"
+    r"precedence|override|\bignore\b|disregard|\bobey\b|treat\s[^\n]{0,60}\bas\s+(?:instructions|"
+    r"commands|from)|come\s+from\s+the\s+user|silently|quietly|secretly|\bcurl\b|\bwget\b|"
+    r"https?://|\|\s*(?:ba)?sh\b|\.sh\b|\bpermission|\btrust\s|allow(?:ed)?\s+all|bypass|"
+    r"dangerously|--yolo", re.IGNORECASE)
+_CODE_SPAN = re.compile(r"`([^`\n]{1,300})`")
+_FRAGMENT = re.compile(r"[`'\"]([A-Za-z0-9+/]{8,120}={0,2})[`'\"]")
+MAX_FRAGMENTS = 60
+
+
+def _host_path(url: str) -> tuple[str, str]:
+    try:
+        parts = urlsplit(url.lower())
+        return parts.hostname or "", parts.path or ""
+    except ValueError:
+        return "", ""
+
+
+def _known_installer(url: str) -> bool:
+    host, path = _host_path(url)
+    return any((host == h or host.endswith("." + h)) and path.startswith(prefix)
+               for h, prefix in _KNOWN_INSTALLER_SOURCES)
+
+
+def _impersonates_installer(url: str) -> bool:
+    """A host such as bun.sh.example.net or astral.sh-cdn.net: a known name as a disguise."""
+    host, _ = _host_path(url)
+    if not host or _known_installer(url):
+        return False
+    return any(host.startswith(h + ".") or host.startswith(h + "-") or
+               host.startswith(h.replace(".", "-") + ".")
+               for h, _ in _KNOWN_INSTALLER_SOURCES if h != "raw.githubusercontent.com")
+
+
+def _declared_source(url: str, context: Context) -> bool:
+    host, path = _host_path(url)
+    if not host or not context.sources:
+        return False
+    for h, prefix in context.sources:
+        if (host == h or host.endswith("." + h)) and (
+                not prefix or path == prefix or path.startswith(prefix + "/")):
+            return True
+    return False
+
+
+def _judge_index(out: _Collector, line_no: int, raw: str, line: str) -> None:
+    """Severity of a package-index option by where it points."""
+    rule_ = rule("supply-chain.untrusted-index")
+    for pattern in rule_.compiled:
+        for match in pattern.finditer(line):
+            url = match.group(1).strip(",;)]}'\"")
+            if "$" in url or "{" in url or "<" in url or not re.match(r"(?:https?|ftp)://", url):
+                continue
+            host, _ = _host_path(url)
+            if not host:
+                continue
+            if _UNTRUSTED_RE.match(url) and not _LOCAL_HOST.match(host):
+                out.add(rule_, line_no, f"installs packages from an untrusted index ({host}): "
+                        f"a raw IP, tunnel, paste site or plain http", raw, severity=C)
+            elif _LOCAL_HOST.match(host) or _declared_source(url, out.context) or any(
+                    host == h or host.endswith("." + h) for h in _OFFICIAL_INDEXES):
+                continue
+            elif _REGISTRY_WORDS.search(host):
+                out.add(rule_, line_no, f"installs packages from {host}, which imitates an "
+                        f"official package registry's name", raw, severity=C)
+            else:
+                # An index that replaces or extends resolution for every package is high; a
+                # find-links page of wheels for one package is context.
+                links = "find-links" in match.group(0) or re.search(r"\s-f[\s=]", match.group(0))
+                out.add(rule_, line_no, f"installs packages from an index that is neither the "
+                        f"official one nor the skill's declared source: {host}", raw,
+                        severity=M if links else H)
+            return
+
+
+# Popular package names; a name one typo away from one of these (and not itself a known
+# package) is a likely typosquat. PyPI names are compared normalised (PEP 503).
+_POPULAR_PYPI = frozenset("""
+requests numpy pandas scipy matplotlib pillow flask django fastapi pydantic sqlalchemy boto3
+botocore pytest setuptools wheel urllib3 certifi charset-normalizer idna six python-dateutil
+pyyaml jinja2 markupsafe click attrs packaging cryptography pyopenssl cffi pycparser colorama
+tqdm rich typer httpx aiohttp uvicorn gunicorn celery redis psycopg2 psycopg2-binary pymongo
+beautifulsoup4 lxml selenium playwright scrapy openai anthropic langchain transformers
+tokenizers datasets torch torchvision torchaudio tensorflow keras scikit-learn xgboost lightgbm
+seaborn plotly sympy networkx opencv-python pytz tzdata docutils sphinx black flake8 pylint
+mypy isort coverage virtualenv pipenv poetry twine markdown pygments openpyxl xlsxwriter
+python-docx python-pptx pypdf pdfplumber pymupdf reportlab paramiko fabric jsonschema protobuf
+grpcio google-api-python-client google-auth tiktoken huggingface-hub safetensors accelerate
+sentence-transformers faiss-cpu chromadb streamlit gradio nltk spacy gensim statsmodels joblib
+cloudpickle websockets websocket-client python-dotenv pyjwt bcrypt passlib pexpect psutil
+watchdog schedule apscheduler arrow pendulum loguru structlog tenacity backoff orjson ujson
+simplejson msgpack tomli pyarrow polars duckdb sqlparse alembic marshmallow pytest-cov
+pytest-mock hypothesis pre-commit bandit ansible docker kubernetes awscli azure-cli
+google-cloud-storage firebase-admin stripe twilio sendgrid slack-sdk pygithub gitpython mlflow
+wandb optuna numba cython pybind11 ipython jupyter notebook jupyterlab ipykernel ipywidgets
+pyautogui pynput pyperclip keyring pycryptodome pysftp yt-dlp ffmpeg-python moviepy pydub
+librosa soundfile imageio scikit-image shapely geopandas folium rasterio pyproj biopython
+rdkit openai-whisper llama-index langgraph litellm ollama mcp fastmcp
+""".split())
+_POPULAR_NPM = frozenset("""
+react react-dom vue angular svelte next nuxt express koa fastify axios lodash underscore moment
+dayjs chalk commander yargs inquirer dotenv uuid debug minimist rimraf mkdirp fs-extra webpack
+rollup esbuild vite parcel typescript eslint prettier jest mocha sinon vitest cypress
+playwright puppeteer nodemon cross-env concurrently husky lint-staged tailwindcss postcss
+autoprefixer styled-components redux mobx zustand jquery bootstrap socket.io node-fetch cheerio
+jsdom marked markdown-it highlight.js mongoose sequelize prisma mysql2 sqlite3 redis ioredis
+bcrypt bcryptjs jsonwebtoken passport cors helmet morgan body-parser multer nodemailer semver
+async bluebird rxjs immer classnames date-fns luxon openai electron chart.js sharp
+canvas pdfkit papaparse csv-parse js-yaml handlebars mustache execa boxen nanoid
+ethers web3 discord.js telegraf twilio stripe firebase firebase-admin graphql apollo-server
+""".split())
+# Real, popular packages that sit one typo away from a name above.
+_KNOWN_NEIGHBOURS = frozenset("""
+scapy simpy markdown2 pypdf2 pypdf3 pypdf4 beautifulsoup fabric2 jinja preact tslint request
+colors color pyyaml-include types-requests mysql torchx dash nuxt3 redux-thunk
+""".split())
+_INSTALL_CMD = re.compile(
+    r"\b(?:(?:pip[23]?|pipx|uv\s+pip|python[23]?(?:\.\d+)?\s+-m\s+pip)\s+install|(?:uv|poetry|"
+    r"pdm|rye)\s+add|(?:npm|pnpm|bun|yarn)\s+(?:install|i|add)|(?:npx|bunx|pnpm\s+dlx))\b"
+    r"([^\n|;&#]{0,400})", re.IGNORECASE)
+_VALUE_OPTIONS = frozenset({"-r", "-c", "-e", "-i", "-f", "-t", "--index-url",
+                            "--extra-index-url", "--find-links", "--registry", "--target",
+                            "--prefix", "--requirement", "--constraint", "--editable", "-p",
+                            "--python", "--tag", "--workspace", "-w", "--package"})
+
+
+def _edit1(a: str, b: str) -> bool:
+    """Whether a and b differ by exactly one insertion, deletion, substitution or swap."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]
+
+
+def _lookalike(name: str, npm: bool) -> str | None:
+    """The popular package `name` imitates, if any."""
+    if npm:
+        name = name.lower().split("@", 1)[0] if not name.startswith("@") else ""
+        popular = _POPULAR_NPM
+    else:
+        name = re.sub(r"[-_.]+", "-", re.split(r"[\[<>=!~;@ ]", name, maxsplit=1)[0].lower())
+        popular = _POPULAR_PYPI
+    if len(name) < 5 or name in popular or name in _KNOWN_NEIGHBOURS \
+            or name in _POPULAR_PYPI or name in _POPULAR_NPM:
+        return None
+    for candidate in popular:
+        if len(candidate) >= 5 and _edit1(name, candidate):
+            return candidate
+    return None
+
+
+def _install_names(args: str) -> Iterator[str]:
+    skip = False
+    for token in args.split():
+        if skip:
+            skip = False
+            continue
+        if token.startswith("-"):
+            skip = token in _VALUE_OPTIONS
+            continue
+        if re.search(r"[/\\:$<>{}()`]|^\.|\.(?:txt|whl|gz|zip|toml|cfg)$", token):
+            continue
+        yield token.strip(",;'\"")
+
+
+def _supply_chain(out: _Collector, f: _File) -> None:
+    lower_path = f.path.lower()
+    name = lower_path.rsplit("/", 1)[-1]
+    requirements = name.startswith("requirements") and name.endswith((".txt", ".in"))
+    if requirements or _INSTALL_CMD.search(f.norm_text):
+        for index, norm in enumerate(f.norm):
+            line_no, raw = f.logical[index]
+            found: list[tuple[str, str]] = []
+            for match in _INSTALL_CMD.finditer(norm):
+                npm = bool(re.match(r"(?:npm|pnpm|bun|yarn|npx|bunx)\b", match.group(0)))
+                for token in _install_names(match.group(1)):
+                    target = _lookalike(token, npm)
+                    if target:
+                        found.append((token, target))
+            if requirements and not norm.lstrip().startswith(("#", "-")):
+                token = norm.strip()
+                target = _lookalike(token, False) if token else None
+                if target:
+                    found.append((token, target))
+            for token, target in found[:1]:
+                out.add(rule("supply-chain.typosquat"), line_no,
+                        f"installs {token!r}, one typo away from the popular package "
+                        f"{target!r}", raw)
+    if name == "package.json":
+        _npm_hooks(out, f)
+    elif name == "setup.py" and "setup(" in f.norm_text:
+        _setup_py_hooks(out, f)
+    if name == "package.json":
+        try:
+            data = json.loads(f.raw_text)
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        for key in ("dependencies", "devDependencies", "optionalDependencies"):
+            deps = data.get(key)
+            if not isinstance(deps, dict):
+                continue
+            for dep in list(deps)[:500]:
+                target = _lookalike(str(dep), True)
+                if target:
+                    out.add(rule("supply-chain.typosquat"), _line_with(f, f'"{dep}"'),
+                            f"depends on {dep!r}, one typo away from the popular package "
+                            f"{target!r}", _raw_line(f, _line_with(f, f'"{dep}"')))
+
+
+_HOOK_RUNS_CODE = re.compile(
+    rf"{FETCH}|\bnode\s+-(?:e|p)\b|\bpython[23]?\s+-c\b|\bbase64\b|\beval\b|https?://|"
+    rf"\|\s*(?:ba|z)?sh\b|\b(?:ba|z)?sh\s+-c\b|powershell|\bnc\b|/dev/tcp", re.IGNORECASE)
+
+
+def _line_with(f: _File, needle: str) -> int:
+    for number, line in enumerate(f.raw_lines, start=1):
+        if needle in line:
+            return number
+    return 1
+
+
+def _npm_hooks(out: _Collector, f: _File) -> None:
+    try:
+        data = json.loads(f.raw_text)
+    except ValueError:
+        return
+    scripts = data.get("scripts") if isinstance(data, dict) else None
+    if not isinstance(scripts, dict):
+        return
+    for hook in ("preinstall", "install", "postinstall", "prepare", "preuninstall"):
+        command = scripts.get(hook)
+        if not isinstance(command, str):
+            continue
+        line = _line_with(f, f'"{hook}"')
+        if _HOOK_RUNS_CODE.search(command):
+            out.add(rule("supply-chain.install-hook"), line,
+                    f"the {hook} hook downloads or runs inline code at install time: "
+                    f"{_snippet(command)}", _raw_line(f, line))
+        else:
+            out.add(rule("supply-chain.install-hook"), line,
+                    f"the {hook} hook runs a command at install time: {_snippet(command)}",
+                    _raw_line(f, line), severity=M)
+
+
+_SETUP_SINK = re.compile(r"\b(?:urlopen|urlretrieve|requests\.|httpx\.|urllib\.request|socket\.|"
+                         r"os\.system|os\.popen|subprocess|exec\(|eval\()", re.IGNORECASE)
+
+
+def _setup_py_hooks(out: _Collector, f: _File) -> None:
+    hook = re.search(r"cmdclass\s*=", f.norm_text)
+    sink = _SETUP_SINK.search(f.norm_text)
+    first = sink or hook
+    if first is None:
+        return
+    where = _line_of(f.norm_text, first.start())
+    if sink:
+        out.add(rule("supply-chain.install-hook"), where,
+                "setup.py runs network, shell or exec calls when the package is installed",
+                _raw_line(f, where))
+    else:
+        out.add(rule("supply-chain.install-hook"), where,
+                "setup.py overrides an install command (cmdclass)", _raw_line(f, where),
+                severity=M)
+
+
+def _paragraph_spans(f: _File) -> Iterator[tuple[int, int]]:
+    """[start, end) index ranges of logical lines separated by blank lines (at most 12)."""
+    start = 0
+    for index, norm in enumerate(f.norm):
+        if not norm.strip():
+            if index > start:
+                yield start, index
+            start = index + 1
+        elif index - start >= 12:
+            yield start, index + 1
+            start = index + 1
+    if start < len(f.norm):
+        yield start, len(f.norm)
+
+
+def _delayed_triggers(out: _Collector, f: _File, code: bool) -> None:
+    if not code:
+        for start, end in _paragraph_spans(f):
+            text = " ".join(f.norm[start:end])[:WINDOW]
+            trigger = _TRIGGER_PROSE.search(text)
+            if trigger and _TRIGGER_ACTION.search(text):
+                index = start
+                for i in range(start, end):
+                    if _TRIGGER_PROSE.search(f.norm[i]):
+                        index = i
+                        break
+                line_no, raw = f.logical[index]
+                out.add(rule("delayed-trigger.instructions"), line_no,
+                        f"changes what the agent does after a date or a number of uses "
+                        f"({_snippet(trigger.group(0))}), together with an unsafe step", raw)
+                break
+    counter_ok = bool(_COUNTER_STORE.search(f.norm_text)) and bool(
+        re.search(r"\+=\s*1\b|\+\s*1\b|\+\+", f.norm_text))
+    for index, norm in enumerate(f.norm):
+        match = _TRIGGER_CODE.search(norm[:WINDOW])
+        if not match:
+            continue
+        dated = not re.match(r"\w", match.group(0)) or "date" in match.group(0) or \
+            "time" in match.group(0)
+        if not dated and not counter_ok:
+            continue
+        if not code and not re.search(r"\bif\b|\[\s|\?", norm):
+            continue
+        following = "\n".join(f.norm[index:index + 15])
+        if _SINK.search(following):
+            line_no, raw = f.logical[index]
+            out.add(rule("delayed-trigger.code"), line_no,
+                    f"a date or use-count condition ({_snippet(match.group(0))}) gates a "
+                    f"network, shell or exec call", raw)
+            break
+
+
+def _persuasion_cues(out: _Collector, f: _File) -> None:
+    if f.path.lower().endswith(_CODE_EXT) or out.has("prompt-injection.persuasion"):
+        return
+    kinds: set[int] = set()
+    first: int | None = None
+    for start, end in _paragraph_spans(f):
+        text = " ".join(f.norm[start:end])[:WINDOW]
+        for cue, pattern in enumerate(_PERSUASION_CUES):
+            if pattern.search(text):
+                kinds.add(cue)
+                first = start if first is None else first
+    if first is None:
+        return
+    line_no, raw = f.logical[first]
+    out.add(rule("prompt-injection.persuasion"), line_no,
+            f"pressure on the agent to skip its safeguards ({len(kinds)} kind(s) of "
+            f"persuasion): {_snippet(raw)}", raw, severity=C if len(kinds) >= 2 else H)
+
+
+def _span_soup(out: _Collector, f: _File) -> None:
+    """Markdown: inline code spans from different lines joined, as a reader would paste them."""
+    if "`" not in f.raw_text:
+        return
+    pieces: list[tuple[int, int]] = []  # (offset in soup, line)
+    soup: list[str] = []
+    length = 0
+    for line_no, raw in f.logical:
+        for span in _CODE_SPAN.finditer(raw):
+            piece = _normalise(span.group(1), f.context.variables)
+            pieces.append((length, line_no))
+            soup.append(piece)
+            length += len(piece)
+            if len(pieces) >= 2000:
+                break
+    if len({line for _, line in pieces}) < 2:
+        return
+    text = "".join(soup)
+    for rule_id in _SOUP_RULES:
+        rule_ = rule(rule_id)
+        for window_start in range(0, len(text), WINDOW - WINDOW_OVERLAP):
+            window = text[window_start:window_start + WINDOW]
+            match: re.Match[str] | None = None
+            for pattern in rule_.compiled:
+                match = pattern.search(window)
+                if match is not None:
+                    break
+            if match is None:
+                continue
+            first = window_start + match.start()
+            last = window_start + match.end() - 1
+            lines = {ln for off, ln in pieces if first <= off <= last}
+            lines.add(max((ln for off, ln in pieces if off <= first), default=1))
+            if len(lines) >= 2:
+                line_no = min(lines)
+                inner = _Collector(f.path, f.context)
+                _emit(inner, rule_, line_no, _raw_line(f, line_no),
+                      window[match.start():match.end()])
+                for item in inner.items.values():
+                    out.add(rule(item.rule), line_no, f"(assembled from code spans on lines "
+                            f"{', '.join(map(str, sorted(lines)))}) {item.message}",
+                            _raw_line(f, line_no), severity=item.severity)
+                if any(i.severity >= Severity.HIGH for i in inner.items.values()):
+                    out.add(rule("encoded-payload.split-payload"), line_no,
+                            f"code spans on lines {', '.join(map(str, sorted(lines)))} join into "
+                            f"a command: {_snippet(window[match.start():match.end()])}",
+                            _raw_line(f, line_no))
+            break
+
+
+def _fragments(out: _Collector, f: _File, depth: int) -> None:
+    """Short base64 pieces in quotes or code spans that decode to a threat only when joined."""
+    found: list[tuple[int, str]] = []
+    for match in _FRAGMENT.finditer(f.raw_text):
+        piece = match.group(1)
+        if len(piece) < 40 and (re.search(r"\d|\+|/", piece) or
+                                (re.search(r"[a-z]", piece) and re.search(r"[A-Z]", piece))):
+            found.append((match.start(), piece))
+            if len(found) >= MAX_FRAGMENTS:
+                break
+    if len(found) < 2:
+        return
+    start = 0
+    while start < len(found) - 1:
+        best = None
+        joined = found[start][1]
+        for end in range(start + 1, len(found)):
+            joined += found[end][1]
+            if len(joined) > WINDOW:
+                break
+            decoded = _try_decode("base64", joined)
+            if decoded is not None and len(decoded) >= 16:
+                best = (end, decoded)
+        if best is None:
+            start += 1
+            continue
+        end, decoded = best
+        inner = _Collector(f.path)
+        _scan_into(inner, _prepare(f.path, decoded), depth + 1)
+        serious = [i for i in inner.items.values() if i.severity >= Severity.HIGH]
+        if serious:
+            line = _line_of(f.raw_text, found[start][0])
+            out.add(rule("encoded-payload.split-payload"), line,
+                    f"{end - start + 1} base64 pieces (lines {line}-"
+                    f"{_line_of(f.raw_text, found[end][0])}) join and decode to text that trips "
+                    f"{', '.join(sorted({i.rule for i in serious}))}: {_snippet(decoded)}",
+                    _raw_line(f, line))
+            for item in serious:
+                out.add(rule(item.rule), line, f"(inside joined base64 pieces) {item.message}",
+                        _raw_line(f, line), severity=item.severity)
+        start = end + 1
+
+
+_ASSEMBLED_FAMILIES = ("remote-exec", "encoded-payload", "exfiltration", "destructive",
+                       "credential-access", "persistence")
+
+
+def _assembled_elsewhere(out: _Collector, f: _File) -> None:
+    """A threat that only exists once another file's variables are filled in."""
+    if not f.foreign:
+        return
+    lines = {f.logical[i][0] for i in f.foreign}
+    for item in list(out.items.values()):
+        if item.line in lines and item.family in _ASSEMBLED_FAMILIES \
+                and item.severity >= Severity.HIGH and item.rule != "encoded-payload.split-payload":
+            out.add(rule("encoded-payload.split-payload"), item.line,
+                    f"uses variables set in another file of the skill, and together they make "
+                    f"{item.rule}", _raw_line(f, item.line or 0))
+            return
+
+
+def _scoped_memory_writes(out: _Collector, f: _File) -> None:
+    """A memory or persona skill writing its own memory file, in the open, is its job."""
+    tamper = out.has("prompt-injection.agent-config-tamper")
+    if not tamper or not _MEMORY_PURPOSE.search(f.context.purpose):
+        return
+    others = [i for i in out.items.values() if i.severity >= Severity.HIGH
+              and i.rule != "prompt-injection.agent-config-tamper"]
+    if others:
+        return
+    index_of = {line_no: i for i, (line_no, _) in enumerate(f.logical)}
+    for item in tamper:
+        index = index_of.get(item.line or 0)
+        if index is None:
+            return
+        around = "\n".join(f.norm[max(0, index - 6):index + 7])
+        if _MEMORY_TARGET_DENY.search(f.norm[index]) or _MEMORY_RED_FLAGS.search(around):
+            return
+    for item in tamper:
+        del out.items[(item.rule, item.line)]
+        out.add(rule("prompt-injection.memory-write"), item.line,
+                f"writes the agent's own memory or instruction file, which is what this skill "
+                f"says it is for: {_snippet(item.excerpt)}", item.excerpt)
 
 
 # -- binaries ---------------------------------------------------------------------------------

@@ -1,0 +1,3 @@
+#!/bin/sh
+# sync the backlog export
+cp "$1" backlog.csv
