@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -82,12 +83,31 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def report_error(exc: HubError) -> None:
     """Print an error, every problem (field, message, hint) and the hint, on stderr."""
-    click.echo(f"error: {exc.message}", err=True)
+    click.echo(terminal_safe(f"error: {exc.message}"), err=True)
     for line in _problem_lines(exc.problems):
-        click.echo(line, err=True)
+        click.echo(terminal_safe(line), err=True)
     hint = exc.hint if isinstance(exc, ServerError) else exc.extra.get("hint")
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(terminal_safe(f"hint: {hint}"), err=True)
+
+
+# Terminal control sequences: CSI (ESC [ or 0x9B ... final byte); OSC, DCS, SOS, PM and APC up
+# to their terminator (BEL, ESC \ or ST) or the end; any other ESC sequence.
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?")
+# What is left that a terminal would not show as itself: C0 controls but tab and newline, DEL,
+# C1 controls, and the bidi and invisible formatting characters (Trojan Source).
+_UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                      "\u2060-\u2069\ufeff]")
+
+
+def terminal_safe(text: object) -> str:
+    """Server-provided text made safe to print: escape sequences (colours, OSC 8 links, title
+    changes, clipboard writes) and other control or bidi characters removed. Validation
+    refuses them on the way in; this is the defence for old data and hostile servers."""
+    return _UNSHOWN.sub("", _ESCAPE_SEQUENCE.sub("", str(text)))
 
 
 def _problem_lines(problems: list[Any], indent: str = "  ") -> list[str]:
@@ -499,6 +519,45 @@ def reindex(home: Path | None) -> None:
 
 
 @main.command()
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@click.option("--repair", is_flag=True, help="Fix what is safe to fix (see below).")
+@json_option
+def fsck(home: Path | None, repair: bool, as_json: bool) -> None:
+    """Check the git repos against the index; exit 0 when clean, 1 when problems were found.
+
+    Checks: stale lock files a killed writer left, tags main does not reach, every tag's
+    version in the index and every indexed version tagged, and `git fsck --strict` (with C
+    git installed). --repair removes stale locks, fast-forwards main to a tag left one
+    commit ahead, removes orphan tags (publishes never acknowledged) and brings the index
+    in line with git. Safe while the server runs on the same home.
+    """
+    from .services import Registry
+
+    registry = Registry(_settings(home))
+    try:
+        registry.index.migrate()
+        report = registry.fsck(repair=repair)
+    finally:
+        registry.close()
+    if as_json:
+        emit_json({"clean": report.clean, "namespaces": report.namespaces,
+                   "tags": report.tags, "indexed": report.indexed,
+                   "git_fsck": report.git_fsck,
+                   "problems": [asdict(f) for f in report.findings]})
+    else:
+        for f in report.findings:
+            click.echo(f"{'FIXED' if f.fixed else 'NOT FIXED':9}  {f.kind:15}  {f.where}: "
+                       f"{f.detail}")
+        fixed = sum(1 for f in report.findings if f.fixed)
+        click.echo(f"{report.namespaces} namespaces, {report.tags} tags, {report.indexed} "
+                   f"indexed versions, git fsck: {report.git_fsck}; "
+                   + (f"{len(report.findings)} problems, {fixed} fixed" if report.findings
+                      else "clean"))
+    if not report.clean:
+        sys.exit(ExitCode.ERROR)
+
+
+@main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--sandbox", type=click.Choice(["auto", "bubblewrap", "rlimits", "off"]),
               default=None, help="How to run the skill's tests (default: SKILLS_HUB_SANDBOX, "
@@ -556,7 +615,7 @@ def _report_lines(name: str, report: dict[str, Any], show_all: bool) -> list[str
                      f"({box.get('isolation')})")
     elif box and box.get("isolation") == "skipped":
         lines.append("  tests: none declared (see docs/SKILL_TESTS.md)")
-    return lines
+    return [terminal_safe(line) for line in lines]
 
 
 @main.command()
@@ -666,8 +725,8 @@ def search(client: Client, query: str, mode: str, namespace: str | None, tag: st
         click.echo(f"no skills match {query!r}", err=True)
     for hit in body["results"]:
         flag = _flag(hit)
-        click.echo(f"{hit['namespace']}/{hit['name']}@{hit['version']}{flag}  "
-                   f"{_short(hit['description'])}")
+        click.echo(terminal_safe(f"{hit['namespace']}/{hit['name']}@{hit['version']}{flag}  "
+                                 f"{_short(hit['description'])}"))
         if scores:
             click.echo(f"    {_score_line(hit.get('score_parts') or {})}")
     note = f"({body['mode']} search"
@@ -738,17 +797,19 @@ def info(client: Client, ref: str, as_json: bool) -> None:
     if as_json:
         emit_json({**skill, "version": detail})
         return
-    click.echo(f"{namespace}/{name} {detail['version']}  (latest {skill['latest_version']})")
-    click.echo(f"  {detail['description']}")
-    click.echo("versions: " + ", ".join(v["version"] for v in skill["versions"]))
-    click.echo(f"files of {detail['version']}:")
+    lines = [f"{namespace}/{name} {detail['version']}  (latest {skill['latest_version']})",
+             f"  {detail['description']}",
+             "versions: " + ", ".join(v["version"] for v in skill["versions"]),
+             f"files of {detail['version']}:"]
     for item in detail["files"]:
         mark = "  (executable)" if item.get("executable") else ""
-        click.echo(f"  {item['path']}  {item['size']} B{mark}")
-    click.echo(f"content sha256: {detail['content_sha256']}")
-    click.echo(f"checks: {_verdict_text(detail)}  (skills-hub report {namespace}/{name}@"
-               f"{detail['version']})")
-    click.echo(f"install: {detail['install']}")
+        lines.append(f"  {item['path']}  {item['size']} B{mark}")
+    lines += [f"content sha256: {detail['content_sha256']}",
+              f"checks: {_verdict_text(detail)}  (skills-hub report {namespace}/{name}@"
+              f"{detail['version']})",
+              f"install: {detail['install']}"]
+    for line in lines:
+        click.echo(terminal_safe(line))
 
 
 def _verdict_text(body: dict[str, Any]) -> str:
@@ -964,8 +1025,8 @@ def proposals(client: Client, ref: str, status: str | None, mine: bool, show_id:
             emit_json(one)
             return
         click.echo(_proposal_line(one))
-        click.echo(one["reasoning"] or "(no reasoning given)")
-        click.echo(one["diff"], nl=False)
+        click.echo(terminal_safe(one["reasoning"] or "(no reasoning given)"))
+        click.echo(terminal_safe(one["diff"]), nl=False)
         return
     rows = hub.proposals(namespace, name or None, status=status, mine=mine)
     if as_json:
@@ -982,8 +1043,9 @@ def _proposal_line(row: dict[str, Any]) -> str:
     if row["status"] != "open":
         became = f" -> {row['version']}" if row.get("version") else ""
         decided = f"{became} by {row['decided_by']}: {row.get('comment') or ''}"
-    return (f"{row['id']}  {row['namespace']}/{row['name']}  {row['status']}{decided}  "
-            f"(base {row['base_version']}, checks {row['verdict']}, support {row['support']})")
+    return terminal_safe(
+        f"{row['id']}  {row['namespace']}/{row['name']}  {row['status']}{decided}  "
+        f"(base {row['base_version']}, checks {row['verdict']}, support {row['support']})")
 
 
 @click.command("proposal", cls=HubCommand)
@@ -1361,7 +1423,7 @@ def finding_lines(findings: list[dict[str, Any]], indent: str = "  ") -> list[st
                      f"{f['message']}{excepted}")
         if f.get("hint"):
             lines.append(f"{indent}         fix: {f['hint']}")
-    return lines
+    return [terminal_safe(line) for line in lines]
 
 
 # --- taps and login --------------------------------------------------------------------------
@@ -1833,10 +1895,11 @@ def review(ctx: click.Context, client: Client, namespace: str | None, as_json: b
     for row in releases:
         click.echo(_release_line(row))
     for row in proposals_:
-        click.echo(f"{row['id']}  proposal  {row['namespace']}/{row['name']}@"
-                   f"{row.get('applies_to') or row.get('base_version')}  by "
-                   f"{row.get('author') or 'an agent'}  checks {row.get('verdict')}  "
-                   f"support {row.get('support')}")
+        click.echo(terminal_safe(
+            f"{row['id']}  proposal  {row['namespace']}/{row['name']}@"
+            f"{row.get('applies_to') or row.get('base_version')}  by "
+            f"{row.get('author') or 'an agent'}  checks {row.get('verdict')}  "
+            f"support {row.get('support')}"))
     if not releases and not proposals_:
         click.echo("nothing waits for review", err=True)
 
@@ -1848,9 +1911,10 @@ def _release_line(row: dict[str, Any]) -> str:
     state = "" if row.get("state") == "pending" else f"  {row.get('state')}"
     decided = f" by {row['decided_by']}" if row.get("decided_by") else ""
     comment = f": {row['comment']}" if row.get("comment") else ""
-    return (f"{row['id']}  release  {row['namespace']}/{row['name']}@{row['version']}  by "
-            f"{row.get('author')}  checks {row.get('verdict')}"
-            + (f"{state}{decided}{comment}" if state else ""))
+    return terminal_safe(
+        f"{row['id']}  release  {row['namespace']}/{row['name']}@{row['version']}  by "
+        f"{row.get('author')}  checks {row.get('verdict')}"
+        + (f"{state}{decided}{comment}" if state else ""))
 
 
 @review.command("show")
@@ -1867,8 +1931,8 @@ def review_show(client: Client, ids: tuple[str, ...], as_json: bool) -> None:
             emit_json(one)
             return
         click.echo(_proposal_line(one))
-        click.echo(one.get("reasoning") or "(no reasoning given)")
-        click.echo(one.get("diff") or "", nl=False)
+        click.echo(terminal_safe(one.get("reasoning") or "(no reasoning given)"))
+        click.echo(terminal_safe(one.get("diff") or ""), nl=False)
         return
     if len(ids) != 1:
         raise click.UsageError("give a release ID, or NS/NAME and a proposal ID")
@@ -1883,7 +1947,8 @@ def review_show(client: Client, ids: tuple[str, ...], as_json: bool) -> None:
     if isinstance(report_, dict) and report_.get("findings") is not None:
         for line in _report_lines("  checks", {"counts": {}, **report_}, False):
             click.echo(line)
-    click.echo(body.get("diff") or "(no diff)", nl=not str(body.get("diff") or "").endswith("\n"))
+    click.echo(terminal_safe(body.get("diff") or "(no diff)"),
+               nl=not str(body.get("diff") or "").endswith("\n"))
 
 
 @review.command("approve")
@@ -1924,11 +1989,12 @@ def _decide(client: Client, ids: tuple[str, ...], decision: str, comment: str,
         raise click.UsageError("--version and --canary are for proposals (NS/NAME ID)")
     if decision == "accept":
         row = hub.approve_release(ids[0], comment)
-        click.echo(f"approved: {row['namespace']}/{row['name']} {row['version']} is published")
+        click.echo(terminal_safe(
+            f"approved: {row['namespace']}/{row['name']} {row['version']} is published"))
     else:
         row = hub.reject_release(ids[0], comment)
-        click.echo(f"rejected: {row['namespace']}/{row['name']} {row['version']} "
-                   f"({comment})")
+        click.echo(terminal_safe(f"rejected: {row['namespace']}/{row['name']} {row['version']} "
+                                 f"({comment})"))
 
 
 @main.command()
@@ -1975,7 +2041,7 @@ def audit(client: Client, org: str | None, actor: str | None, action: str | None
         if jsonl:
             text, cursor = hub.audit_jsonl(cursor=cursor, **query)
             if text:
-                click.echo(text, nl=not text.endswith("\n"))
+                click.echo(terminal_safe(text), nl=not text.endswith("\n"))
         else:
             page = hub.audit(cursor=cursor, **query)
             cursor = page.get("next_cursor") or None
@@ -1998,8 +2064,8 @@ def _audit_line(event: dict[str, Any]) -> str:
     scope = f"  [{where}]" if where else ""
     target = f"  {event['target']}" if event.get("target") else ""
     address = f"  from {event['address']}" if event.get("address") else ""
-    return (f"{str(event.get('at', ''))[:19]}  {event.get('actor') or '-'}  "
-            f"{event.get('action')}{target}{scope}{address}")
+    return terminal_safe(f"{str(event.get('at', ''))[:19]}  {event.get('actor') or '-'}  "
+                         f"{event.get('action')}{target}{scope}{address}")
 
 
 def _short(text: str, width: int = 80) -> str:

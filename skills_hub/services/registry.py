@@ -65,7 +65,13 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         """Migrate the index, reconcile it with git, and seed an empty registry."""
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.index.migrate()
+        # Also undoes what a killed writer left in git (GitStore.recover): stale lock files,
+        # a tag left one commit ahead of main, orphan tags; each is logged as it is fixed.
         report = self.reconcile()
+        if report.locks or report.repaired or report.orphans:
+            log.warning("recovered from an interrupted write: %d stale lock files removed, "
+                        "main fast-forwarded to %s, orphan tags removed: %s",
+                        len(report.locks), report.repaired or "none", report.orphans or "none")
         if seed_dir is not None and not self.git.namespaces():
             for outcome in self.publish_tree(SEED_NAMESPACE, seed_dir, principal=OPERATOR):
                 log.info("seeded %s/%s %s", outcome.namespace, outcome.name, outcome.version)

@@ -17,9 +17,9 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dulwich.errors import NotGitRepository
@@ -61,6 +61,42 @@ class TagInfo:
     commit_sha: str
     tree_sha: str  # the skill's own subtree, skills/<name>
     tagged_at: int
+
+
+@dataclass(frozen=True)
+class StaleLock:
+    """A lock file no writer owns (see `GitStore._locked`), found under the namespace lock."""
+
+    path: str  # relative to the repo, e.g. refs/heads/main.lock
+    age: float  # seconds since it was last written
+    removed: bool
+
+
+@dataclass(frozen=True)
+class TagProblem:
+    """A version tag whose commit `main` does not reach."""
+
+    tag: str  # <name>/v<version>
+    commit: str
+    kind: str  # tag-ahead (one commit ahead of main), orphan-tag, tag-not-on-main (left)
+    action: str  # what was done, or with repair off what would be done
+    fixed: bool
+
+
+@dataclass
+class Recovery:
+    """What `GitStore.recover` found in one namespace, and what it repaired."""
+
+    locks: list[StaleLock] = field(default_factory=list)
+    tags: list[TagProblem] = field(default_factory=list)
+
+    @property
+    def forwarded(self) -> list[str]:
+        return [t.tag for t in self.tags if t.fixed and t.kind == "tag-ahead"]
+
+    @property
+    def removed(self) -> list[str]:
+        return [t.tag for t in self.tags if t.fixed and t.kind == "orphan-tag"]
 
 
 @dataclass(frozen=True)
@@ -116,13 +152,23 @@ class GitStore:
             if self.exists(namespace):
                 return
             path = self.path(namespace)
-            path.mkdir(parents=True, exist_ok=True)
-            repo = Repo.init_bare(str(path), default_branch=b"main")
+            # Built beside its place and renamed into it, so that a crash half-way leaves no
+            # half-made repo (dulwich's init refuses a directory that has `refs/` already).
+            # What a crash left is abandoned: every creator holds this lock.
+            _discard_partial(path)
+            building = self.root / f".{namespace}.git.creating"
+            if building.exists():
+                log.warning("removed %s, left by a crash while it was being created", building)
+                shutil.rmtree(building)
+            building.mkdir(parents=True)
+            repo = Repo.init_bare(str(building), default_branch=b"main")
             config = repo.get_config()
             config.set((b"core",), b"fsyncObjectFiles", True)
             config.set((b"core",), b"logAllRefUpdates", False)
             config.write_to_path()
             repo.close()
+            os.rename(building, path)
+            _fsync_dir(self.root)
 
     def open(self, namespace: str) -> Repo:
         try:
@@ -168,16 +214,24 @@ class GitStore:
         tag.tag_timezone = 0
         tag.message = f"{name} {version}\n".encode()
         new_objects = [*objects, *tree_objects, commit, tag]
+        self._clear_for_write(repo, [ref, MAIN], new_objects)
         for obj in new_objects:
             repo.object_store.add_object(obj)  # fsynced: core.fsyncObjectFiles is on
         _fsync_fanout(Path(repo.path) / "objects", {o.id[:2].decode() for o in new_objects})
         # The tag is the version's create-only claim; main follows it. A crash between the
-        # two leaves a tag one commit ahead of main, which `repair` fast-forwards.
+        # two leaves a tag one commit ahead of main, which `recover` fast-forwards; a failure
+        # between the two takes the tag back, so that the version can be published again.
         if not repo.refs.add_if_new(ref, tag.id):
             raise VersionExists(f"{name} {version} is already published; versions are immutable")
-        moved = (repo.refs.set_if_equals(MAIN, head, commit.id) if head
-                 else repo.refs.add_if_new(MAIN, commit.id))
+        try:
+            moved = (repo.refs.set_if_equals(MAIN, head, commit.id) if head
+                     else repo.refs.add_if_new(MAIN, commit.id))
+        except Exception:
+            if not _untag(repo, ref, tag.id, commit.id):
+                raise
+            moved = True  # main moved before the error
         if not moved:
+            _untag(repo, ref, tag.id, commit.id)
             raise StoreConflict(f"main of {Path(repo.path).name} moved during a locked publish")
         return Published(commit.id.decode(), tag.id.decode(), subtree.id.decode(), now)
 
@@ -205,6 +259,7 @@ class GitStore:
                 new_root, trees = _replace_skill(repo, base, name, subtree.id)
                 commit = _commit(new_root.id, [parent.id] if parent is not None else [],
                                  message, author)
+                self._clear_for_write(repo, [ref], [*objects, *trees, commit])
                 for obj in [*objects, *trees, commit]:
                     repo.object_store.add_object(obj)
                 _fsync_fanout(Path(repo.path) / "objects",
@@ -217,24 +272,117 @@ class GitStore:
                 repo.close()
 
     def repair(self, namespace: str) -> list[str]:
-        """Finish publishes cut off between the tag and the main update; returns what moved."""
-        repaired: list[str] = []
+        """Clear stale locks and finish publishes cut off between the tag and the main
+        update; returns the tags main was fast-forwarded to. Removes no tag: that needs the
+        index (`recover`)."""
+        return self.recover(namespace).forwarded
+
+    def recover(self, namespace: str, indexed: Collection[tuple[str, str]] | None = None, *,
+                repair: bool = True, every_tag: bool = False) -> Recovery:
+        """Undo what a killed writer left in the namespace, under the namespace lock.
+
+        1. Stale lock files (`_lock_files`) are removed: we hold the lock, so no writer owns
+           them (see `_locked`).
+        2. A tag one commit ahead of main (a publish cut off between its tag and main)
+           fast-forwards main, as many times as there are such tags in a row.
+        3. A tag main does not reach whose (name, version) `indexed` lacks is an orphan: a
+           publish that failed or was killed and then overtaken by another, so it was never
+           acknowledged (the index is written after main moves, and main only ever moves
+           forward). It is removed, so that the version can be published again. With
+           `indexed` None, no tag is removed; a tag main does not reach but the index knows
+           is reported and left alone (someone moved main behind the store's back).
+
+        Only the tags `indexed` lacks are looked up in main's history, unless `every_tag`
+        (fsck). With `repair` off nothing is written: the result says what would be done.
+        """
+        recovery = Recovery()
         with self._locked(namespace):
+            path = self.path(namespace)
+            recovery.locks = self._clear_locks(namespace, _lock_files(path), remove=repair)
             repo = self.open(namespace)
             try:
-                head = repo.refs[MAIN] if MAIN in repo.refs else None
-                for name, version, _tag, commit in _tag_commits(repo):
-                    if head and commit.id == head:
-                        continue
-                    if (commit.parents == [head]) or (head is None and not commit.parents):
-                        ok = (repo.refs.set_if_equals(MAIN, head, commit.id) if head
-                              else repo.refs.add_if_new(MAIN, commit.id))
-                        if ok:
-                            repaired.append(tag_name(name, version))
-                            head = commit.id
+                self._recover_tags(repo, namespace, recovery, indexed, repair, every_tag)
             finally:
                 repo.close()
-        return repaired
+        return recovery
+
+    def _recover_tags(self, repo: Repo, namespace: str, recovery: Recovery,
+                      indexed: Collection[tuple[str, str]] | None, repair: bool,
+                      every_tag: bool) -> None:
+        head = repo.refs[MAIN] if MAIN in repo.refs else None
+        pending = sorted(_tag_commits(repo), key=lambda entry: entry[2].tag_time)
+        moved = True
+        while moved:  # fast-forward through a chain of tags ahead of main
+            moved = False
+            for entry in pending:
+                name, version, _tag, commit = entry
+                if commit.parents != ([head] if head else []):
+                    continue
+                if repair:
+                    ok = (repo.refs.set_if_equals(MAIN, head, commit.id) if head
+                          else repo.refs.add_if_new(MAIN, commit.id))
+                    if not ok:
+                        raise StoreConflict(f"main of {namespace} moved during a locked repair")
+                    log.warning("fast-forwarded main of %s to %s, left one commit ahead by an "
+                                "interrupted publish", namespace, tag_name(name, version))
+                recovery.tags.append(TagProblem(
+                    tag_name(name, version), commit.id.decode(), "tag-ahead",
+                    "one commit ahead of main: "
+                    + ("fast-forwarded main to it" if repair else "would fast-forward main"),
+                    repair))
+                head = commit.id
+                pending.remove(entry)
+                moved = True
+                break
+        if indexed is None and not every_tag:
+            return
+        known = set(indexed or ())
+        candidates = [e for e in pending if every_tag or (e[0], e[1]) not in known]
+        if not candidates:
+            return
+        reached, complete = _reaches(repo, head, {e[3].id for e in candidates})
+        for name, version, tag, commit in candidates:
+            if commit.id in reached:
+                continue
+            label = tag_name(name, version)
+            if indexed is None or (name, version) in known or not complete:
+                why = ("the index has this version" if complete
+                       else "main's history is incomplete (see git fsck)")
+                recovery.tags.append(TagProblem(label, commit.id.decode(), "tag-not-on-main",
+                                                f"not on main; left: {why}", False))
+                log.error("tag %s of %s is not on main and was left: %s", label, namespace, why)
+                continue
+            action = "not on main, never acknowledged: " + ("removed" if repair
+                                                             else "would remove")
+            if repair:
+                ref = Ref(TAG_PREFIX + label.encode())
+                if not repo.refs.remove_if_equals(ref, tag.id):
+                    raise StoreConflict(f"tag {label} of {namespace} moved during a repair")
+                log.warning("removed orphan tag %s of %s (commit %s is not on main; the "
+                            "publish was never acknowledged)", label, namespace,
+                            commit.id.decode()[:12])
+            recovery.tags.append(TagProblem(label, commit.id.decode(), "orphan-tag", action,
+                                            repair))
+
+    def stale_locks(self, namespace: str, *, remove: bool) -> list[StaleLock]:
+        """The lock files no writer owns in the namespace's repo; `remove` deletes them."""
+        with self._locked(namespace):
+            return self._clear_locks(namespace, _lock_files(self.path(namespace)), remove)
+
+    def git_fsck(self, namespace: str) -> tuple[bool, str] | None:
+        """`git fsck --strict` of the namespace (None without C git): (clean, its output).
+        Under the namespace lock, so that no write or repack is half-way."""
+        git = shutil.which("git")
+        if git is None:
+            return None
+        path = self.path(namespace)
+        with self._locked(namespace):
+            proc = subprocess.run(
+                [git, "--git-dir", str(path), "fsck", "--strict", "--no-dangling",
+                 "--no-progress"], capture_output=True, text=True, timeout=3600,
+                env={"PATH": os.environ.get("PATH", ""), "GIT_CONFIG_NOSYSTEM": "1",
+                     "HOME": str(path)})
+        return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
     # -- reads --------------------------------------------------------------------------
 
@@ -311,10 +459,13 @@ class GitStore:
         With C git installed: `git repack -ad` (delta-compressed, ~10x smaller packs that
         dulwich serves without recompressing) and `git pack-refs`. Without it, dulwich packs
         the loose objects (no deltas). Writers are held off by the namespace lock; readers
-        go on (git removes only objects the new pack holds).
+        go on (git removes only objects the new pack holds). C git inherits the lock, so that
+        a repack outliving a killed server still holds off the next one's writers and its
+        lock files are not taken for stale ones.
         """
         path = self.path(namespace)
-        with self._locked(namespace):
+        with self._locked(namespace) as lock_fd:
+            self._clear_locks(namespace, _lock_files(path), remove=True)  # pack-refs trips
             git = shutil.which("git")
             if git is None:
                 repo = self.open(namespace)
@@ -327,14 +478,27 @@ class GitStore:
                    "HOME": str(path)}
             for args in (["repack", "-a", "-d", "-q"], ["pack-refs", "--all", "--prune"]):
                 subprocess.run([git, "-c", "core.fsync=all", "--git-dir", str(path), *args],
-                               check=True, capture_output=True, env=env, timeout=600)
+                               check=True, capture_output=True, env=env, timeout=600,
+                               pass_fds=(lock_fd,))
             return "git repack -ad; git pack-refs --all"
 
     # -- locking ------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self, namespace: str, create: bool = False) -> Iterator[None]:
-        """A per-namespace lock held across threads (Lock) and processes (flock)."""
+    def _locked(self, namespace: str, create: bool = False) -> Iterator[int]:
+        """A per-namespace lock held across threads (Lock) and processes (flock); yields the
+        flock's file descriptor (a child process that inherits it holds the lock too).
+
+        Every write to a namespace's refs, objects and config happens under this lock: the
+        store's publish, propose, repair and ensure, and C git's repack and pack-refs in
+        `maintain` (which inherit it). Readers (dulwich reads, upload-pack, git fsck) create
+        no lock files. So a `*.lock` file found while we hold the lock has no live owner:
+        its writer died (kill -9, power loss) between creating it and renaming it into
+        place, and it is removed (`_clear_locks`). The kernel drops a flock with the last
+        descriptor of its holder, so a killed writer never keeps the namespace locked.
+        Anything else that writes into the repos (an operator's `git gc`) must stop the
+        server first.
+        """
         with self._locks_guard:
             lock = self._locks.setdefault(namespace, threading.Lock())
         with lock:
@@ -344,10 +508,128 @@ class GitStore:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
+                yield fd
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+    def _clear_locks(self, namespace: str, locks: Iterable[Path], remove: bool
+                     ) -> list[StaleLock]:
+        """Remove (with `remove`) the given lock files; the caller holds the namespace lock,
+        so they are stale by construction (see `_locked`)."""
+        path = self.path(namespace)
+        found: list[StaleLock] = []
+        for lock in locks:
+            try:
+                age = time.time() - lock.lstat().st_mtime
+                if remove:
+                    lock.unlink()
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            rel = lock.relative_to(path).as_posix()
+            found.append(StaleLock(rel, round(age, 3), remove))
+            if remove:
+                log.warning("removed stale lock file %s of namespace %s (age %.1f s; no "
+                            "writer holds the namespace lock, so its writer died)",
+                            rel, namespace, age)
+        return found
+
+    def _clear_for_write(self, repo: Repo, refs: Iterable[bytes],
+                         objects: Iterable[ShaFile]) -> None:
+        """Before a write, under the namespace lock: remove stale lock files the write would
+        trip over (dulwich fails at once on an existing `<file>.lock`). Only the files this
+        write takes are looked at (a stat each): walking every ref and fan-out directory
+        costs ~30 ms at 1,000 skills, which start-up, `maintain` and fsck pay instead."""
+        path = Path(repo.path)
+        candidates = [path / "packed-refs.lock", *(path / (r.decode() + ".lock") for r in refs),
+                      *(path / "objects" / o.id[:2].decode() / (o.id[2:].decode() + ".lock")
+                        for o in objects)]
+        stale = [c for c in candidates if os.path.lexists(c)]
+        if stale:
+            self._clear_locks(path.name[:-4], stale, remove=True)
+
+
+# Lock files in the repo's top directory: dulwich and C git write `<file>.lock` and rename
+# it over `<file>` (git's index.lock and shallow.lock never occur in our bare repos; listed
+# because a stray one would stop C git).
+_TOP_LOCKS = ("HEAD.lock", "config.lock", "packed-refs.lock", "index.lock", "shallow.lock")
+
+
+def _lock_files(path: Path) -> list[Path]:
+    """Every lock file in the places writers create them: the top directory, refs/ (loose
+    refs), objects/xx/ (loose objects) and objects/info/. A bounded walk: never the packs,
+    never the whole tree."""
+    found = [path / name for name in _TOP_LOCKS if os.path.lexists(path / name)]
+    for root, _dirs, files in os.walk(path / "refs"):
+        found += [Path(root) / f for f in files if f.endswith(".lock")]
+    objects = path / "objects"
+    try:
+        with os.scandir(objects) as entries:
+            dirs = [e.path for e in entries if (len(e.name) == 2 or e.name == "info")
+                    and e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return found
+    for directory in dirs:
+        with os.scandir(directory) as names:
+            found += [Path(n.path) for n in names if n.name.endswith(".lock")]
+    return found
+
+
+def _reaches(repo: Repo, head: bytes | None, targets: set[bytes]) -> tuple[set[bytes], bool]:
+    """Which of the `targets` commits `head` reaches, and whether the walk could read every
+    commit it needed (a missing object: False). Stops once all are found."""
+    found: set[bytes] = set()
+    seen: set[bytes] = set()
+    stack = [head] if head else []
+    while stack and found != targets:
+        sha = stack.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        if sha in targets:
+            found.add(sha)
+        try:
+            commit = repo[ObjectID(sha)]
+        except KeyError:
+            return found, False
+        if isinstance(commit, Commit):
+            stack.extend(commit.parents)
+    return found, True
+
+
+def _untag(repo: Repo, ref: Ref, tag_id: bytes, commit_id: bytes) -> bool:
+    """After main failed to follow a new tag: True if main moved after all; else take the
+    tag back (the version was not published) and return False."""
+    try:
+        if MAIN in repo.refs and repo.refs[MAIN] == commit_id:
+            return True
+        repo.refs.remove_if_equals(ref, ObjectID(tag_id))
+        log.warning("took back tag %s: main did not follow it", ref.decode())
+    except Exception:
+        log.exception("could not take back tag %s; start-up or `skills-hub fsck --repair` "
+                      "removes it", ref.decode())
+    return False
+
+
+def _discard_partial(path: Path) -> None:
+    """Remove a repo directory a crash left before its HEAD was written (an old `ensure`
+    made it in place); refuse, loudly, if it holds any ref or object."""
+    if not path.exists() or (path / "HEAD").is_file():
+        return
+    held = [p for sub in ("refs", "objects") for p in (path / sub).rglob("*") if p.is_file()]
+    if held:
+        raise StoreConflict(f"{path} has no HEAD but holds {len(held)} refs or objects; "
+                            "an operator must look at it")
+    log.warning("removed %s, a repo left half-created by a crash", path)
+    shutil.rmtree(path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _tag_commits(repo: Repo) -> Iterator[tuple[str, str, Tag, Commit]]:
