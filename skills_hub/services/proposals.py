@@ -128,7 +128,7 @@ class ProposalsMixin(RegistryBase):
         self.check_readable(namespace, principal)
         row = self._proposal(proposal_id)
         if (row.namespace, row.name) != (namespace, name):
-            raise NotFound(f"{namespace}/{name} has no proposal {proposal_id!r}")
+            raise _no_proposal(proposal_id)
         detail = self.get_skill(namespace, name, principal)
         before = self.bundle(namespace, version_of(detail, row.applies_to)).files
         after = self.git.read_tree(namespace, row.tree_sha).files
@@ -156,7 +156,7 @@ class ProposalsMixin(RegistryBase):
             raise BadRequest("canary is a share of clients between 0 and 1, e.g. 0.1")
         row = self._proposal(proposal_id)
         if (row.namespace, row.name) != (namespace, name):
-            raise NotFound(f"{namespace}/{name} has no proposal {proposal_id!r}")
+            raise _no_proposal(proposal_id)
         if row.status != "open":
             raise Conflict(f"proposal {proposal_id} is already {row.status}")
         if info.two_person and row.proposer_namespace == principal.actor:
@@ -208,7 +208,7 @@ class ProposalsMixin(RegistryBase):
     def _proposal(self, proposal_id: str) -> ProposalRow:
         row = self.index.get_proposal(proposal_id)
         if row is None:
-            raise NotFound(f"no proposal {proposal_id!r}")
+            raise _no_proposal(proposal_id)
         return row
 
     def _judge(self, namespace: str, name: str, bundle: Bundle) -> Report:
@@ -223,6 +223,12 @@ class ProposalsMixin(RegistryBase):
             raise DangerousSkill(f"the proposed {name} was refused by the checks ({rules})",
                                  extra={"report": report.to_dict()})
         return report
+
+
+def _no_proposal(proposal_id: str) -> NotFound:
+    """The one 404 for a proposal id: unknown, or another skill's (indistinguishable, so ids
+    cannot be probed across skills and namespaces)."""
+    return NotFound(f"no proposal {proposal_id!r}")
 
 
 def _proposal_fields(payload: object) -> ProposalFields:

@@ -200,10 +200,10 @@ class PublishingMixin(RegistryBase):
 
     def _choose_version(self, namespace: str, manifest: Manifest, asked: str | None) -> str:
         skill = self.index.get_skill(namespace, manifest.name)
+        existing = [v.version for v in self.index.versions(skill.id)] if skill else []
         # The newest version, which is not `latest` while a canary or deprecation holds
         # `latest` back: versions only ever increase.
-        newest = semver.latest([v.version for v in self.index.versions(skill.id)]) if skill \
-            else None
+        newest = semver.latest(existing)
         latest = semver.parse(newest) if newest else None
         field_name, text = ("version", asked) if asked else ("metadata.version", manifest.version)
         if text is None:
@@ -216,6 +216,16 @@ class PublishingMixin(RegistryBase):
             raise VersionExists(
                 f"{manifest.name} {text} is older than the latest version {latest}",
                 extra={"hint": f"publish a version above {latest}", "latest": str(latest)})
+        # Build metadata (+...) has no precedence: 1.0.0+b2 is not newer than 1.0.0. The very
+        # same version string goes on (unchanged content is a no-op; the tag refuses the rest).
+        equal = semver.same_precedence(parsed, existing)
+        if equal and str(parsed) not in equal:
+            raise VersionExists(
+                f"{manifest.name} {text} equals the existing version {equal[0]} in precedence "
+                "(build metadata after '+' does not count)",
+                extra={"hint": f"publish a version above {latest}, e.g. {latest.next_patch()}"
+                       if latest is not None else "publish a higher version",
+                       "existing": equal[0], "latest": str(latest)})
         return str(parsed)
 
     def _unchanged(self, namespace: str, manifest: Manifest,

@@ -19,11 +19,16 @@ from typing import Protocol
 
 from skills_hub.config import Limits
 from skills_hub.errors import ArchiveRejected, InvalidSkill, Problem
+from skills_hub.skill.manifest import describe_character, unsafe_character
 
 SKILL_MD = "SKILL.md"
 _CHUNK = 64 * 1024
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Git checks files out onto ordinary file systems: NAME_MAX and a sane bound on the whole path
+# (the skill's folder in the namespace repository comes on top of it).
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 1024
 # Operating-system clutter dropped from every source; people zip folders on macOS.
 _JUNK_NAMES = frozenset({".DS_Store"})
 _JUNK_TOP = frozenset({"__MACOSX"})
@@ -98,19 +103,34 @@ class Bundle:
 # --- refusals -------------------------------------------------------------------------------
 
 
-def _reject(code: str, message: str, status: int = 400) -> ArchiveRejected:
+def _reject(code: str, message: str, status: int = 400, hint: str = "") -> ArchiveRejected:
     """An ArchiveRejected with a message that says how to fix the upload."""
-    return ArchiveRejected(code, message, status=status)
+    rejected = ArchiveRejected(code, message, status=status)
+    if hint:
+        rejected.extra["hint"] = hint
+    return rejected
+
+
+def _cut(raw: str, limit: int = 80) -> str:
+    """A path for a message: quoted safely, long ones shortened."""
+    return repr(raw if len(raw) <= limit else raw[:limit] + "…")
 
 
 def clean_path(raw: str) -> str:
     """A safe posix relative path from an archive name; raise ArchiveRejected otherwise."""
     if "\x00" in raw:
-        raise _reject("bad_path", f"{raw!r}: file names cannot contain NUL bytes")
+        raise _reject("bad_path", f"{_cut(raw)}: file names cannot contain NUL bytes")
     try:
-        raw.encode("utf-8")
+        encoded = raw.encode("utf-8")
     except UnicodeEncodeError:
-        raise _reject("bad_path", f"{raw!r}: file names must be UTF-8") from None
+        raise _reject("bad_path", f"{_cut(raw)}: file names must be UTF-8") from None
+    char = unsafe_character(raw)
+    if char is not None:
+        raise _reject("unsafe_character", f"{_cut(raw)}: file names cannot contain "
+                      f"{describe_character(char)}; control, bidi and invisible characters "
+                      "make a name display as something else",
+                      hint="Rename the file using visible characters only.")
+    _check_length(raw, encoded)
     if raw.startswith(("/", "\\")) or _DRIVE.match(raw):
         raise _reject("absolute_path", f"{raw!r}: use paths relative to the skill folder")
     if ".." in re.split(r"[/\\]", raw):
@@ -123,6 +143,19 @@ def clean_path(raw: str) -> str:
     if any(part.lower() == ".git" for part in parts):  # case-insensitive, as git itself
         raise _reject("bad_path", f"{raw!r}: '.git' folders cannot be uploaded; remove it")
     return "/".join(parts)
+
+
+def _check_length(raw: str, encoded: bytes) -> None:
+    """Refuse a path git could not check out: a segment over NAME_MAX, or a very long path."""
+    longest = max(encoded.split(b"/"), key=len)
+    if len(longest) > MAX_SEGMENT_BYTES:
+        raise _reject("path_too_long", f"{_cut(raw)}: a file or folder name is "
+                      f"{len(longest)} bytes; the limit is {MAX_SEGMENT_BYTES} bytes (UTF-8)",
+                      hint="Shorten the name; file systems cannot store longer ones.")
+    if len(encoded) > MAX_PATH_BYTES:
+        raise _reject("path_too_long", f"{_cut(raw)}: the path is {len(encoded)} bytes; the "
+                      f"limit is {MAX_PATH_BYTES} bytes (UTF-8)",
+                      hint="Flatten the folders or shorten their names.")
 
 
 def _check_folder(raw: str) -> None:

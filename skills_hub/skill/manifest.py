@@ -15,6 +15,9 @@ from skills_hub.errors import InvalidSkill, Problem
 MAX_NAME_LENGTH = 64
 MAX_DESCRIPTION_LENGTH = 1024
 MAX_COMPATIBILITY_LENGTH = 500
+# How deep YAML collections may nest in the frontmatter. The spec needs two levels
+# (metadata: {key: value}); the cap keeps PyYAML's recursive composer far from Python's limit.
+MAX_YAML_DEPTH = 32
 
 # The top-level keys the agentskills.io specification defines.
 SPEC_KEYS = frozenset({"name", "description", "license", "compatibility", "metadata",
@@ -78,6 +81,41 @@ def split_frontmatter(text: str) -> tuple[str, str]:
         "Add a line containing only '---' after the last YAML key.")])
 
 
+# --- unsafe characters ----------------------------------------------------------------------
+
+# Invisible characters that reorder or hide text (Trojan Source, CVE-2021-42574): the bidi
+# embeddings, overrides and isolates, the implicit marks, and zero-width characters.
+_INVISIBLE = frozenset("\u061c\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                       "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff")
+
+
+def unsafe_character(text: str, *, allow: str = "", invisible: bool = True) -> str | None:
+    """The first character of `text` a terminal or editor would not show as itself: C0
+    controls (except those in `allow`), DEL, C1 controls, line and paragraph separators,
+    and (with `invisible`) bidi controls and other invisible formatting characters."""
+    for char in text:
+        if char in allow:
+            continue
+        category = unicodedata.category(char)
+        if category == "Cc" or category in ("Zl", "Zp"):
+            return char
+        if invisible and (char in _INVISIBLE or category == "Cf"):
+            return char
+    return None
+
+
+def describe_character(char: str) -> str:
+    """`U+202E (RIGHT-TO-LEFT OVERRIDE)`: a character named safely, for messages."""
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name})" if name else " (a control character)")
+
+
+def shown(text: str) -> str:
+    """`text` for a message, with unsafe characters written as escapes (never raw)."""
+    return "".join(char.encode("unicode_escape").decode("ascii")
+                   if unsafe_character(char) else char for char in text)
+
+
 def parse_manifest(text: str, *, dirname: str | None, strict: bool = False) -> Manifest:
     """Parse and validate SKILL.md text; raise InvalidSkill listing every error at once."""
     yaml_text, body = split_frontmatter(text)
@@ -101,29 +139,49 @@ def _summary(errors: list[Problem]) -> str:
 
 
 class _FrontmatterLoader(yaml.SafeLoader):
-    """The safe loader, refusing aliases (no billion-laughs expansion)."""
+    """The safe loader, refusing aliases (no billion-laughs expansion) and collections nested
+    deeper than MAX_YAML_DEPTH (PyYAML composes recursively)."""
+
+    _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        """Compose as SafeLoader does, but refuse `*alias` references."""
+        """Compose as SafeLoader does, but refuse `*alias` references and deep nesting."""
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not allowed", event.start_mark)
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"collections nest more than {MAX_YAML_DEPTH} levels deep",
+                self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _load_yaml(yaml_text: str) -> dict[str, Any]:
-    """Load the frontmatter mapping safely; raise InvalidSkill on bad YAML or duplicate keys."""
-    loader = _FrontmatterLoader(yaml_text)
+    """Load the frontmatter mapping safely; raise InvalidSkill on bad YAML or duplicate keys.
+
+    Every failure of the YAML library (a control character the reader refuses, nesting
+    past the cap, a syntax error) is a validation problem, never an unexpected error."""
+    loader: _FrontmatterLoader | None = None
     try:
+        loader = _FrontmatterLoader(yaml_text)  # the reader checks the characters here
         node = loader.get_single_node()
         duplicates = list(_duplicate_keys(node, "")) if node is not None else []
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise InvalidSkill("SKILL.md frontmatter is not valid YAML", problems=[Problem(
-            "frontmatter", f"invalid YAML: {_describe_yaml_error(exc)}", _YAML_HINT)]) from None
+            "frontmatter", f"invalid YAML: {_describe_yaml_error(exc, yaml_text)}",
+            _yaml_hint(exc))]) from None
+    except RecursionError:  # a backstop: the depth cap should make this unreachable
+        raise InvalidSkill("SKILL.md frontmatter is not valid YAML", problems=[Problem(
+            "frontmatter", "the YAML nests too deeply", _DEPTH_HINT)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise InvalidSkill("SKILL.md frontmatter is not a mapping", problems=[Problem(
             "frontmatter", "the frontmatter must be a YAML mapping of keys to values",
@@ -133,8 +191,28 @@ def _load_yaml(yaml_text: str) -> dict[str, Any]:
     return data
 
 
-def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+_DEPTH_HINT = (f"Keep the frontmatter flat: at most {MAX_YAML_DEPTH} levels of nested lists "
+               "and mappings (the spec needs two: metadata and its keys).")
+_CONTROL_HINT = ("Remove the control character; if an editor or a tool added it, retype the "
+                 "line.")
+
+
+def _yaml_hint(exc: yaml.YAMLError) -> str:
+    """How to fix this kind of YAML failure."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return _CONTROL_HINT
+    if "nest more than" in str(getattr(exc, "problem", "")):
+        return _DEPTH_HINT
+    return _YAML_HINT
+
+
+def _describe_yaml_error(exc: yaml.YAMLError, yaml_text: str = "") -> str:
     """The YAML problem with a SKILL.md line number (the opening '---' is line 1)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = yaml_text.count("\n", 0, exc.position) + 2
+        char = chr(exc.character) if isinstance(exc.character, int) else "?"
+        return (f"the frontmatter contains the character {describe_character(char)}, which "
+                f"YAML does not allow (SKILL.md line {line})")
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if mark is None:
@@ -166,6 +244,7 @@ def _duplicate_keys(node: yaml.Node, path: str) -> Iterator[Problem]:
 def _validate(data: dict[Any, Any], *, dirname: str | None, strict: bool) -> Iterator[Problem]:
     """Yield every problem with the frontmatter mapping."""
     yield from _check_unknown_keys(data, strict)
+    yield from _check_characters(data, "")
     yield from _check_name(data, dirname)
     yield from _check_description(data)
     yield from _check_optional_text(data, "license", max_length=None)
@@ -174,13 +253,37 @@ def _validate(data: dict[Any, Any], *, dirname: str | None, strict: bool) -> Ite
     yield from _check_allowed_tools(data.get("allowed-tools"))
 
 
+def _check_characters(value: Any, where: str) -> Iterator[Problem]:
+    """Every key and text value holding a control character (tab and newline excepted), at
+    any depth: a terminal would run it as an escape sequence when the text is shown."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{shown(str(key))}" if where else shown(str(key))
+            if isinstance(key, str):
+                yield from _control_problem(key, path, "the key")
+            yield from _check_characters(item, path)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _check_characters(item, where)
+    elif isinstance(value, str):
+        yield from _control_problem(value, where, "the value of")
+
+
+def _control_problem(text: str, where: str, what: str) -> Iterator[Problem]:
+    """A problem when `text` holds a control character (tab and newline are text)."""
+    char = unsafe_character(text, allow="\t\n", invisible=False)
+    if char is not None:
+        yield Problem(where, f"{what} '{where}' contains the control character "
+                      f"{describe_character(char)}", _CONTROL_HINT)
+
+
 def _check_unknown_keys(data: dict[Any, Any], strict: bool) -> Iterator[Problem]:
     """Keys outside the spec: warnings by default, errors when strict."""
     severity = "error" if strict else "warning"
     for key in data:
         if key in SPEC_KEYS:
             continue
-        text = str(key)
+        text = shown(str(key))
         yield Problem(text, _unknown_key_message(text), _unknown_key_hint(text), severity)
 
 
@@ -214,6 +317,12 @@ def _check_name(data: dict[Any, Any], dirname: str | None) -> Iterator[Problem]:
     name = normalize_name(value)
     if not name:
         yield Problem("name", "'name' is empty", "Give the skill a name such as 'my-skill'.")
+        return
+    char = unsafe_character(name)
+    if char is not None:
+        yield Problem("name", f"the name '{shown(name)}' contains the invisible or control "
+                      f"character {describe_character(char)}",
+                      "Use lowercase letters, digits and hyphens only; retype the name.")
         return
     yield from _name_format_problems(name)
     if dirname is not None and unicodedata.normalize("NFKC", dirname) != name:

@@ -66,6 +66,13 @@ def problem(field: str, text: str) -> Problem:
                    "use MAJOR.MINOR.PATCH, for example 1.0.0 or 1.2.0-beta.1")
 
 
+def same_precedence(version: Version, versions: list[str]) -> list[str]:
+    """Those of `versions` equal to `version` in precedence (they differ at most in build
+    metadata, which semver says to ignore when comparing)."""
+    key = version.sort_key()
+    return [v for v in versions if (p := parse(v)) is not None and p.sort_key() == key]
+
+
 def latest(versions: list[str]) -> str | None:
     """The highest of `versions` by semver precedence (unparseable ones are ignored)."""
     parsed = [(v, p) for v in versions if (p := parse(v)) is not None]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import json
+import operator
+import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +25,7 @@ from ..skill.bundle import Bundle, from_archive, from_files
 from ..store.index import CanaryRow, ProposalRow, SkillRow, VersionRow, VersionStats
 from .auth import request_principal
 from .markdown import highlighted, plain_snippet
+from .middleware import counts_as_install
 
 ARCHIVE_TYPES = {"application/zip", "application/gzip", "application/x-gzip",
                  "application/x-tar+gzip", "application/octet-stream"}
@@ -340,7 +344,7 @@ class Api:
         p = request.path_params
         row, archive = self.registry.archive(p["namespace"], p["name"], p["version"],
                                              p["fmt"], self.principal(request),
-                                             count=request.method == "GET")
+                                             count=counts_as_install(request))
         etag = f'"sha256:{archive.sha256}"'
         headers = {
             "ETag": etag,
@@ -436,10 +440,7 @@ class Api:
                                               p["name"], p["rule"], principal)
             return JSONResponse({"rule": p["rule"], "removed": True,
                                  "changes": [_change(c) for c in changes]})
-        try:
-            payload = await request.json()
-        except ValueError:
-            raise BadRequest("send a JSON body {\"reason\": \"...\"}") from None
+        payload = await _json_body(request, 64 << 10)
         reason = payload.get("reason") if isinstance(payload, dict) else None
         if not isinstance(reason, str):
             raise BadRequest("send a JSON body {\"reason\": \"...\"}")
@@ -694,25 +695,69 @@ def stats_json(stats: VersionStats) -> dict[str, Any]:
             "last_at": stats.last_at}
 
 
-def parse_object(raw: bytes | str) -> dict[str, Any]:
-    """A request body that must be a JSON object; 400 when it is not JSON or not an object
-    (nesting too deep for the parser included)."""
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body
+# A string literal, or an unterminated one running to the end; possessive, so linear time.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.?)*+(?:"|\Z)', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]++")
+_OPEN_CLOSE = str.maketrans("[{]}", "\x02\x02\x00\x00")  # an opener +2, a closer 0
+_JSON_HINT = "send a JSON object, e.g. {\"key\": \"value\"}, with Content-Type application/json"
+
+
+class BodyRejected(BadRequest):
+    """A JSON body refused before or while parsing; `code` names the reason."""
+
+    def __init__(self, code: str, message: str, hint: str = _JSON_HINT) -> None:
+        super().__init__(message, extra={"hint": hint})
+        self.code = code
+
+
+def _json_text(raw: bytes | str) -> str:
+    """The body as text, decoded as json.loads would (UTF-8, -16 or -32)."""
+    if isinstance(raw, str):
+        return raw
     try:
-        value = json.loads(raw)
+        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        raise BodyRejected("bad_request", "the body is not JSON (not UTF-8 text)") from None
+
+
+def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects nest deeper than `limit`, counted without parsing:
+    brackets inside strings are skipped. A cheap linear guard run before json.loads, whose
+    recursion a deeply nested body would exhaust."""
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    weights = brackets.translate(_OPEN_CLOSE).encode("latin-1")
+    # After k brackets the depth is (2 x openers so far) - k; all in C, no Python loop.
+    depths = map(operator.sub, itertools.accumulate(weights), itertools.count(1))
+    return any(map(operator.lt, itertools.repeat(limit), depths))
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """A JSON request body, its nesting checked before parsing; 400 when it is not JSON or
+    nests deeper than MAX_JSON_DEPTH (byte caps are the reader's: read_capped)."""
+    text = _json_text(raw)
+    if json_depth_exceeds(text):
+        raise BodyRejected("json_too_deep", "the body is not JSON this server accepts: it "
+                           f"nests more than {MAX_JSON_DEPTH} levels deep",
+                           hint=f"nest arrays and objects at most {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(text)
     except (ValueError, RecursionError):
-        raise BadRequest("the body is not JSON") from None
+        raise BodyRejected("bad_request", "the body is not JSON") from None
+
+
+def parse_object(raw: bytes | str) -> dict[str, Any]:
+    """A request body that must be a JSON object; 400 when it is not JSON, nests too deep
+    or is not an object."""
+    value = parse_json(raw)
     if not isinstance(value, dict):
-        raise BadRequest("the body is not a JSON object")
+        raise BodyRejected("bad_request", "the body is not a JSON object")
     return value
 
 
 async def _json_body(request: Request, cap: int) -> Any:
-    """The request's JSON body, read with a size cap; 400 when it is not JSON."""
-    raw = await read_capped(request, cap)
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body is not JSON") from None
+    """The request's JSON body, read with a size cap (413) and parsed by parse_json (400)."""
+    return parse_json(await read_capped(request, cap))
 
 
 def _change(change: HealthChange) -> dict[str, Any]:
@@ -790,14 +835,19 @@ async def read_capped(request: Request, cap: int) -> bytes:
     """The request body, refused with 413 once it passes `cap` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
-        raise PayloadTooLarge(f"the upload is larger than {cap} bytes")
+        raise _too_large(cap)
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > cap:
-            raise PayloadTooLarge(f"the upload is larger than {cap} bytes")
+            raise _too_large(cap)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(cap: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the upload is larger than {cap} bytes", extra={
+        "hint": f"send at most {cap} bytes here; split a batch or leave out what is not needed"})
 
 
 def int_param(value: str | None, default: int) -> int:
