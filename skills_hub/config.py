@@ -42,6 +42,10 @@ class Settings:
     # needs absolute URLs (well-known indexes, clawhub.json, marketplaces); None: each
     # request's own base URL.
     public_url: str | None = None
+    # The Host names requests may carry besides the loopback ones and public_url's (names,
+    # or `*.example.org` for subdomains); any other Host gets 400, so no absolute URL is
+    # ever built from a name a client made up. Empty with no public_url: loopback only.
+    allowed_hosts: tuple[str, ...] = ()
     # Outcome reports each token may send: a sustained rate per second and a burst.
     outcome_rate: float = 500.0
     outcome_burst: float = 5000.0
@@ -80,6 +84,9 @@ class Settings:
             semantic="off" if env.get("SKILLS_HUB_SEMANTIC", "auto").strip().lower()
             in {"off", "0", "false", "no"} else "auto",
             public_url=(env.get("SKILLS_HUB_PUBLIC_URL") or "").rstrip("/") or None,
+            allowed_hosts=tuple(name.strip().lower() for name in
+                                env.get("SKILLS_HUB_ALLOWED_HOSTS", "").split(",")
+                                if name.strip()),
             outcome_rate=float(env.get("SKILLS_HUB_OUTCOME_RATE", "500")),
             outcome_burst=float(env.get("SKILLS_HUB_OUTCOME_BURST", "5000")),
             oidc_issuer=env.get("SKILLS_HUB_OIDC_ISSUER") or None,  # exact: issuers compare as is

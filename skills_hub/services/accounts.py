@@ -150,6 +150,15 @@ class AccountsMixin(RegistryBase):
         assert info is not None
         return info
 
+    def require_org(self, principal: Principal, action: str, org: str) -> None:
+        """The org exists and `principal` may do `action` to it; else the policy's error
+        (404 for an org one is not a member of, whether or not it exists)."""
+        if not self.accounts.org_exists(org):
+            if not principal.signed_in:
+                require_org(principal, action, org)  # 401: sign in first
+            raise NotFound(f"org {org!r} does not exist, or you are not a member")
+        require_org(principal, action, org)
+
     def check_readable(self, namespace: str, principal: Principal) -> None:
         """404 (not 403, to keep private names private) unless the caller may read it."""
         self.require(principal, READ, namespace)
@@ -373,7 +382,7 @@ class AccountsMixin(RegistryBase):
         user = self.accounts.user(account)
         if user is None or user.kind != "service" or user.org is None:
             raise NotFound(f"no service account {account!r}")
-        require_org(principal, ADMIN, user.org)
+        self.require_org(principal, ADMIN, user.org)
         return user
 
     def tokens(self, principal: Principal, org: str | None = None) -> list[TokenRow]:
@@ -383,7 +392,7 @@ class AccountsMixin(RegistryBase):
         if org is None:
             assert principal.user_id is not None
             return self.accounts.tokens([principal.user_id])
-        require_org(principal, ADMIN, org)
+        self.require_org(principal, ADMIN, org)
         return self.accounts.tokens(m.user_id for m in self.accounts.members(org)
                                     if m.kind == "service")
 
@@ -397,7 +406,7 @@ class AccountsMixin(RegistryBase):
                 owner.org is not None and principal.org_roles.get(owner.org) == "owner")):
             raise NotFound(f"no token {token_id} of yours")
         if not mine and not principal.operator:
-            require_org(principal, ADMIN, owner.org or "")
+            self.require_org(principal, ADMIN, owner.org or "")
         if not self.accounts.revoke_token(token_id):
             raise Conflict(f"token {token_id} is already revoked")
         self.audit(principal, "token.revoke", f"{owner.username}#{token_id}", org=owner.org)
@@ -421,17 +430,17 @@ class AccountsMixin(RegistryBase):
         self.audit(principal, "org.create", name, org=name, namespace=name)
 
     def delete_org(self, principal: Principal, org: str) -> None:
-        require_org(principal, ADMIN, org)
+        self.require_org(principal, ADMIN, org)
         self.accounts.delete_org(org)
         self.audit(principal, "org.delete", org, org=org)
 
     def members(self, principal: Principal, org: str) -> list[MemberRow]:
-        require_org(principal, READ, org)
+        self.require_org(principal, READ, org)
         return self.accounts.members(org)
 
     def set_member(self, principal: Principal, org: str, username: str, role: str) -> MemberRow:
         """Add a member or change a role (owners only; nobody raises their own role)."""
-        require_org(principal, ADMIN, org)
+        self.require_org(principal, ADMIN, org)
         _check_choice("role", role, ROLES)
         user = self._user(username)
         if user.kind == "service" and user.org != org:
@@ -450,9 +459,9 @@ class AccountsMixin(RegistryBase):
         """Owners remove anyone; a member may leave. The last owner cannot leave."""
         user = self._user(username)
         if principal.user_id != user.id:
-            require_org(principal, ADMIN, org)
+            self.require_org(principal, ADMIN, org)
         else:
-            require_org(principal, READ, org)
+            self.require_org(principal, READ, org)
         try:
             removed = self.accounts.remove_member(org, user.id)
         except KeepOwner as exc:
@@ -467,7 +476,7 @@ class AccountsMixin(RegistryBase):
                             role: str) -> UserRow:
         """An org's account for CI and agents (`<org>.<name>`), holding tokens, not
         passwords."""
-        require_org(principal, ADMIN, org)
+        self.require_org(principal, ADMIN, org)
         _check_choice("role", role, ROLES)
         if not NAME_RE.match(name) or len(name) > 40:
             raise BadRequest(f"{name!r} is not a valid service account name",
@@ -485,7 +494,7 @@ class AccountsMixin(RegistryBase):
     def invite(self, principal: Principal, org: str, role: str, email: str = "",
                days: int = INVITATION_DAYS) -> str:
         """A one-use invitation link's secret; whoever opens it joins with `role`."""
-        require_org(principal, ADMIN, org)
+        self.require_org(principal, ADMIN, org)
         _check_choice("role", role, ROLES)
         _check_profile("", email)
         if not 1 <= days <= 30:
@@ -590,7 +599,7 @@ class AccountsMixin(RegistryBase):
         if not principal.signed_in:
             raise Unauthorized("sign in to read the audit log")
         if org is not None:
-            require_org(principal, ADMIN, org)
+            self.require_org(principal, ADMIN, org)
             orgs: list[str] | None = [org]
         elif principal.operator and "admin" in principal.scopes:
             orgs = None

@@ -115,6 +115,15 @@ class Views:
         """
         summary: Sign in with a password and get a browser session (cookie) and its CSRF token.
         tags: [auth]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [username, password]
+                properties:
+                  username: {type: string}
+                  password: {type: string}
         responses:
           200: {description: "{username, csrf}"}
         """
@@ -223,6 +232,15 @@ class Views:
         """
         summary: Poll the device grant; when approved, a personal access token.
         tags: [auth]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [device_code]
+                properties:
+                  device_code: {type: string}
+                  label: {type: string}
         responses:
           200: {description: "{token, token_info}"}
           202: {description: "{status: pending|slow_down}: poll again after interval"}
@@ -277,6 +295,18 @@ class Views:
         """
         summary: Add an account (operator only).
         tags: [accounts]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [username]
+                properties:
+                  username: {type: string}
+                  password: {type: string}
+                  display_name: {type: string}
+                  email: {type: string}
+                  operator: {type: boolean}
         security: [{bearer: []}]
         responses:
           201: {description: "{username}"}
@@ -305,6 +335,17 @@ class Views:
         """
         summary: Create a personal access token (or, owners, one of a service account); shown once.
         tags: [accounts]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  label: {type: string}
+                  days: {type: integer}
+                  account: {type: string}
+                  scopes: {type: array, items: {type: string}}
+                  namespaces: {type: array, items: {type: string}}
         security: [{bearer: []}]
         responses:
           201: {description: "{token, token_info}"}
@@ -336,6 +377,15 @@ class Views:
         """
         summary: Create an org (and its namespace of the same name); the caller owns it.
         tags: [orgs]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [name]
+                properties:
+                  name: {type: string}
+                  display_name: {type: string}
         security: [{bearer: []}]
         responses:
           201: {description: "{org}"}
@@ -374,6 +424,14 @@ class Views:
         """
         summary: Add a member or change their role (owners).
         tags: [orgs]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [role]
+                properties:
+                  role: {type: string}
         security: [{bearer: []}]
         responses:
           200: {description: "{member}"}
@@ -401,6 +459,15 @@ class Views:
         """
         summary: Add a service account (`<org>.<name>`) for CI and agents (owners).
         tags: [orgs]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [name]
+                properties:
+                  name: {type: string}
+                  role: {type: string}
         security: [{bearer: []}]
         responses:
           201: {description: "{username, role}"}
@@ -427,6 +494,15 @@ class Views:
         """
         summary: Make a one-use invitation link to join an org with a role (owners).
         tags: [orgs]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  role: {type: string}
+                  email: {type: string}
+                  days: {type: integer}
         security: [{bearer: []}]
         responses:
           201: {description: "{secret, url, role}"}
@@ -445,6 +521,16 @@ class Views:
         """
         summary: Accept an invitation, signed in or with a new account's username and password.
         tags: [orgs]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  username: {type: string}
+                  password: {type: string}
+                  display_name: {type: string}
+                  email: {type: string}
         responses:
           200: {description: "{username, org}"}
           409: {description: already used or expired}
@@ -476,6 +562,14 @@ class Views:
         """
         summary: A namespace's visibility, `public`, `internal` or `private` (owners).
         tags: [namespaces]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [visibility]
+                properties:
+                  visibility: {type: string}
         security: [{bearer: []}]
         responses:
           200: {description: "{name, visibility, ...}"}
@@ -492,6 +586,15 @@ class Views:
         """
         summary: Required review of publishes (`direct`, `review`), two-person rule (owners).
         tags: [namespaces]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [policy]
+                properties:
+                  policy: {type: string}
+                  two_person: {type: boolean}
         security: [{bearer: []}]
         responses:
           200: {description: "{name, release_policy, two_person, ...}"}
@@ -568,6 +671,13 @@ class Views:
         """
         summary: Approve a pending release (maintainers); it is released as a publish is.
         tags: [review]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  comment: {type: string}
         security: [{bearer: []}]
         responses:
           200: {description: "{release, version}"}
@@ -583,6 +693,14 @@ class Views:
         """
         summary: Reject a pending release with a comment its author reads (maintainers).
         tags: [review]
+        requestBody:
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [comment]
+                properties:
+                  comment: {type: string}
         security: [{bearer: []}]
         responses:
           200: {description: "{release}"}

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
-from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
@@ -21,6 +21,8 @@ from . import accounts, api, clawhub, marketplace, pages, skillssh, wellknown
 from .errors import make_handlers
 from .gitserver import GitApp
 from .markdown import highlighted
+from .middleware import HostCheck, SecurityHeaders
+from .openapi import OpenApi
 
 OPENAPI_BASE = {
     "openapi": "3.0.3",
@@ -41,7 +43,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     templates = Jinja2Templates(directory=str(resource_dir("templates")))
     templates.env.globals.update(version=__version__, htmx="htmx-2.0.11.min.js")
     templates.env.filters["highlight"] = highlighted
-    schemas = SchemaGenerator(OPENAPI_BASE)
+    schemas = OpenApi(OPENAPI_BASE)
 
     def openapi(request: Request) -> JSONResponse:
         return JSONResponse(schemas.get_schema(routes=app.routes))
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             *pages.routes(registry, templates),
         ],
         exception_handlers=make_handlers(templates),  # type: ignore[arg-type]
+        middleware=[Middleware(SecurityHeaders), Middleware(HostCheck, settings=settings)],
         lifespan=_lifespan(registry),
     )
     app.state.registry = registry

@@ -55,6 +55,7 @@ from ..skill.bundle import from_files
 from ..store.index import ReportRow, SkillRow, VersionRow
 from .api import IMMUTABLE, int_param, parse_object, read_capped
 from .auth import request_principal
+from .middleware import counts_as_install
 from .urls import public_base
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -487,7 +488,7 @@ class ClawHub:
             raise Blocked(f"{skill.namespace}/{skill.name} {row.version} is blocked: "
                           f"{moderation.summary()}", extra={"reasons": moderation.reasons()})
         row, archive = self.registry.archive(skill.namespace, skill.name, row.version, "zip",
-                                             principal, count=request.method == "GET",
+                                             principal, count=counts_as_install(request),
                                              at_root=True)
         etag = f'"sha256:{archive.sha256}"'
         headers = {"ETag": etag, "X-Checksum-Sha256": archive.sha256,

@@ -18,6 +18,7 @@ from ..services import OutcomeSummary, ProposalView, Registry, install_command, 
 from ..skill.manifest import split_frontmatter
 from . import markdown
 from .auth import request_principal
+from .urls import public_base
 
 # Review errors shown inside the form (the proposal page's htmx config swaps exactly these
 # statuses); anything else, a 404 above all, is a whole error page.
@@ -73,7 +74,8 @@ class Pages:
         page = self.registry.list_skills(principal=self._principal(request),
                                          namespace=namespace, limit=200)
         return self.templates.TemplateResponse(request, "namespace.html", {
-            "namespace": namespace, "skills": page.skills, "total": page.total})
+            "namespace": namespace, "skills": page.skills, "total": page.total,
+            "base": public_base(request, self.registry)})
 
     def skill(self, request: Request) -> Response:
         p = request.path_params
@@ -82,7 +84,7 @@ class Pages:
         skill, row = detail.skill, version_of(detail, p.get("version", "latest"))
         bundle = self.registry.bundle(skill.namespace, row)
         body = split_frontmatter(bundle.skill_md())[1]
-        base = str(request.base_url).rstrip("/")
+        base = public_base(request, self.registry)
         stored = self.registry.stored_report(skill.namespace, skill.name, row)
         exceptions = self.registry.exceptions(skill.namespace, skill.name, principal)
         duplicates = self.registry.near_duplicates(skill, principal)
