@@ -65,6 +65,13 @@ class NotFound(HubError):
     code = "not_found"
 
 
+class MethodNotAllowed(HubError):
+    """The path exists with other methods; `extra["allow"]` lists them (the Allow header)."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
 class VersionExists(HubError):
     status = 409
     code = "version_exists"

@@ -311,3 +311,35 @@ def test_cli_info_and_search_strip_escapes_from_old_data(
         assert "\x1b" not in output and "\u202e" not in output and "\x07" not in output
         assert "Greets click me" in output
     assert "SKILL.md" in run("info", "team/hello-world")
+
+
+# -- what the OpenAPI document promises tools ----------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("POST", "/clawhub/api/v1/search", "GET, HEAD"),
+    ("PUT", "/clawhub/api/v1/skills/hello-world", "GET, HEAD"),
+    ("POST", "/clawhub/team/api/v1/search", "GET, HEAD"),
+    ("DELETE", "/api/v1/search", "GET"),
+    ("POST", "/api/v1/skills", "GET"),
+])
+def test_a_wrong_method_is_405_with_allow(client: TestClient, method: str, path: str,
+                                          allow: str) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) >= set(allow.split(", "))
+
+
+def test_an_unserved_clawhub_route_is_still_404(client: TestClient) -> None:
+    assert client.get("/clawhub/api/v1/stars").status_code == 404
+
+
+@pytest.mark.parametrize(("path", "limit"), [("/api/v1/skills", "0"),
+                                             ("/api/v1/skills", "201"),
+                                             ("/api/v1/search?q=x", "101"),
+                                             ("/api/v1/search?q=x", "-1")])
+def test_out_of_range_limits_are_refused_not_clamped(client: TestClient, path: str,
+                                                     limit: str) -> None:
+    sep = "&" if "?" in path else "?"
+    response = client.get(f"{path}{sep}limit={limit}")
+    assert response.status_code == 400 and response.json()["problems"][0]["field"] == "limit"

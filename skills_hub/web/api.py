@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..access.principal import Principal
-from ..errors import BadRequest, PayloadTooLarge, SemanticUnavailable
+from ..errors import BadRequest, PayloadTooLarge, Problem, SemanticUnavailable
 from ..search.engine import Duplicate, Gap, Result
 from ..services import HealthChange, Registry, SkillDetail, install_command, version_of
 from ..skill.bundle import Bundle, from_archive, from_files
@@ -197,7 +197,7 @@ class Api:
         params = request.query_params
         page = self.registry.list_skills(
             principal=self.principal(request), namespace=params.get("namespace"),
-            cursor=params.get("cursor"), limit=int_param(params.get("limit"), 50))
+            cursor=params.get("cursor"), limit=int_param(params.get("limit"), 50, low=1, high=200))
         return JSONResponse({"skills": [skill_json(s) for s in page.skills],
                              "total": page.total, "next_cursor": page.next_cursor})
 
@@ -245,7 +245,8 @@ class Api:
             namespace=params.get("namespace") or None, tag=params.get("tag") or None,
             trust=params.get("trust") or None, verdict=params.get("verdict") or None,
             updated_since=params.get("updated_since") or None,
-            sort=params.get("sort", "relevance"), limit=int_param(params.get("limit"), 20),
+            sort=params.get("sort", "relevance"),
+            limit=int_param(params.get("limit"), 20, low=1, high=100),
             cursor=params.get("cursor") or None)
         found = page.results
         return JSONResponse({
@@ -850,14 +851,19 @@ def _too_large(cap: int) -> PayloadTooLarge:
         "hint": f"send at most {cap} bytes here; split a batch or leave out what is not needed"})
 
 
-def int_param(value: str | None, default: int) -> int:
-    """A whole-number query parameter; 400 when it is not one."""
+def int_param(value: str | None, default: int, *, name: str = "limit",
+              low: int | None = None, high: int | None = None) -> int:
+    """A whole-number query parameter; 400 when it is not one or out of [low, high]."""
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise BadRequest(f"{value!r} is not a whole number") from exc
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise BadRequest(f"{name} is {low}-{high}, not {number}",
+                         problems=[Problem(name, "out of range", f"use {low} to {high}")])
+    return number
 
 
 _TEXT_TYPES = {".md": "text/markdown", ".json": "application/json", ".yaml": "text/yaml",

@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from ..access.policy import PUBLISH
 from ..access.principal import Principal
@@ -45,6 +45,7 @@ from ..errors import (
     BadRequest,
     Forbidden,
     HubError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     Unauthorized,
@@ -182,6 +183,14 @@ class ClawHub:
         return Moderation(detail.verdict(row.version), detail.skill.trust, stored)
 
     def unsupported(self, request: Request) -> Response:
+        allowed = sorted({method for route in request.app.router.routes
+                          if isinstance(route, Route) and route.methods
+                          and route.path != "/clawhub/{rest:path}"
+                          and route.matches(request.scope)[0] is Match.PARTIAL
+                          for method in route.methods})
+        if allowed:
+            raise MethodNotAllowed(f"{request.url.path} answers {', '.join(allowed)}, not "
+                                   f"{request.method}", extra={"allow": ", ".join(allowed)})
         raise NotFound(
             f"skills-hub's ClawHub API has no {request.method} {request.url.path}",
             extra={"hint": "it serves search, explore, inspect, install, update, publish "
@@ -810,6 +819,8 @@ def error_response(request: Request, exc: HubError, registry: Registry) -> Respo
     """Plain text, which the CLI prints as it is; an ambiguous slug in the CLI's own
     structured form, which it prints as the list of candidates."""
     headers = {"X-Skills-Hub-Error": exc.code}
+    if exc.extra.get("allow"):
+        headers["Allow"] = str(exc.extra["allow"])
     if isinstance(exc, AmbiguousName):
         return JSONResponse(ambiguous_json(exc, public_base(request, registry)), exc.status,
                             headers=headers)

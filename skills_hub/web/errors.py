@@ -35,13 +35,17 @@ def make_handlers(templates: Jinja2Templates) -> dict:
         response = render(request, exc.status, exc.code, exc.message, exc.to_dict())
         if exc.extra.get("retry_after"):
             response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        if exc.extra.get("allow"):
+            response.headers["Allow"] = str(exc.extra["allow"])
         return response
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = exc.detail if exc.status_code != 404 else f"nothing at {request.url.path}"
-        return render(request, exc.status_code, code, str(message))
+        response = render(request, exc.status_code, code, str(message))
+        response.headers.update(exc.headers or {})  # Allow, on a 405
+        return response
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path, exc_info=exc)
