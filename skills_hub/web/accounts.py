@@ -100,7 +100,7 @@ class Views:
                   days: {type: integer}
                   scopes: {type: array, items: {type: string}}
         responses:
-          200: {description: "{token, token_info}"}
+          200: {description: "{token, token_info}", schema: NewToken}
           401: {description: wrong username or password}
           429: {description: too many failed sign-ins (Retry-After)}
         """
@@ -125,7 +125,7 @@ class Views:
                   username: {type: string}
                   password: {type: string}
         responses:
-          200: {description: "{username, csrf}"}
+          200: {description: "{username, csrf}", schema: Session}
         """
         body = await _object(request)
         who = self.principal(request)
@@ -141,7 +141,7 @@ class Views:
         summary: The signed-in browser session - who, and the CSRF token its writes send.
         tags: [auth]
         responses:
-          200: {description: "{username, csrf}"}
+          200: {description: "{username, csrf}", schema: Session}
           401: {description: no session}
         """
         session_id = request.cookies.get(SESSION_COOKIE)
@@ -156,7 +156,10 @@ class Views:
         summary: End the browser session.
         tags: [auth]
         responses:
-          200: {description: "{signed_out: true}"}
+          200:
+            description: "{signed_out: true}"
+            schema: {type: object, required: [signed_out],
+                     properties: {signed_out: {type: boolean}}}
         """
         session_id = request.cookies.get(SESSION_COOKIE)
         if session_id:
@@ -188,7 +191,7 @@ class Views:
         tags: [auth]
         responses:
           302: {description: signed in; to where the sign-in started}
-          401: {description: the sign-in failed (state, token, issuer); says why}
+          401: {description: "the sign-in failed (state, token, issuer); says why"}
         """
         params = dict(request.query_params)
         flow = self.registry.take_flow(params.get("state", ""), "oidc")
@@ -216,6 +219,7 @@ class Views:
           200:
             description: "{device_code, user_code, verification_uri,
               verification_uri_complete, interval, expires_in}"
+            schema: DeviceGrant
           404: {description: OpenID Connect or its device grant is not configured}
         """
         client = self.oidc()
@@ -242,8 +246,10 @@ class Views:
                   device_code: {type: string}
                   label: {type: string}
         responses:
-          200: {description: "{token, token_info}"}
-          202: {description: "{status: pending|slow_down}: poll again after interval"}
+          200: {description: "{token, token_info}", schema: NewToken}
+          202:
+            description: "{status: pending|slow_down}: poll again after interval"
+            schema: {type: object, required: [status], properties: {status: {type: string}}}
           401: {description: expired or denied}
         """
         body = await _object(request)
@@ -282,7 +288,7 @@ class Views:
         tags: [accounts]
         security: [{bearer: []}]
         responses:
-          200: {description: "{users: [...]}"}
+          200: {description: "{users: [...]}", schema: UserList}
         """
         rows = self.registry.list_users(self.principal(request))
         return JSONResponse({"users": [
@@ -309,7 +315,9 @@ class Views:
                   operator: {type: boolean}
         security: [{bearer: []}]
         responses:
-          201: {description: "{username}"}
+          201:
+            description: "{username}"
+            schema: {type: object, required: [username], properties: {username: {type: string}}}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -326,7 +334,7 @@ class Views:
         tags: [accounts]
         security: [{bearer: []}]
         responses:
-          200: {description: "{tokens: [...]}"}
+          200: {description: "{tokens: [...]}", schema: TokenList}
         """
         rows = self.registry.tokens(self.principal(request))
         return JSONResponse({"tokens": [token_json(r) for r in rows]})
@@ -348,7 +356,7 @@ class Views:
                   namespaces: {type: array, items: {type: string}}
         security: [{bearer: []}]
         responses:
-          201: {description: "{token, token_info}"}
+          201: {description: "{token, token_info}", schema: NewToken}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -365,7 +373,10 @@ class Views:
         tags: [accounts]
         security: [{bearer: []}]
         responses:
-          200: {description: "{token_info}"}
+          200:
+            description: "{token_info}"
+            schema: {type: object, required: [token_info],
+                     properties: {token_info: {$ref: '#/components/schemas/Token'}}}
         """
         row = self.registry.revoke_token(self.principal(request),
                                          request.path_params["token_id"])
@@ -388,7 +399,10 @@ class Views:
                   display_name: {type: string}
         security: [{bearer: []}]
         responses:
-          201: {description: "{org}"}
+          201:
+            description: "{org, namespace}"
+            schema: {type: object, required: [org, namespace],
+                     properties: {org: {type: string}, namespace: {type: string}}}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -403,7 +417,9 @@ class Views:
         tags: [orgs]
         security: [{bearer: []}]
         responses:
-          200: {description: "{deleted}"}
+          200:
+            description: "{deleted}: the org's name"
+            schema: {type: object, required: [deleted], properties: {deleted: {type: string}}}
         """
         org = request.path_params["org"]
         self.registry.delete_org(self.principal(request), org)
@@ -415,7 +431,7 @@ class Views:
         tags: [orgs]
         security: [{bearer: []}]
         responses:
-          200: {description: "{members: [...]}"}
+          200: {description: "{members: [...]}", schema: MemberList}
         """
         rows = self.registry.members(self.principal(request), request.path_params["org"])
         return JSONResponse({"members": [member_json(m) for m in rows]})
@@ -434,7 +450,10 @@ class Views:
                   role: {type: string}
         security: [{bearer: []}]
         responses:
-          200: {description: "{member}"}
+          200:
+            description: "{member}"
+            schema: {type: object, required: [member],
+                     properties: {member: {$ref: '#/components/schemas/Member'}}}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -449,7 +468,9 @@ class Views:
         tags: [orgs]
         security: [{bearer: []}]
         responses:
-          200: {description: "{removed}"}
+          200:
+            description: "{removed}: the username"
+            schema: {type: object, required: [removed], properties: {removed: {type: string}}}
         """
         p = request.path_params
         self.registry.remove_member(self.principal(request), p["org"], p["username"])
@@ -470,7 +491,10 @@ class Views:
                   role: {type: string}
         security: [{bearer: []}]
         responses:
-          201: {description: "{username, role}"}
+          201:
+            description: "{username, role}"
+            schema: {type: object, required: [username, role],
+                     properties: {username: {type: string}, role: {type: string}}}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -485,7 +509,7 @@ class Views:
         tags: [orgs]
         security: [{bearer: []}]
         responses:
-          200: {description: "{tokens: [...]}"}
+          200: {description: "{tokens: [...]}", schema: TokenList}
         """
         rows = self.registry.tokens(self.principal(request), request.path_params["org"])
         return JSONResponse({"tokens": [token_json(r) for r in rows]})
@@ -505,7 +529,11 @@ class Views:
                   days: {type: integer}
         security: [{bearer: []}]
         responses:
-          201: {description: "{secret, url, role}"}
+          201:
+            description: "{secret, url, role}"
+            schema: {type: object, required: [secret, url, role],
+                     properties: {secret: {type: string}, url: {type: string},
+                                  role: {type: string}}}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -532,7 +560,9 @@ class Views:
                   display_name: {type: string}
                   email: {type: string}
         responses:
-          200: {description: "{username, org}"}
+          200:
+            description: "{username}: the account that joined"
+            schema: {type: object, required: [username], properties: {username: {type: string}}}
           409: {description: already used or expired}
         """
         body = await _object(request, empty_ok=True)
@@ -552,7 +582,8 @@ class Views:
         summary: A namespace's owner, visibility and policies.
         tags: [namespaces]
         responses:
-          200: {description: "{name, visibility, owner, release_policy, two_person, review_policy}"}
+          200: {description: "{name, visibility, owner, release_policy, two_person,
+                review_policy}", schema: NamespaceSettings}
         """
         info = self.registry.namespace_settings(self.principal(request),
                                                 request.path_params["namespace"])
@@ -572,7 +603,7 @@ class Views:
                   visibility: {type: string}
         security: [{bearer: []}]
         responses:
-          200: {description: "{name, visibility, ...}"}
+          200: {description: "the namespace's settings", schema: NamespaceSettings}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -597,7 +628,7 @@ class Views:
                   two_person: {type: boolean}
         security: [{bearer: []}]
         responses:
-          200: {description: "{name, release_policy, two_person, ...}"}
+          200: {description: "the namespace's settings", schema: NamespaceSettings}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -626,7 +657,7 @@ class Views:
         tags: [review]
         security: [{bearer: []}]
         responses:
-          200: {description: "{releases: [...]}"}
+          200: {description: "{releases: [...]}", schema: ReleaseList}
         """
         q = request.query_params
         rows = self.registry.list_releases(self.principal(request),
@@ -642,7 +673,7 @@ class Views:
         tags: [review]
         security: [{bearer: []}]
         responses:
-          200: {description: "{releases: [...], proposals: [...]}"}
+          200: {description: "{releases: [...], proposals: [...]}", schema: ReviewQueue}
         """
         queue = self.registry.review_queue(self.principal(request),
                                            request.query_params.get("namespace") or None)
@@ -659,7 +690,8 @@ class Views:
         tags: [review]
         security: [{bearer: []}]
         responses:
-          200: {description: "{release}"}
+          200: {description: "the release, `diff`, `current_version` and `report`",
+                schema: ReleaseDetail}
         """
         item = self.registry.release_view(self.principal(request),
                                           request.path_params["release_id"])
@@ -680,7 +712,7 @@ class Views:
                   comment: {type: string}
         security: [{bearer: []}]
         responses:
-          200: {description: "{release, version}"}
+          200: {description: "{release}", schema: ReleaseDecision}
         """
         body = await _object(request, empty_ok=True)
         who = await run_in_threadpool(self.principal, request)
@@ -703,7 +735,7 @@ class Views:
                   comment: {type: string}
         security: [{bearer: []}]
         responses:
-          200: {description: "{release}"}
+          200: {description: "{release}", schema: ReleaseDecision}
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -721,7 +753,11 @@ class Views:
         tags: [audit]
         security: [{bearer: []}]
         responses:
-          200: {description: "{events: [...], next_cursor}"}
+          200:
+            description: "{events: [...], next_cursor}; with `format=jsonl`, one event a line
+              (the next cursor in X-Next-Cursor)"
+            schema: AuditPage
+            content: {application/jsonl: {}}
         """
         q = request.query_params
         rows, cursor = self.registry.audit_events(

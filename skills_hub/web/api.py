@@ -77,7 +77,8 @@ class Api:
         summary: List the namespaces the caller may read, with their skill counts.
         tags: [catalogue]
         responses:
-          200: {description: "{namespaces: [{name, visibility, skills}]}"}
+          200: {description: "{namespaces: [{name, visibility, skills, git}]}",
+                schema: NamespaceList}
         """
         rows = self.registry.namespaces(self.principal(request))
         return JSONResponse({"namespaces": [
@@ -93,6 +94,7 @@ class Api:
           200:
             description: "{username, kind, operator, scopes, namespaces, orgs, roles,
               namespace}"
+            schema: Whoami
           401: {description: missing or invalid token}
         """
         return JSONResponse(self.registry.whoami(self.principal(request)))
@@ -114,8 +116,11 @@ class Api:
           - {name: namespace, in: path, required: true, schema: {type: string}}
           - {name: version, in: query, required: false, schema: {type: string}}
         responses:
-          201: {description: published}
-          200: {description: unchanged content; the existing version is returned}
+          201: {description: published, schema: Published}
+          200: {description: unchanged content; the existing version is returned,
+                schema: Published}
+          202: {description: "held for review (status pending; `release` names it)",
+                schema: Published}
           400: {description: the upload was refused while unpacking (code names why)}
           401: {description: missing or invalid token}
           403: {description: the token is for another namespace}
@@ -192,7 +197,7 @@ class Api:
           - {name: limit, in: query, required: false, schema: {type: integer, default: 50}}
           - {name: cursor, in: query, required: false, schema: {type: string}}
         responses:
-          200: {description: "{skills, total, next_cursor}"}
+          200: {description: "{skills, total, next_cursor}", schema: SkillPage}
         """
         params = request.query_params
         page = self.registry.list_skills(
@@ -235,8 +240,9 @@ class Api:
           - {name: cursor, in: query, required: false, schema: {type: string}}
         responses:
           200: {description: "{query, mode, requested_mode, semantic, results, next_cursor,
-                gap}"}
-          400: {description: a bad parameter, a cursor from another search, a query too long}
+                gap}", schema: SearchResults}
+          400: {description: "a bad parameter, a cursor from another search, a query too
+                long"}
         """
         params = request.query_params
         query = params.get("q", "")
@@ -267,8 +273,9 @@ class Api:
           - {name: q, in: query, required: true, schema: {type: string, maxLength: 1000}}
           - {name: namespace, in: query, required: false, schema: {type: string}}
         responses:
-          200: {description: "{query, gap, best_similarity, threshold, closest}"}
-          400: {description: no query, or too long}
+          200: {description: "{query, gap, best_similarity, threshold, closest}",
+                schema: GapAnswer}
+          400: {description: "no query, or too long"}
           503: {description: the embedding model is not loaded}
         """
         params = request.query_params
@@ -289,7 +296,7 @@ class Api:
         summary: A skill with all its versions, newest first.
         tags: [catalogue]
         responses:
-          200: {description: the skill}
+          200: {description: the skill, schema: Skill}
           404: {description: no such skill (or a private namespace)}
         """
         p = request.path_params
@@ -307,7 +314,7 @@ class Api:
         parameters:
           - {name: client_id, in: query, required: false, schema: {type: string}}
         responses:
-          200: {description: the version}
+          200: {description: the version, schema: VersionDetail}
           404: {description: no such version}
         """
         p = request.path_params
@@ -338,7 +345,11 @@ class Api:
         parameters:
           - {name: fmt, in: path, required: true, schema: {type: string, enum: [tar.gz, zip]}}
         responses:
-          200: {description: the archive; headers ETag and X-Checksum-Sha256 carry the sha256}
+          200:
+            description: the archive; headers ETag and X-Checksum-Sha256 carry the sha256
+            content:
+              application/gzip: {schema: {type: string, format: binary}}
+              application/zip: {schema: {type: string, format: binary}}
           304: {description: If-None-Match matched}
           404: {description: no such version or format}
         """
@@ -364,7 +375,13 @@ class Api:
         summary: One file of a version, raw. Served sandboxed (CSP) and never as HTML.
         tags: [catalogue]
         responses:
-          200: {description: the file's bytes}
+          200:
+            description: "the file's bytes: a text type by its suffix (utf-8), else
+              application/octet-stream"
+            content:
+              text/*: {schema: {type: string}}
+              application/json: {}
+              application/octet-stream: {schema: {type: string, format: binary}}
           404: {description: no such file; `files` lists the version's files}
         """
         p = request.path_params
@@ -390,7 +407,7 @@ class Api:
           the verdict changes of the skill's versions.
         tags: [checks]
         responses:
-          200: {description: the report}
+          200: {description: the report, schema: VersionReport}
           404: {description: no such version}
           409: {description: the version has not been checked yet (code not_checked)}
         """
@@ -413,7 +430,8 @@ class Api:
         summary: The reviewed exceptions of a skill (rule id and the owner's reason).
         tags: [checks]
         responses:
-          200: {description: "{exceptions: [{rule, reason, created_at}]}"}
+          200: {description: "{exceptions: [{rule, reason, created_at}]}",
+                schema: ExceptionList}
         """
         p = request.path_params
         rows = self.registry.exceptions(p["namespace"], p["name"], self.principal(request))
@@ -429,8 +447,9 @@ class Api:
         tags: [checks]
         security: [{bearer: []}]
         responses:
-          200: {description: "{rule, reason, changes}"}
-          400: {description: not a rule id, or no reason}
+          200: {description: "{rule, reason (PUT) or removed (DELETE), changes}",
+                schema: ExceptionChange}
+          400: {description: "not a rule id, or no reason"}
           403: {description: the token is for another namespace}
           404: {description: DELETE of an exception that does not exist}
         """
@@ -466,7 +485,8 @@ class Api:
         tags: [outcomes]
         security: [{bearer: []}]
         responses:
-          200: {description: "{recorded, repeated, trust, trust_change, versions}"}
+          200: {description: "{recorded, repeated, trust, trust_change, versions}",
+                schema: OutcomeReceipt}
           401: {description: no token}
           404: {description: no such skill}
           422: {description: "invalid reports (code invalid_report; `problems` lists each)"}
@@ -488,7 +508,8 @@ class Api:
         summary: A skill's evidence from outcome reports, per version, and its trust history.
         tags: [outcomes]
         responses:
-          200: {description: "{trust, successes, failures, wilson, clients, versions, events}"}
+          200: {description: "{trust, successes, failures, wilson, clients, versions, events,
+                canaries, deprecated}", schema: Outcomes}
         """
         p = request.path_params
         summary = self.registry.outcome_summary(p["namespace"], p["name"],
@@ -514,8 +535,8 @@ class Api:
         tags: [outcomes]
         security: [{bearer: []}]
         responses:
-          200: {description: "{trust, event}"}
-          400: {description: not blocked/community, or no reason}
+          200: {description: "{trust, event}", schema: TrustAnswer}
+          400: {description: "not blocked/community, or no reason"}
           403: {description: the token is for another namespace}
         """
         p = request.path_params
@@ -536,7 +557,8 @@ class Api:
         parameters:
           - {name: client_id, in: query, required: false, schema: {type: string}}
         responses:
-          200: {description: "{version, channel, canary}"}
+          200: {description: "{version, channel, content_sha256, canary}",
+                schema: Resolution}
         """
         p = request.path_params
         found = self.registry.resolve(p["namespace"], p["name"], self.principal(request),
@@ -561,8 +583,9 @@ class Api:
         tags: [proposals]
         security: [{bearer: []}]
         responses:
-          201: {description: a new proposal}
-          200: {description: "an agreeing open proposal gained support (`created` false)"}
+          201: {description: a new proposal, schema: ProposalOutcome}
+          200: {description: "an agreeing open proposal gained support (`created` false)",
+                schema: ProposalOutcome}
           401: {description: no token}
           409: {description: the rebase onto the latest version conflicts}
           422: {description: "edit_failed, invalid_skill, or dangerous_skill (with the report)"}
@@ -584,7 +607,7 @@ class Api:
           the reviewer's comment: how a proposing agent learns why it was rejected.
         tags: [proposals]
         responses:
-          200: {description: "{proposals: [...]}"}
+          200: {description: "{proposals: [...]}", schema: ProposalList}
         """
         p = request.path_params
         rows = self.registry.proposals(p["namespace"], p["name"], self.principal(request),
@@ -597,7 +620,7 @@ class Api:
         summary: Every proposal in a namespace (a maintainer's review queue).
         tags: [proposals]
         responses:
-          200: {description: "{proposals: [...]}"}
+          200: {description: "{proposals: [...]}", schema: ProposalList}
         """
         rows = self.registry.proposals(request.path_params["namespace"], None,
                                        self.principal(request),
@@ -610,7 +633,7 @@ class Api:
         summary: One proposal with its unified diff and checks report.
         tags: [proposals]
         responses:
-          200: {description: "the proposal, `diff` and `report`"}
+          200: {description: "the proposal, `diff` and `report`", schema: ProposalDetail}
           404: {description: no such proposal}
         """
         p = request.path_params
@@ -631,9 +654,9 @@ class Api:
         tags: [proposals]
         security: [{bearer: []}]
         responses:
-          200: {description: the decided proposal}
+          200: {description: the decided proposal, schema: Proposal}
           403: {description: not a token of this namespace}
-          409: {description: already decided, or the rebase conflicts}
+          409: {description: "already decided, or the rebase conflicts"}
         """
         p = request.path_params
         principal = await run_in_threadpool(self.principal, request)
@@ -657,7 +680,7 @@ class Api:
         tags: [proposals]
         security: [{bearer: []}]
         responses:
-          200: {description: "{namespace, policy}"}
+          200: {description: "{namespace, policy}", schema: ReviewPolicy}
         """
         namespace = request.path_params["namespace"]
         principal = await run_in_threadpool(self.principal, request)

@@ -218,7 +218,7 @@ class ClawHub:
         security: [{bearer: []}]
         responses:
           200: {description: "{user: {handle, displayName, image, role}}"}
-          401: {description: no token, or not a token of this registry}
+          401: {description: "no token, or not a token of this registry"}
         """
         namespace = _writer(self.principal(request))
         return JSONResponse({"user": {"handle": namespace, "displayName": namespace,
@@ -243,7 +243,7 @@ class ClawHub:
         responses:
           200: {description: "{results: [{slug, ownerHandle, displayName, summary, version,
                 score, downloads, updatedAt, owner, verdict, trustLevel}]}"}
-          400: {description: no query, or a query too long}
+          400: {description: "no query, or a query too long"}
           404: {description: the root's namespace does not exist (or is private)}
         """
         params = request.query_params
@@ -280,7 +280,7 @@ class ClawHub:
         responses:
           200: {description: "{items: [{slug, displayName, summary, tags, stats, createdAt,
                 updatedAt, latestVersion, ownerHandle}], nextCursor}"}
-          400: {description: an unknown sort, or a cursor from another listing}
+          400: {description: "an unknown sort, or a cursor from another listing"}
         """
         params = request.query_params
         principal = self.principal(request)
@@ -422,7 +422,7 @@ class ClawHub:
           - {name: ownerHandle, in: query, required: false, schema: {type: string}}
         responses:
           200: {description: the file's bytes}
-          404: {description: no such skill, version or file}
+          404: {description: "no such skill, version or file"}
         """
         principal, detail = self.detail(request)
         path = request.query_params.get("path") or ""
@@ -520,8 +520,8 @@ class ClawHub:
         security: [{bearer: []}]
         responses:
           200: {description: "{uploadUrl, uploadTicket}"}
-          400: {description: not a sha256, or no size}
-          401: {description: no token, or not a token of this registry}
+          400: {description: "not a sha256, or no size"}
+          401: {description: "no token, or not a token of this registry"}
           403: {description: the token cannot publish to this root's namespace}
           413: {description: the file is larger than a skill's file may be}
         """
@@ -552,7 +552,7 @@ class ClawHub:
         responses:
           200: {description: "{storageId}: name the file by it in the publish"}
           400: {description: the bytes do not have the sha256 of the URL}
-          401: {description: no token, or not a token of this registry}
+          401: {description: "no token, or not a token of this registry"}
           413: {description: the file is larger than a skill's file may be}
         """
         principal = await run_in_threadpool(self.principal, request)
@@ -584,12 +584,12 @@ class ClawHub:
           201: {description: "{ok, skillId, versionId, slug, version, ownerHandle,
                 fingerprint, verdict, publicationStatus}"}
           200: {description: this very version with this very content was already published}
-          400: {description: a file was not uploaded (or its upload expired), a bad body}
-          401: {description: no token, or not a token of this registry}
+          400: {description: "a file was not uploaded (or its upload expired), a bad body"}
+          401: {description: "no token, or not a token of this registry"}
           403: {description: the token cannot publish to that namespace}
-          409: {description: the version exists, is older than the latest, or the content is
-                already published as another version}
-          422: {description: the skill is invalid, or the checks refused it; nothing stored}
+          409: {description: "the version exists, is older than the latest, or the content is
+                already published as another version"}
+          422: {description: "the skill is invalid, or the checks refused it; nothing stored"}
         """
         principal = await run_in_threadpool(self.principal, request)
         writer = _writer(principal)

@@ -47,7 +47,7 @@ class SkillsSh:
           - {name: owner, in: query, required: false, schema: {type: string}}
         responses:
           200: {description: "{skills: [{id, name, source, installs}]}"}
-          400: {description: a bad limit, or a query too long}
+          400: {description: "a bad limit, or a query too long"}
         """
         params = request.query_params
         principal = request_principal(self.registry, request)

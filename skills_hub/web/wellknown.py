@@ -186,7 +186,7 @@ class WellKnown:
         responses:
           200: {description: the file's bytes}
           400: {description: "a path that leaves the skill folder ('..', '.', '//')"}
-          404: {description: no such skill, version or file}
+          404: {description: "no such skill, version or file"}
           409: {description: "server-wide scope only: several namespaces have the name
                 (code ambiguous_name, `candidates` lists them)"}
         """
