@@ -87,18 +87,7 @@ class Views:
         """
         summary: Sign in with a password and get a personal access token (the CLI's login).
         tags: [auth]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [username, password]
-                properties:
-                  username: {type: string}
-                  password: {type: string}
-                  label: {type: string}
-                  days: {type: integer}
-                  scopes: {type: array, items: {type: string}}
+        requestBody: {schema: LoginRequest}
         responses:
           200: {description: "{token, token_info}", schema: NewToken}
           401: {description: wrong username or password}
@@ -115,15 +104,7 @@ class Views:
         """
         summary: Sign in with a password and get a browser session (cookie) and its CSRF token.
         tags: [auth]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [username, password]
-                properties:
-                  username: {type: string}
-                  password: {type: string}
+        requestBody: {schema: SessionRequest}
         responses:
           200: {description: "{username, csrf}", schema: Session}
         """
@@ -236,15 +217,7 @@ class Views:
         """
         summary: Poll the device grant; when approved, a personal access token.
         tags: [auth]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [device_code]
-                properties:
-                  device_code: {type: string}
-                  label: {type: string}
+        requestBody: {schema: DeviceTokenRequest}
         responses:
           200: {description: "{token, token_info}", schema: NewToken}
           202:
@@ -301,18 +274,7 @@ class Views:
         """
         summary: Add an account (operator only).
         tags: [accounts]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [username]
-                properties:
-                  username: {type: string}
-                  password: {type: string}
-                  display_name: {type: string}
-                  email: {type: string}
-                  operator: {type: boolean}
+        requestBody: {schema: AddUserRequest}
         security: [{bearer: []}]
         responses:
           201:
@@ -343,17 +305,7 @@ class Views:
         """
         summary: Create a personal access token (or, owners, one of a service account); shown once.
         tags: [accounts]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                properties:
-                  label: {type: string}
-                  days: {type: integer}
-                  account: {type: string}
-                  scopes: {type: array, items: {type: string}}
-                  namespaces: {type: array, items: {type: string}}
+        requestBody: {schema: CreateTokenRequest}
         security: [{bearer: []}]
         responses:
           201: {description: "{token, token_info}", schema: NewToken}
@@ -388,15 +340,7 @@ class Views:
         """
         summary: Create an org (and its namespace of the same name); the caller owns it.
         tags: [orgs]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [name]
-                properties:
-                  name: {type: string}
-                  display_name: {type: string}
+        requestBody: {schema: CreateOrgRequest}
         security: [{bearer: []}]
         responses:
           201:
@@ -440,14 +384,7 @@ class Views:
         """
         summary: Add a member or change their role (owners).
         tags: [orgs]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [role]
-                properties:
-                  role: {type: string}
+        requestBody: {schema: SetMemberRequest}
         security: [{bearer: []}]
         responses:
           200:
@@ -480,15 +417,7 @@ class Views:
         """
         summary: Add a service account (`<org>.<name>`) for CI and agents (owners).
         tags: [orgs]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [name]
-                properties:
-                  name: {type: string}
-                  role: {type: string}
+        requestBody: {schema: AddServiceAccountRequest}
         security: [{bearer: []}]
         responses:
           201:
@@ -518,15 +447,7 @@ class Views:
         """
         summary: Make a one-use invitation link to join an org with a role (owners).
         tags: [orgs]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                properties:
-                  role: {type: string}
-                  email: {type: string}
-                  days: {type: integer}
+        requestBody: {schema: InviteRequest}
         security: [{bearer: []}]
         responses:
           201:
@@ -549,16 +470,7 @@ class Views:
         """
         summary: Accept an invitation, signed in or with a new account's username and password.
         tags: [orgs]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                properties:
-                  username: {type: string}
-                  password: {type: string}
-                  display_name: {type: string}
-                  email: {type: string}
+        requestBody: {schema: AcceptRequest, required: false}
         responses:
           200:
             description: "{username}: the account that joined"
@@ -593,14 +505,7 @@ class Views:
         """
         summary: A namespace's visibility, `public`, `internal` or `private` (owners).
         tags: [namespaces]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [visibility]
-                properties:
-                  visibility: {type: string}
+        requestBody: {schema: SetVisibilityRequest}
         security: [{bearer: []}]
         responses:
           200: {description: "the namespace's settings", schema: NamespaceSettings}
@@ -617,15 +522,7 @@ class Views:
         """
         summary: Required review of publishes (`direct`, `review`), two-person rule (owners).
         tags: [namespaces]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [policy]
-                properties:
-                  policy: {type: string}
-                  two_person: {type: boolean}
+        requestBody: {schema: SetReleasePolicyRequest}
         security: [{bearer: []}]
         responses:
           200: {description: "the namespace's settings", schema: NamespaceSettings}
@@ -703,13 +600,7 @@ class Views:
         """
         summary: Approve a pending release (maintainers); it is released as a publish is.
         tags: [review]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                properties:
-                  comment: {type: string}
+        requestBody: {schema: ApproveRequest, required: false}
         security: [{bearer: []}]
         responses:
           200: {description: "{release}", schema: ReleaseDecision}
@@ -725,14 +616,7 @@ class Views:
         """
         summary: Reject a pending release with a comment its author reads (maintainers).
         tags: [review]
-        requestBody:
-          content:
-            application/json:
-              schema:
-                type: object
-                required: [comment]
-                properties:
-                  comment: {type: string}
+        requestBody: {schema: RejectRequest}
         security: [{bearer: []}]
         responses:
           200: {description: "{release}", schema: ReleaseDecision}

@@ -297,11 +297,51 @@ SCHEMAS: dict[str, Schema] = {
         "org": nullable(STRING), "namespace": nullable(STRING), "address": STRING,
         "user_agent": STRING, "request_id": STRING, "detail": {"type": "object"}}),
     "AuditPage": obj({"events": array(ref("AuditEvent")), "next_cursor": nullable(STRING)}),
+    # request bodies (the accounts routes), named by their view
+    "LoginRequest": obj(
+        {"username": STRING, "password": STRING, "label": STRING, "days": INTEGER,
+         "scopes": array(STRING)}, optional=("label", "days", "scopes")),
+    "SessionRequest": obj({"username": STRING, "password": STRING}),
+    "DeviceTokenRequest": obj({"device_code": STRING, "label": STRING}, optional=("label",)),
+    "AddUserRequest": obj(
+        {"username": STRING, "password": STRING, "display_name": STRING, "email": STRING,
+         "operator": BOOLEAN}, optional=("password", "display_name", "email", "operator")),
+    "CreateTokenRequest": obj(
+        {"label": STRING, "days": INTEGER, "account": STRING, "scopes": array(STRING),
+         "namespaces": array(STRING)},
+        optional=("label", "days", "account", "scopes", "namespaces")),
+    "CreateOrgRequest": obj({"name": STRING, "display_name": STRING}, optional=("display_name",)),
+    "SetMemberRequest": obj({"role": STRING}),
+    "AddServiceAccountRequest": obj({"name": STRING, "role": STRING}, optional=("role",)),
+    "InviteRequest": obj(
+        {"role": STRING, "email": STRING, "days": INTEGER}, optional=("role", "email", "days")),
+    "AcceptRequest": obj(
+        {"username": STRING, "password": STRING, "display_name": STRING, "email": STRING},
+        optional=("username", "password", "display_name", "email")),
+    "SetVisibilityRequest": obj({"visibility": STRING}),
+    "SetReleasePolicyRequest": obj(
+        {"policy": STRING, "two_person": BOOLEAN}, optional=("two_person",)),
+    "ApproveRequest": obj({"comment": STRING}, optional=("comment",)),
+    "RejectRequest": obj({"comment": STRING}),
 }
 ERROR_REF = ref("Error")
 JSON_PREFIXES = ("/api/",)
 CONVERTOR_TYPES = {"IntegerConvertor": {"type": "integer"},
                    "FloatConvertor": {"type": "number"}}
+
+
+def _expand_request_body(operation: dict[str, Any], label: str) -> None:
+    """A request body's `schema:` shorthand (a component's name or an inline schema) as its
+    JSON content."""
+    body = operation.get("requestBody")
+    if isinstance(body, dict) and "schema" in body:
+        schema = body.pop("schema")
+        if isinstance(schema, str):
+            if schema not in SCHEMAS:
+                raise KeyError(f"{label}: no component schema {schema!r} in web/openapi.py")
+            schema = ref(schema)
+        body.setdefault("required", True)
+        body["content"] = {"application/json": {"schema": schema}}
 
 
 class OpenApi(SchemaGenerator):
@@ -315,6 +355,7 @@ class OpenApi(SchemaGenerator):
             for method, operation in operations.items():
                 _add_path_parameters(operation, path, types.get(path, {}))
                 _expand_responses(operation, f"{method.upper()} {path}")
+                _expand_request_body(operation, f"{method.upper()} {path}")
                 if path.startswith(JSON_PREFIXES):
                     _add_error_bodies(operation)
         return schema
