@@ -45,6 +45,7 @@ from .client.taps import (
 )
 from .config import Settings
 from .errors import ArchiveRejected, HubError, InvalidSkill, NotFound, Unauthorized
+from .learning.outcomes import FAILURE_KINDS, OUTCOMES
 
 AGENT_DIRS = {"agents": ".agents/skills", "claude": ".claude/skills", "hermes": ".hermes/skills"}
 
@@ -805,7 +806,7 @@ def info(client: Client, ref: str, as_json: bool) -> None:
         mark = "  (executable)" if item.get("executable") else ""
         lines.append(f"  {item['path']}  {item['size']} B{mark}")
     lines += [f"content sha256: {detail['content_sha256']}",
-              f"checks: {_verdict_text(detail)}  (skills-hub report {namespace}/{name}@"
+              f"checks: {_verdict_text(detail)}  (skills-hub findings {namespace}/{name}@"
               f"{detail['version']})",
               f"install: {detail['install']}"]
     for line in lines:
@@ -840,11 +841,9 @@ def findings(client: Client, ref: str, show_all: bool, as_json: bool) -> None:
 
 @main.command()
 @click.argument("ref", metavar="NS/NAME[@VERSION]")
-@click.argument("outcome", required=False,
-                type=click.Choice(["success", "failure", "infra_error"]))
-@click.option("--kind", "failure_kind", default=None,
-              type=click.Choice(["wrong_result", "error", "timeout", "incomplete", "unsafe",
-                                 "other"]), help="What kind of failure (needed with failure).")
+@click.argument("outcome", required=False, type=click.Choice(OUTCOMES))
+@click.option("--kind", "failure_kind", default=None, type=click.Choice(FAILURE_KINDS),
+              help="What kind of failure (needed with failure).")
 @click.option("--accepted/--rejected", "task_accepted", default=None,
               help="Whether the user accepted the task's result.")
 @click.option("--continued/--abandoned", "session_continued", default=None,
@@ -878,6 +877,10 @@ def report(client: Client, ref: str, outcome: str | None, from_file: Any,
         reports = _reports_from_file(from_file)
     elif outcome is None:
         raise click.BadParameter("give an OUTCOME (success, failure, infra_error) or --file")
+    elif outcome == "failure" and not fields["failure_kind"]:
+        raise click.UsageError("a failure needs --kind, one of: " + ", ".join(FAILURE_KINDS)
+                               + f" (e.g. skills-hub report {ref} failure --kind "
+                               "wrong_result)")
     else:
         fields["client_id"] = fields["client_id"] or client.client_id
         reports = [_report_from_options(outcome, version or _installed_version(
@@ -1014,12 +1017,12 @@ def _json_file(handle: Any, hint: str) -> Any:
 @pass_client
 def proposals(client: Client, ref: str, status: str | None, mine: bool, show_id: str | None,
               as_json: bool) -> None:
-    """List proposals of a skill or a namespace (a review queue), or --show one."""
+    """List proposals of a skill or a namespace (a review queue), or --show one (NS or
+    NS/NAME, and the proposal's ID)."""
     namespace, _, name = ref.partition("/")
     hub = client.hub()
     if show_id:
-        if not name:
-            raise click.BadParameter("--show needs NS/NAME", param_hint="NS[/NAME]")
+        name = name or _proposal_skill(hub, namespace, show_id)
         one = hub.proposal(namespace, name, show_id)
         if as_json:
             emit_json(one)
@@ -1038,14 +1041,38 @@ def proposals(client: Client, ref: str, status: str | None, mine: bool, show_id:
         click.echo("no proposals")
 
 
+def _proposal_skill(hub: HubClient, namespace: str, proposal_id: str) -> str:
+    """The skill of proposal `proposal_id`, found in `namespace`'s proposals."""
+    for row in hub.proposals(namespace):
+        if str(row.get("id")) == proposal_id:
+            return str(row["name"])
+    raise NotFound(f"no proposal {proposal_id} among the recent proposals of {namespace}",
+                   extra={"hint": f"name its skill: skills-hub proposals {namespace}/NAME "
+                                  f"--show {proposal_id}"})
+
+
 def _proposal_line(row: dict[str, Any]) -> str:
     decided = ""
     if row["status"] != "open":
         became = f" -> {row['version']}" if row.get("version") else ""
-        decided = f"{became} by {row['decided_by']}: {row.get('comment') or ''}"
+        by = f" by {_decider(row['decided_by'])}" if row.get("decided_by") else ""
+        comment = f": {row['comment']}" if row.get("comment") else ""
+        decided = f"{became}{by}{comment}"
     return terminal_safe(
         f"{row['id']}  {row['namespace']}/{row['name']}  {row['status']}{decided}  "
         f"(base {row['base_version']}, checks {row['verdict']}, support {row['support']})")
+
+
+def _decider(decided_by: Any) -> str:
+    """Who decided, readably: an account name (now), `maintainer:NS` (before accounts, a
+    namespace token's maintainer), `policy:auto` (the auto policy) or `operator`."""
+    text = str(decided_by)
+    kind, _, rest = text.partition(":")
+    if kind == "maintainer" and rest:
+        return f"a maintainer of {rest}"
+    if kind == "policy" and rest:
+        return f"the {rest} policy"
+    return text
 
 
 @click.command("proposal", cls=HubCommand)
@@ -1306,7 +1333,12 @@ def uninstall_(name: str, skills_dir: Path) -> None:
 @pass_client
 def publish(client: Client, directory: Path, namespace: str | None, version: str | None,
             as_json: bool) -> None:
-    """Publish DIR: one skill folder, or a folder of skill folders."""
+    """Publish DIR: one skill folder, or a folder of skill folders.
+
+    Content identical to the latest version is not published again: it is reported as
+    unchanged (exit 0). With --version V, V must then be that latest version; otherwise V
+    was not published, which is reported as refused (exit 7): change a file to publish V.
+    """
     _publish_all(client, skill_folders(directory), namespace, version, as_json)
 
 
@@ -1909,7 +1941,7 @@ review.add_command(review_proposal)
 
 def _release_line(row: dict[str, Any]) -> str:
     state = "" if row.get("state") == "pending" else f"  {row.get('state')}"
-    decided = f" by {row['decided_by']}" if row.get("decided_by") else ""
+    decided = f" by {_decider(row['decided_by'])}" if row.get("decided_by") else ""
     comment = f": {row['comment']}" if row.get("comment") else ""
     return terminal_safe(
         f"{row['id']}  release  {row['namespace']}/{row['name']}@{row['version']}  by "

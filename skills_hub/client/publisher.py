@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from skills_hub.errors import HubError, NotFound, Problem
+from skills_hub.skill import semver
 from skills_hub.skill.bundle import SKILL_MD, from_directory
 
 from .errors import ServerError, Unreachable
@@ -106,11 +107,24 @@ def publish_one(hub: HubClient, namespace: str, folder: Path,
         return _refused(folder, exc)
     except HubError as exc:  # refused locally while reading the folder
         return _refused(folder, exc)
+    if body["status"] == "unchanged" and version is not None and not _same_version(
+            version, body.get("version")):
+        # The registry keeps one version per content: the version asked for was not made.
+        return PublishResult(
+            folder, body["name"], "refused", body.get("version"),
+            message=f"{version} was not published: the content is the same as the published "
+                    f"version {body.get('version')} (change a file to publish a new version)",
+            code="version_not_published", verdict=str(body.get("verdict") or ""))
     return PublishResult(folder, body["name"], body["status"], body.get("version"),
                          warnings=list(body.get("warnings") or []),
                          verdict=str(body.get("verdict") or ""),
                          findings=flagged_findings(body.get("report")),
                          duplicates=list(body.get("duplicates") or []))
+
+
+def _same_version(asked: str, existing: object) -> bool:
+    parsed = semver.parse(asked)
+    return (str(parsed) if parsed else asked) == existing
 
 
 def _refused(folder: Path, exc: HubError) -> PublishResult:

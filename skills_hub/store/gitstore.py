@@ -22,7 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dulwich.config import ConfigFile
 from dulwich.errors import NotGitRepository
+from dulwich.object_store import DiskObjectStore
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
@@ -41,6 +43,8 @@ FILE_MODE = 0o100644
 EXEC_MODE = 0o100755
 DIR_MODE = stat.S_IFDIR
 LOCK_FILE = "skills-hub.lock"
+# What C git fsyncs in our repos (core.fsync): objects, packs' indexes and the like, refs.
+FSYNC = b"objects,derived-metadata,reference"
 IDENTITY = b"skills-hub <registry@skills-hub.invalid>"
 
 
@@ -163,7 +167,7 @@ class GitStore:
             building.mkdir(parents=True)
             repo = Repo.init_bare(str(building), default_branch=b"main")
             config = repo.get_config()
-            config.set((b"core",), b"fsyncObjectFiles", True)
+            _set_fsync(config)
             config.set((b"core",), b"logAllRefUpdates", False)
             config.write_to_path()
             repo.close()
@@ -172,9 +176,15 @@ class GitStore:
 
     def open(self, namespace: str) -> Repo:
         try:
-            return Repo(str(self.path(namespace)))
+            repo = Repo(str(self.path(namespace)))
         except NotGitRepository as exc:
             raise NotFound(f"namespace {namespace!r} does not exist") from exc
+        # dulwich fsyncs objects (loose objects, packs and their indexes) only when asked:
+        # it reads the deprecated core.fsyncObjectFiles, not git's core.fsync, which the
+        # repos' config sets for C git. Asked here, for every write of ours.
+        if isinstance(repo.object_store, DiskObjectStore):
+            repo.object_store.fsync_object_files = True
+        return repo
 
     # -- writes -------------------------------------------------------------------------
 
@@ -216,7 +226,7 @@ class GitStore:
         new_objects = [*objects, *tree_objects, commit, tag]
         self._clear_for_write(repo, [ref, MAIN], new_objects)
         for obj in new_objects:
-            repo.object_store.add_object(obj)  # fsynced: core.fsyncObjectFiles is on
+            repo.object_store.add_object(obj)  # fsynced: `open` asks dulwich to
         _fsync_fanout(Path(repo.path) / "objects", {o.id[:2].decode() for o in new_objects})
         # The tag is the version's create-only claim; main follows it. A crash between the
         # two leaves a tag one commit ahead of main, which `recover` fast-forwards; a failure
@@ -301,6 +311,8 @@ class GitStore:
             recovery.locks = self._clear_locks(namespace, _lock_files(path), remove=repair)
             repo = self.open(namespace)
             try:
+                if repair:
+                    _upgrade_config(repo)
                 self._recover_tags(repo, namespace, recovery, indexed, repair, every_tag)
             finally:
                 repo.close()
@@ -622,6 +634,30 @@ def _discard_partial(path: Path) -> None:
                             "an operator must look at it")
     log.warning("removed %s, a repo left half-created by a crash", path)
     shutil.rmtree(path)
+
+
+def _set_fsync(config: ConfigFile) -> None:
+    """Durable writes by C git (repack, pack-refs): git's `core.fsync` (2.36+; older git
+    ignores it), not `core.fsyncObjectFiles`, which git >= 2.36 warns about on every clone."""
+    core = config[(b"core",)] if (b"core",) in config else None
+    if core is not None and b"fsyncObjectFiles" in core:
+        del core[b"fsyncObjectFiles"]
+    config.set((b"core",), b"fsync", FSYNC)
+    config.set((b"core",), b"fsyncMethod", b"fsync")
+
+
+def _upgrade_config(repo: Repo) -> None:
+    """Bring a repo made by an older version to the current config (`_set_fsync`); its
+    caller holds the namespace lock. Writes only when something changes."""
+    config = repo.get_config()
+    core = config[(b"core",)] if (b"core",) in config else {}
+    if (b"fsyncObjectFiles" not in core and core.get(b"fsync") == FSYNC
+            and core.get(b"fsyncMethod") == b"fsync"):
+        return
+    _set_fsync(config)
+    config.write_to_path()
+    log.info("updated the git config of %s: core.fsync replaces core.fsyncObjectFiles",
+             repo.path)
 
 
 def _fsync_dir(directory: Path) -> None:
