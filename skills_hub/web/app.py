@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -18,6 +18,7 @@ from ..config import Settings
 from ..resources import resource_dir
 from ..services import Registry
 from . import accounts, api, clawhub, marketplace, pages, skillssh, wellknown
+from .docs import routes as docs_routes
 from .errors import make_handlers
 from .gitserver import GitApp
 from .markdown import highlighted
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         routes=[
             Route("/openapi.json", openapi, include_in_schema=False),
             Route("/api/v1/health", health, include_in_schema=False),
+            Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", 301),
+                  include_in_schema=False),
             *api.routes(registry),
             *accounts.routes(registry),
             # Compatibility interfaces for the clients people already use (README, "Client
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             Mount("/git", app=GitApp(registry)),
             Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))),
                   name="static"),
+            *docs_routes(templates),
             *pages.routes(registry, templates),
         ],
         exception_handlers=make_handlers(templates),  # type: ignore[arg-type]
