@@ -1,10 +1,12 @@
 """Pages of the learning loop: the skill page's evidence and proposals, the proposal page with
-its diff, and review through the page's form (in-process, and once in headless Chromium)."""
+its diff, and review through the page's form by a signed-in maintainer (in-process, and once
+in headless Chromium)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from .test_proposals import OWNER_STEP, SKILL, STEPS
 PAGE = "/team/weekly-report"
 SCRIPT_EDIT = {"old_string": "Keep it short.",
                "new_string": "Keep it short. <script>alert('owned')</script>"}
+PASSWORD = "correct horse battery staple"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}
 
@@ -95,6 +98,28 @@ def team(registry: Registry) -> str:
     registry.publish("team", Bundle({"SKILL.md": md}), principal=token_principal(registry, "team"),  # noqa: E501
                      version="1.0.0")
     return token
+
+
+def add_maintainer(registry: Registry, username: str = "maya") -> None:
+    """A person who maintains `team` (a member of its org)."""
+    registry.add_user(username, password=PASSWORD, display_name=username.title())
+    registry.set_member(token_principal(registry, "team"), "team", username, "maintainer")
+
+
+def sign_in(client: TestClient, username: str) -> str:
+    """A browser session on `client` (the cookie); its CSRF token, which forms carry."""
+    client.cookies.clear()  # a new browser, so to speak
+    signed = client.post("/api/v1/auth/session",
+                         json={"username": username, "password": PASSWORD})
+    assert signed.status_code == 200, signed.text
+    return str(signed.json()["csrf"])
+
+
+@pytest.fixture
+def maya(registry: Registry, client: TestClient, team: str) -> str:
+    """A maintainer of `team`, signed in on `client`: her session's CSRF token."""
+    add_maintainer(registry)
+    return sign_in(client, "maya")
 
 
 @pytest.fixture
@@ -219,7 +244,8 @@ def test_the_proposals_section_lists_the_open_ones_and_counts_the_decided(
 
 
 def test_the_proposal_page_shows_the_diff_coloured_and_escaped(
-        registry: Registry, client: TestClient, team: str, agent: dict[str, str]) -> None:
+        registry: Registry, client: TestClient, team: str, agent: dict[str, str],
+        maya: str) -> None:
     hostile = "<img src=x onerror=alert(1)>"
     proposal_id = propose(client, agent, [OWNER_STEP, SCRIPT_EDIT],
                           reasoning=f"owners were missing {hostile}",
@@ -253,7 +279,8 @@ def test_the_proposal_page_shows_the_diff_coloured_and_escaped(
     assert status.one("span", class_="status").text() == "open"
     form = status.one("form", class_="review")
     assert form.attrs["hx-post"] == f"{PAGE}/proposals/{proposal_id}/review"
-    assert form.one("input", name="token").attrs["type"] == "password"
+    assert form.one("input", name="csrf").attrs["value"] == maya  # the session's, no token
+    assert not form.find("input", name="token") and not form.find("input", type="password")
 
 
 def test_diff_lines_tell_a_removed_dashes_line_from_a_file_header() -> None:
@@ -266,10 +293,11 @@ def test_diff_lines_tell_a_removed_dashes_line_from_a_file_header() -> None:
 
 
 def test_reviewing_through_the_page_accepts_into_a_new_version(
-        registry: Registry, client: TestClient, team: str, agent: dict[str, str]) -> None:
+        registry: Registry, client: TestClient, team: str, agent: dict[str, str],
+        maya: str) -> None:
     proposal_id = propose(client, agent, [OWNER_STEP])
     response = review(client, proposal_id, decision="accept", comment="good catch",
-                      canary="0.2", token=team)
+                      canary="0.2", csrf=maya)
     assert response.status_code == 200
     assert "<html" not in response.text  # the fragment, swapped in place by htmx
     assert team not in response.text
@@ -277,7 +305,7 @@ def test_reviewing_through_the_page_accepts_into_a_new_version(
     assert status.one("span", class_="status").text() == "accepted"
     assert not status.find("form")
     decision = pairs(status.one("dl"))
-    assert decision["Reviewer"] == "team.ci" and decision["Comment"] == "good catch"
+    assert decision["Reviewer"] == "maya" and decision["Comment"] == "good catch"
     assert decision["Version"] == "v1.0.1 canary to 20% of clients · active"
     assert status.one("a", class_="new-version").attrs["href"] == f"{PAGE}/v/1.0.1"
     assert client.get(f"{SKILL}/versions/1.0.1/files/SKILL.md").text.count("2b. Name an owner") == 1
@@ -290,24 +318,25 @@ def test_reviewing_through_the_page_accepts_into_a_new_version(
 
 
 def test_rejecting_through_the_page_needs_a_comment(
-        registry: Registry, client: TestClient, team: str, agent: dict[str, str]) -> None:
+        registry: Registry, client: TestClient, team: str, agent: dict[str, str],
+        maya: str) -> None:
     proposal_id = propose(client, agent, [OWNER_STEP])
     before = state(registry, proposal_id)
     missing = review(client, proposal_id, decision="reject", comment="  ", version="3.0.0",
-                     token=team)
+                     csrf=maya)
     assert missing.status_code == 400
     fragment = parse(missing.text)
     error = fragment.one("p", class_="review-error")
     assert error.attrs["data-status"] == "400"
     assert "say why the proposal is rejected" in error.text()
-    form = fragment.one("form", class_="review")  # kept, with what was typed but the token
+    form = fragment.one("form", class_="review")  # kept, with what was typed
     assert "checked" in form.one("input", value="reject").attrs
     assert form.one("input", name="version").attrs["value"] == "3.0.0"
-    assert "value" not in form.one("input", name="token").attrs and team not in missing.text
+    assert not form.find("input", name="token") and team not in missing.text
     assert state(registry, proposal_id) == before
 
     rejected = review(client, proposal_id, decision="reject", comment="owners are optional",
-                      token=team)
+                      csrf=maya)
     status = parse(rejected.text).one("section", id="proposal-status")
     assert status.one("span", class_="status").text() == "rejected"
     assert "owners are optional" in status.text() and not status.find("a", class_="new-version")
@@ -315,35 +344,41 @@ def test_rejecting_through_the_page_needs_a_comment(
     assert state(registry, proposal_id)[1:] == before[1:]  # no new version
 
 
-@pytest.mark.parametrize(("token", "status", "message"), [
-    ("agents", 403, "this token is limited to other namespaces than 'team'"),
-    ("shub_not-a-token", 401, "the token is not valid for this registry"),
+@pytest.mark.parametrize(("who", "status", "message"), [
+    ("outsider", 403, "reviewing in 'team' needs the 'maintainer' role"),
     ("", 401, "reviewing in 'team' needs you to sign in"),
+    ("maya without the CSRF token", 403,
+     "this request changes state and lacks the session's CSRF token"),
 ])
-def test_a_wrong_token_gets_the_message_in_the_fragment_and_changes_nothing(
+def test_a_refused_review_gets_the_message_in_the_fragment_and_changes_nothing(
         registry: Registry, client: TestClient, team: str, agent: dict[str, str],
-        token: str, status: int, message: str) -> None:
+        who: str, status: int, message: str) -> None:
     proposal_id = propose(client, agent, [OWNER_STEP])
     before = state(registry, proposal_id)
-    secret = agent["Authorization"].removeprefix("Bearer ") if token == "agents" else token
-    response = review(client, proposal_id, decision="accept", comment="", token=secret)
+    add_maintainer(registry)
+    registry.add_user("outsider", password=PASSWORD)
+    csrf = sign_in(client, who.split()[0]) if who else ""
+    response = review(client, proposal_id, decision="accept", comment="",
+                      csrf=csrf if who == "outsider" else "")
     assert response.status_code == status
     assert "<html" not in response.text and "text/html" in response.headers["content-type"]
     fragment = parse(response.text)
     assert fragment.one("p", class_="review-error").text().startswith(message)
-    assert fragment.one("span", class_="status").text() == "open" and fragment.find("form")
-    assert not secret or secret not in response.text
+    assert fragment.one("span", class_="status").text() == "open"
+    # The form again for the maintainer; for the others what they may do instead.
+    assert bool(fragment.find("form")) == who.startswith("maya")
     assert state(registry, proposal_id) == before
 
 
 def test_a_second_review_is_a_conflict_and_a_plain_post_gets_the_whole_page(
-        registry: Registry, client: TestClient, team: str, agent: dict[str, str]) -> None:
+        registry: Registry, client: TestClient, team: str, agent: dict[str, str],
+        maya: str) -> None:
     proposal_id = propose(client, agent, [OWNER_STEP])
-    accepted = review(client, proposal_id, htmx=False, decision="accept", token=team)
+    accepted = review(client, proposal_id, htmx=False, decision="accept", csrf=maya)
     assert accepted.status_code == 200 and "<html" in accepted.text  # works without JS
     assert parse(accepted.text).one("span", class_="status").text() == "accepted"
     # A stale form (another tab) posts again.
-    again = review(client, proposal_id, decision="reject", comment="too late", token=team)
+    again = review(client, proposal_id, decision="reject", comment="too late", csrf=maya)
     assert again.status_code == 409
     status = parse(again.text).one("section", id="proposal-status")
     assert status.one("span", class_="status").text() == "accepted"
@@ -357,12 +392,18 @@ def test_private_namespaces_stay_404_for_anonymous_visitors(
     url = f"{PAGE}/proposals/{proposal_id}"
     assert client.get(url).status_code == 404
     assert client.get(url, headers=agent).status_code == 404
-    assert review(client, proposal_id, decision="accept", token="").status_code == 404
+    assert review(client, proposal_id, decision="accept").status_code == 404
+    registry.add_user("outsider", password=PASSWORD)
+    outsider = sign_in(client, "outsider")
+    assert client.get(url).status_code == 404
     assert review(client, proposal_id, decision="reject", comment="x",
-                  token=agent["Authorization"].removeprefix("Bearer ")).status_code == 404
+                  csrf=outsider).status_code == 404
     assert client.get(url, headers={"Authorization": f"Bearer {team}"}).status_code == 200
-    # The maintainer's token in the form is enough to review (and see the answer).
-    done = review(client, proposal_id, decision="reject", comment="not now", token=team)
+    # A maintainer's session reviews (and sees the answer).
+    add_maintainer(registry)
+    maya = sign_in(client, "maya")
+    assert client.get(url).status_code == 200
+    done = review(client, proposal_id, decision="reject", comment="not now", csrf=maya)
     assert done.status_code == 200 and "not now" in done.text
 
 
@@ -379,6 +420,11 @@ def test_a_maintainer_reviews_a_proposal_in_chromium(tmp_path: Path) -> None:
     api = httpx.Client(base_url=server.url, timeout=30)
     try:
         maintainer, proposer = make_token(server.home, "team"), make_token(server.home, "agents")
+        subprocess.run([sys.executable, "-m", "skills_hub.cli", "user", "add", "maya",
+                        "--password-stdin", "--display-name", "Maya", "--home", str(server.home)],
+                       input=PASSWORD + "\n", capture_output=True, text=True, check=True)
+        assert api.put("/api/v1/orgs/team/members/maya", json={"role": "maintainer"},
+                       headers={"Authorization": f"Bearer {maintainer}"}).status_code == 200
         md = skill_md("weekly-report", description="Formats the weekly status report.",
                       body=STEPS)
         assert api.post("/api/v1/namespaces/team/skills?version=1.0.0",
@@ -395,7 +441,16 @@ def test_a_maintainer_reviews_a_proposal_in_chromium(tmp_path: Path) -> None:
             page = browser.new_page()
             dialogs: list[str] = []
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-            page.goto(f"{server.url}{PAGE}/proposals/{opened.json()['id']}")
+            url = f"{server.url}{PAGE}/proposals/{opened.json()['id']}"
+            page.goto(url)
+            # Not signed in: no form, a sign-in link that comes back here.
+            assert page.locator("form.review").count() == 0
+            page.locator("#proposal-status a.sign-in").click()
+            page.get_by_label("Username").fill("maya")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(url)
+            assert page.locator("header .review-link").inner_text() == "Review (1)"
             added = page.locator("pre.diff .add")
             assert added.all_inner_texts() == [
                 "+2b. Name an owner for each item.",
@@ -403,20 +458,23 @@ def test_a_maintainer_reviews_a_proposal_in_chromium(tmp_path: Path) -> None:
             assert page.locator("pre.diff .del").all_inner_texts() == ["-Keep it short."]
             page.evaluate("window.sameDocument = true")  # gone if the page reloads
             status = page.locator("#proposal-status")
-            page.get_by_label("Accept").check()
-            page.get_by_label("Comment").fill("owners help")
-            page.get_by_label("Maintainer token").fill(proposer)  # not a maintainer's
+            assert page.locator("input[type=password], input[name=token]").count() == 0
+            page.get_by_role("radio", name="Reject").check()  # without a comment: refused
+            page.get_by_role("textbox", name="Version").fill("1.1.0")
             page.get_by_role("button", name="Submit review").click()
             status.locator(".review-error").wait_for(timeout=10_000)
             error = status.locator(".review-error").inner_text()
-            assert "limited to other namespaces than 'team'" in error
-            assert page.get_by_label("Accept").is_checked()  # what was typed is kept ...
-            assert page.get_by_label("Maintainer token").input_value() == ""  # ... not the token
-            page.get_by_label("Maintainer token").fill(maintainer)
+            assert "say why the proposal is rejected" in error
+            assert page.get_by_role("radio", name="Reject").is_checked()  # what was typed is kept
+            assert page.get_by_role("textbox", name="Version").input_value() == "1.1.0"
+            page.get_by_label("Accept").check()
+            page.get_by_label("Comment").fill("owners help")
+            page.get_by_role("textbox", name="Version").fill("")
             page.get_by_role("button", name="Submit review").click()
             status.locator(".status.accepted").wait_for(timeout=30_000)
             assert page.evaluate("window.sameDocument") is True  # swapped in place by htmx
             assert status.locator("a.new-version").inner_text() == "v1.0.1"
+            assert page.locator("header .review-link").inner_text() == "Review (0)"
             page.screenshot(path=str(tmp_path / "proposal.png"), full_page=True)
             browser.close()
         assert dialogs == []  # the <script> in the diff never ran

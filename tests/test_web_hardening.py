@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -110,8 +112,10 @@ def test_loopback_names_are_always_answered(published: TestClient, host: str) ->
 def test_pages_name_static_files_by_path_not_by_the_request_host(published: TestClient) -> None:
     for path in ("/", "/team/hello-world", "/search?q=hello", "/team", "/team/nothing"):
         html = Tags(published.get(path, headers={"Host": "localhost:8000"}).text)
-        assert [s.get("src") for s in html.all("script")] == ["/static/htmx-2.0.11.min.js"]
-        assert [ln.get("href") for ln in html.all("link")] == ["/static/style.css"]
+        assert [s.get("src") for s in html.all("script")] == ["/static/htmx-2.0.11.min.js",
+                                                              "/static/commands.js"]
+        assert [ln.get("href") for ln in html.all("link")] == ["/static/style.css",
+                                                               "/static/favicon.svg"]
 
 
 def test_allowed_hosts_are_answered_and_name_the_urls(tmp_path: Path) -> None:
@@ -280,6 +284,13 @@ def test_pages_work_in_chromium_under_the_policy(tmp_path: Path) -> None:
                           json={"base_version": "1.0.0", "edits": [OWNER_STEP],
                                 "reasoning": "reports were missing owners"})
         assert opened.status_code == 201, opened.text
+        # A maintainer of `team` signs in through the page's form (no token in a page).
+        subprocess.run([sys.executable, "-m", "skills_hub.cli", "user", "add", "maya",
+                        "--password-stdin", "--home", str(server.home)],
+                       input="correct horse battery staple\n", capture_output=True,
+                       text=True, check=True)
+        assert api.put("/api/v1/orgs/team/members/maya", json={"role": "maintainer"},
+                       headers=owner).status_code == 200
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -305,10 +316,14 @@ def test_pages_work_in_chromium_under_the_policy(tmp_path: Path) -> None:
             page.goto(server.url + "/team/weekly-report")
             assert page.locator(".markdown a.image-link").count() == 2
             assert page.locator("img").count() == 0
-            page.goto(f"{server.url}/team/weekly-report/proposals/{opened.json()['id']}")
+            proposal = f"/team/weekly-report/proposals/{opened.json()['id']}"
+            page.goto(f"{server.url}/login?next={proposal}")
+            page.get_by_label("Username").fill("maya")
+            page.get_by_label("Password").fill("correct horse battery staple")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(server.url + proposal)
             page.evaluate("window.sameDocument = true")
             page.get_by_label("Accept").check()
-            page.get_by_label("Maintainer token").fill(maintainer)
             page.get_by_role("button", name="Submit review").click()
             page.locator("#proposal-status .status.accepted").wait_for(timeout=30_000)
             assert page.evaluate("window.sameDocument") is True  # swapped in place by htmx

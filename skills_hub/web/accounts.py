@@ -160,7 +160,7 @@ class Views:
         """
         client = self.oidc()
         auth = client.authorization_request(self._callback(request))
-        target = _local_path(request.query_params.get("next", "/"))
+        target = local_path(request.query_params.get("next", "/"))
         self.registry.begin_flow(auth.state, "oidc", {"nonce": auth.nonce,
                                                        "verifier": auth.code_verifier,
                                                        "next": target})
@@ -728,10 +728,11 @@ def _limit(text: str | None) -> int:
     return int(text)
 
 
-def _local_path(target: str) -> str:
+def local_path(target: str) -> str:
     """Only a path on this site, never another origin (no open redirect)."""
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
+            or "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
         return "/"
     return target
 

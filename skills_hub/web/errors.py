@@ -9,8 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
-from ..errors import HubError, NotFound
-from ..services.common import RESERVED_NAMESPACES
+from ..errors import HubError
 
 log = logging.getLogger(__name__)
 
@@ -19,12 +18,6 @@ def wants_json(request: Request) -> bool:
     path = request.url.path
     return (path.startswith(("/api/", "/clawhub/")) or path == "/api" or path.endswith(".json")
             or "/.well-known/" in path)
-
-
-def reserved_page(request: Request) -> bool:
-    """A page (not the API) under a reserved name, which the `/{namespace}` pages take."""
-    first = request.url.path.lstrip("/").split("/", 1)[0]
-    return first in RESERVED_NAMESPACES and not wants_json(request)
 
 
 def make_handlers(templates: Jinja2Templates) -> dict:
@@ -39,10 +32,6 @@ def make_handlers(templates: Jinja2Templates) -> dict:
 
     async def hub_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HubError)
-        if isinstance(exc, NotFound) and reserved_page(request):
-            # /docs, /login/x, ...: a reserved word is never a namespace; do not say
-            # "namespace 'docs' does not exist" when a page is simply not there.
-            return render(request, 404, "not_found", f"nothing at {request.url.path}")
         response = render(request, exc.status, exc.code, exc.message, exc.to_dict())
         if exc.extra.get("retry_after"):
             response.headers["Retry-After"] = str(exc.extra["retry_after"])

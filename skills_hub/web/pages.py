@@ -1,41 +1,98 @@
-"""HTML pages. A request with the HX-Request header gets the `_fragment.html` partial."""
+"""HTML pages. A request with the HX-Request header gets the `_fragment.html` partial.
+
+People sign in here with a form (`/login`, a double-submit CSRF cookie) and get the same
+session cookie the JSON API gives; every form that changes state carries the session's CSRF
+token in a hidden `csrf` field, checked by `auth.request_principal`. No page ever asks for a
+token."""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import secrets
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from ..access.policy import can_read
-from ..access.principal import Principal
-from ..errors import BadRequest, HubError
+from ..access.policy import REVIEW, allowed
+from ..access.principal import ANONYMOUS, Principal
+from ..errors import BadRequest, Forbidden, HubError, RateLimited, Unauthorized
 from ..services import OutcomeSummary, ProposalView, Registry, install_command, version_of
+from ..services.common import RESERVED_NAMESPACES, ref_of
+from ..services.review import ReleaseView
 from ..skill.manifest import split_frontmatter
 from . import markdown
-from .auth import request_principal
+from .accounts import local_path
+from .auth import SESSION_COOKIE, origin, request_principal
 from .urls import public_base
+
+log = logging.getLogger(__name__)
 
 # Review errors shown inside the form (the proposal page's htmx config swaps exactly these
 # statuses); anything else, a 404 above all, is a whole error page.
 REVIEW_ERRORS = frozenset({400, 401, 403, 409, 422})
 REVIEW_FIELDS = ("decision", "comment", "version", "canary")
+# The sign-in form's double-submit CSRF token: a random cookie set with the form, sent back
+# in the form's `csrf` field (there is no session yet whose token the form could carry).
+LOGIN_CSRF_COOKIE = "shub_csrf"
+LOGIN_CSRF_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks at a page through their browser session, for the header and the forms."""
+
+    principal: Principal = ANONYMOUS
+    csrf: str | None = None
+    reviews: bool = False   # reviews at least one namespace
+    waiting: int = 0        # pending releases and open proposals there
+
+    @property
+    def signed_in(self) -> bool:
+        return self.csrf is not None
+
+    @property
+    def name(self) -> str:
+        return self.principal.display_name or self.principal.username or ""
+
+
+NOBODY = Viewer()
+
+
+class NamespaceConvertor(StringConvertor):
+    """A path segment that may name a namespace: never a reserved word, so /docs/x or
+    /admin is "nothing here", not "namespace 'admin' does not exist"."""
+
+    regex = ("(?!(?:" + "|".join(re.escape(w) for w in sorted(RESERVED_NAMESPACES))
+             + ")(?:/|$))[^/]+")
+
+
+register_url_convertor("namespace", NamespaceConvertor())
 
 
 def routes(registry: Registry, templates: Jinja2Templates) -> list[Route]:
     pages = Pages(registry, templates)
+    ns = "/{namespace:namespace}"
     return [
         Route("/", pages.home, methods=["GET"]),
         Route("/search", pages.search, methods=["GET"]),
-        Route("/{namespace}", pages.namespace, methods=["GET"]),
-        Route("/{namespace}/{name}", pages.skill, methods=["GET"]),
-        Route("/{namespace}/{name}/v/{version}", pages.skill, methods=["GET"]),
-        Route("/{namespace}/{name}/proposals/{proposal_id}", pages.proposal, methods=["GET"]),
-        Route("/{namespace}/{name}/proposals/{proposal_id}/review", pages.review,
+        Route("/login", pages.login_form, methods=["GET"]),
+        Route("/login", pages.login, methods=["POST"]),
+        Route("/logout", pages.logout, methods=["POST"]),
+        Route("/review", pages.review_queue, methods=["GET"]),
+        Route("/review/releases/{release_id}", pages.decide_release, methods=["POST"]),
+        Route(ns, pages.namespace, methods=["GET"]),
+        Route(ns + "/{name}", pages.skill, methods=["GET"]),
+        Route(ns + "/{name}/v/{version}", pages.skill, methods=["GET"]),
+        Route(ns + "/{name}/proposals/{proposal_id}", pages.proposal, methods=["GET"]),
+        Route(ns + "/{name}/proposals/{proposal_id}/review", pages.review,
               methods=["POST"]),
     ]
 
@@ -44,9 +101,176 @@ class Pages:
     def __init__(self, registry: Registry, templates: Jinja2Templates) -> None:
         self.registry = registry
         self.templates = templates
+        # base.html's header asks who is signed in on every page, error pages included.
+        templates.env.globals["viewer"] = self.viewer
 
-    def _principal(self, request: Request):  # type: ignore[no-untyped-def]
+    def _principal(self, request: Request) -> Principal:
         return request_principal(self.registry, request)
+
+    def _reader(self, request: Request) -> Principal:
+        """The caller, to show a page after a refused write: a session's write without its
+        CSRF token changes nothing, but the answer is still rendered for that session."""
+        try:
+            return self._principal(request)
+        except Forbidden:
+            found = self.registry.authenticate_session(request.cookies.get(SESSION_COOKIE, ""))
+            return found or ANONYMOUS
+
+    def viewer(self, request: Request) -> Viewer:
+        """The browser session's person, CSRF token and review count (once per request)."""
+        cached = getattr(request.state, "viewer", None)
+        if isinstance(cached, Viewer):
+            return cached
+        found = NOBODY
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id:
+            try:
+                found = self._viewer(session_id)
+            except HubError:
+                log.exception("the session of a page's viewer could not be read")
+        request.state.viewer = found
+        return found
+
+    def _viewer(self, session_id: str) -> Viewer:
+        principal = self.registry.authenticate_session(session_id)
+        info = self.registry.session_info(session_id)
+        if principal is None or info is None:
+            return NOBODY
+        names = [ns.name for ns in self.registry.accounts.namespaces()
+                 if allowed(principal, REVIEW, ref_of(ns))]
+        waiting = len(self.registry.accounts.releases(names, "pending")) + sum(
+            len(self.registry.index.proposals(ns, None, "open", None)) for ns in names)
+        return Viewer(principal, info[1], bool(names), waiting)
+
+    def may_review(self, principal: Principal, namespace: str) -> bool:
+        ref = self.registry.namespace_ref(namespace)
+        return ref is not None and allowed(principal, REVIEW, ref)
+
+    # -- signing in and out ---------------------------------------------------------------
+
+    def login_form(self, request: Request) -> Response:
+        target = local_path(request.query_params.get("next") or "/")
+        return self._login_page(request, target)
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        fields = {key: str(form.get(key) or "")
+                  for key in ("username", "password", "csrf", "next")}
+        return await run_in_threadpool(self._login, request, fields)
+
+    def _login(self, request: Request, fields: dict[str, str]) -> Response:
+        target = local_path(fields["next"] or "/")
+        username = fields["username"].strip()
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not cookie or not secrets.compare_digest(cookie.encode(), fields["csrf"].encode()):
+            refused = Forbidden("this sign-in form did not come from this page, or it is too "
+                                "old", extra={"hint": "sign in again with this form"})
+            return self._login_page(request, target, username=username, error=refused)
+        who = replace(ANONYMOUS, origin=origin(request))
+        try:
+            user = self.registry.sign_in(username, fields["password"], who)
+        except (Unauthorized, RateLimited) as exc:
+            return self._login_page(request, target, username=username, error=exc)
+        previous = request.cookies.get(SESSION_COOKIE)
+        if previous:
+            self.registry.end_session(previous)
+        session_id, _ = self.registry.start_session(user, who)
+        response = RedirectResponse(target, status_code=303)
+        # As web/accounts.py's _set_cookie does for the JSON sign-in.
+        response.set_cookie(SESSION_COOKIE, session_id, max_age=14 * 86400, path="/",
+                            httponly=True, samesite="lax", secure=self._secure(request))
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    def _login_page(self, request: Request, target: str, *, username: str = "",
+                    error: HubError | None = None) -> Response:
+        """The sign-in form; never given the password back."""
+        csrf = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not LOGIN_CSRF_RE.match(csrf):
+            csrf = secrets.token_urlsafe(24)
+        response = self.templates.TemplateResponse(request, "login.html", {
+            "csrf": csrf, "next": target, "username": username, "error": error,
+            "oidc": bool(self.registry.settings.oidc_issuer)},
+            status_code=error.status if error else 200)
+        response.set_cookie(LOGIN_CSRF_COOKIE, csrf, max_age=3600, path="/login",
+                            httponly=True, samesite="lax", secure=self._secure(request))
+        if error is not None and error.extra.get("retry_after"):
+            response.headers["Retry-After"] = str(error.extra["retry_after"])
+        return response
+
+    def _secure(self, request: Request) -> bool:
+        return public_base(request, self.registry).startswith("https://")
+
+    async def logout(self, request: Request) -> Response:
+        form = await request.form()
+        csrf = str(form.get("csrf") or "")
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id:
+            # Raises 403 without the session's CSRF token: another site cannot sign you out.
+            await run_in_threadpool(request_principal, self.registry, request, csrf)
+            await run_in_threadpool(self.registry.end_session, session_id)
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # -- the review queue -----------------------------------------------------------------
+
+    def review_queue(self, request: Request) -> Response:
+        principal = self._principal(request)
+        if not principal.signed_in:
+            return RedirectResponse("/login?next=/review", status_code=303)
+        return self._queue_response(request, principal)
+
+    async def decide_release(self, request: Request) -> Response:
+        form = await request.form()
+        fields = {key: str(form.get(key) or "") for key in ("decision", "comment", "csrf")}
+        return await run_in_threadpool(self._decide_release, request, fields)
+
+    def _decide_release(self, request: Request, fields: dict[str, str]) -> Response:
+        release_id = request.path_params["release_id"]
+        reader, error = self._reader(request), None
+        if not reader.signed_in:
+            return RedirectResponse("/login?next=/review", status_code=303)
+        try:
+            reviewer = request_principal(self.registry, request, csrf=fields["csrf"])
+            if fields["decision"] == "approve":
+                self.registry.approve_release(reviewer, release_id, fields["comment"])
+            elif fields["decision"] == "reject":
+                self.registry.reject_release(reviewer, release_id, fields["comment"])
+            else:
+                raise BadRequest("decision is approve or reject")
+        except HubError as exc:
+            if exc.status not in REVIEW_ERRORS:
+                raise
+            error = exc
+        item = self._release_item(self.registry.release_view(reader, release_id), reader)
+        if request.headers.get("hx-request"):
+            return self.templates.TemplateResponse(request, "_review_item.html", {
+                "item": item, "item_error": error,
+                "item_comment": fields["comment"] if error else "",
+                "csrf": self.viewer(request).csrf, "oob": True},
+                status_code=error.status if error else 200)
+        return self._queue_response(request, reader, decided=item, error=error,
+                                    comment=fields["comment"])
+
+    def _queue_response(self, request: Request, principal: Principal, *,
+                        decided: dict[str, Any] | None = None, error: HubError | None = None,
+                        comment: str = "") -> Response:
+        queue = self.registry.review_queue(principal)
+        return self.templates.TemplateResponse(request, "review.html", {
+            "releases": [self._release_item(view, principal) for view in queue.releases],
+            "proposals": [{"p": item.row, "diff": diff_lines(item.diff)}
+                          for item in queue.proposals],
+            "decided": decided, "error": error, "comment": comment,
+            "csrf": self.viewer(request).csrf}, status_code=error.status if error else 200)
+
+    def _release_item(self, view: ReleaseView, principal: Principal) -> dict[str, Any]:
+        row = view.release
+        info = self.registry.accounts.namespace(row.namespace)
+        two_person = bool(info and info.two_person)
+        return {"r": row, "current": view.current_version, "diff": diff_lines(view.diff),
+                "report": row.report, "two_person": two_person,
+                "own": row.author_id is not None and row.author_id == principal.user_id}
 
     def home(self, request: Request) -> Response:
         principal = self._principal(request)
@@ -117,20 +341,17 @@ class Pages:
         return self._proposal_response(request, "proposal.html", view, principal)
 
     async def review(self, request: Request) -> Response:
-        """The review form's POST. The maintainer's token comes in the form; it is used for
-        this one call and never stored or sent back."""
+        """The review form's POST, from a signed-in maintainer's session (with its CSRF
+        token in the form)."""
         form = await request.form()
-        fields = {key: str(form.get(key) or "") for key in (*REVIEW_FIELDS, "token")}
+        fields = {key: str(form.get(key) or "") for key in (*REVIEW_FIELDS, "csrf")}
         return await run_in_threadpool(self._review, request, fields)
 
     def _review(self, request: Request, fields: dict[str, str]) -> Response:
-        p, reader = request.path_params, self._principal(request)
-        token, error = fields.pop("token").strip(), None
+        p, reader = request.path_params, self._reader(request)
+        csrf, error = fields.pop("csrf"), None
         try:
-            reviewer = self.registry.authenticate(token or None)
-            ref = self.registry.namespace_ref(p["namespace"])
-            if ref is not None and can_read(reviewer, ref):
-                reader = reviewer  # it may read a private namespace the visitor cannot
+            reviewer = request_principal(self.registry, request, csrf=csrf)
             self.registry.review(p["namespace"], p["name"], p["proposal_id"],
                                  fields["decision"], fields["comment"], reviewer,
                                  version=fields["version"].strip() or None,
@@ -151,12 +372,16 @@ class Pages:
         row = view.proposal
         canaries = self.registry.outcome_summary(row.namespace, row.name, principal).canaries
         return self.templates.TemplateResponse(request, template, {
+            "may_review": self.may_review(principal, row.namespace),
+            "csrf": self.viewer(request).csrf, "signed_in": principal.signed_in,
             "p": row, "diff": diff_lines(view.diff), "evidence": evidence_rows(row.evidence),
             "report": row.report, "report_url": f"/api/v1/skills/{row.namespace}/{row.name}"
                                                 f"/proposals/{row.id}",
             "exceptions": self.registry.exceptions(row.namespace, row.name, principal),
             "canary": next((c for c in canaries if c.version == row.version), None),
-            "error": error, "form": form or {}}, status_code=error.status if error else 200)
+            "error": error, "form": form or {},
+            "oob": template == "_proposal_status.html"},  # the header's count, out of band
+            status_code=error.status if error else 200)
 
 
 def canary_share(text: str) -> float | None:
