@@ -245,7 +245,7 @@ def test_start_updates_the_config_of_an_old_repo(registry: Registry, tmp_path: P
 
 # 8. A page under a reserved name is not "namespace ... does not exist".
 
-@pytest.mark.parametrize("path", ["/admin", "/settings", "/docs/nothing", "/login/x"])
+@pytest.mark.parametrize("path", ["/admin", "/settings/nothing/here", "/docs/nothing", "/login/x"])
 def test_a_reserved_name_is_not_called_a_namespace(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404

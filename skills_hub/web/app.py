@@ -24,6 +24,7 @@ from .gitserver import GitApp
 from .markdown import highlighted
 from .middleware import HostCheck, SecurityHeaders
 from .openapi import OpenApi
+from .settings import routes as settings_routes
 
 OPENAPI_BASE = {
     "openapi": "3.0.3",
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))),
                   name="static"),
             *docs_routes(templates),
-            *pages.routes(registry, templates),
+            *_pages(settings_routes(registry, templates)),
+            *_pages(pages.routes(registry, templates)),
         ],
         exception_handlers=make_handlers(templates),  # type: ignore[arg-type]
         middleware=[Middleware(SecurityHeaders), Middleware(HostCheck, settings=settings)],
@@ -78,6 +80,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     )
     app.state.registry = registry
     return app
+
+
+def _pages(routes: list[Route]) -> list[Route]:
+    """Routes for browsers: not operations of the API document."""
+    for route in routes:
+        route.include_in_schema = False
+    return routes
 
 
 def _lifespan(registry: Registry) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:

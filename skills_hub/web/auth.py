@@ -48,6 +48,17 @@ def origin(request: HTTPConnection) -> Origin:
                   request_id=headers.get("x-request-id", "")[:100] or secrets.token_hex(8))
 
 
+def page_reader(registry: Registry, request: HTTPConnection) -> Principal:
+    """Who to render a page for, even after a refused write: a session's write without its
+    CSRF token changes nothing, but the answer is still rendered for that session."""
+    try:
+        return request_principal(registry, request)
+    except Forbidden:
+        session = request.cookies.get(SESSION_COOKIE, "")
+        found = registry.authenticate_session(session) if session else None
+        return found or replace(ANONYMOUS, origin=origin(request))
+
+
 def request_principal(registry: Registry, request: HTTPConnection,
                       csrf: str | None = None) -> Principal:
     """The caller of `request`; anonymous without credentials; 401 for bad ones."""

@@ -23,14 +23,15 @@ from starlette.templating import Jinja2Templates
 
 from ..access.policy import REVIEW, allowed
 from ..access.principal import ANONYMOUS, Principal
-from ..errors import BadRequest, Forbidden, HubError, RateLimited, Unauthorized
+from ..errors import BadRequest, Forbidden, HubError, NotFound, RateLimited, Unauthorized
 from ..services import OutcomeSummary, ProposalView, Registry, install_command, version_of
 from ..services.common import RESERVED_NAMESPACES, ref_of
 from ..services.review import ReleaseView
+from ..skill.manifest import _tags as manifest_tags
 from ..skill.manifest import split_frontmatter
-from . import markdown
+from . import highlight, markdown
 from .accounts import local_path
-from .auth import SESSION_COOKIE, origin, request_principal
+from .auth import SESSION_COOKIE, origin, page_reader, request_principal
 from .urls import public_base
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def routes(registry: Registry, templates: Jinja2Templates) -> list[Route]:
         Route(ns, pages.namespace, methods=["GET"]),
         Route(ns + "/{name}", pages.skill, methods=["GET"]),
         Route(ns + "/{name}/v/{version}", pages.skill, methods=["GET"]),
+        Route(ns + "/{name}/v/{version}/files/{path:path}", pages.file, methods=["GET"]),
         Route(ns + "/{name}/proposals/{proposal_id}", pages.proposal, methods=["GET"]),
         Route(ns + "/{name}/proposals/{proposal_id}/review", pages.review,
               methods=["POST"]),
@@ -108,13 +110,7 @@ class Pages:
         return request_principal(self.registry, request)
 
     def _reader(self, request: Request) -> Principal:
-        """The caller, to show a page after a refused write: a session's write without its
-        CSRF token changes nothing, but the answer is still rendered for that session."""
-        try:
-            return self._principal(request)
-        except Forbidden:
-            found = self.registry.authenticate_session(request.cookies.get(SESSION_COOKIE, ""))
-            return found or ANONYMOUS
+        return page_reader(self.registry, request)
 
     def viewer(self, request: Request) -> Viewer:
         """The browser session's person, CSRF token and review count (once per request)."""
@@ -320,12 +316,31 @@ class Pages:
             "report": stored.report if stored else None, "exceptions": exceptions,
             "duplicates": duplicates, "deprecated": detail.deprecated,
             **self._learning(skill.namespace, skill.name, principal),
-            "commands": {
-                "skills-hub": install_command(skill.namespace, skill.name, row.version),
-                "git": f"git clone {base}/git/{skill.namespace}.git",
-                "curl": f"curl -LO {base}/api/v1/skills/{skill.namespace}/{skill.name}"
-                        f"/versions/{row.version}/archive.tar.gz",
-            }})
+            "facts": skill_facts(row.frontmatter),
+            "files_url": f"/{skill.namespace}/{skill.name}/v/{row.version}/files",
+            "raw_url": f"/api/v1/skills/{skill.namespace}/{skill.name}/versions/{row.version}"
+                       "/files",
+            "commands": install_commands(base, skill.namespace, skill.name, row.version)})
+
+    def file(self, request: Request) -> Response:
+        """One file of a version inside the site: markdown rendered (sanitised), text
+        highlighted by Pygments, a binary file's size and a download link. Read through
+        `registry.read_file`, so a file the caller may not read is a 404."""
+        p = request.path_params
+        namespace, name, path = p["namespace"], p["name"], p["path"]
+        if any(part in ("", ".", "..") for part in path.split("/")) or "\\" in path:
+            raise NotFound(f"{namespace}/{name} has no file {path!r}")
+        row, data = self.registry.read_file(namespace, name, p["version"], path,
+                                            self._principal(request))
+        entry = next((f for f in row.files if f.get("path") == path), {})
+        shown = file_view(path, data, source=request.query_params.get("view") == "source")
+        return self.templates.TemplateResponse(request, "file.html", {
+            "namespace": namespace, "name": name, "row": row, "path": path,
+            "size": len(data), "executable": bool(entry.get("executable")), **shown,
+            "files": row.files,
+            "skill_url": f"/{namespace}/{name}/v/{row.version}",
+            "page_url": f"/{namespace}/{name}/v/{row.version}/files/{path}",
+            "raw_url": f"/api/v1/skills/{namespace}/{name}/versions/{row.version}/files/{path}"})
 
     def _learning(self, namespace: str, name: str, principal: Principal) -> dict[str, Any]:
         """The skill page's evidence (outcomes, trust, canaries) and proposals."""
@@ -430,3 +445,105 @@ def evidence_rows(evidence: dict[str, Any]) -> list[tuple[str, str]]:
         return json.dumps(value, indent=2 if nested else None, ensure_ascii=False)
 
     return [(str(key), shown(value)) for key, value in evidence.items()]
+
+
+# -- the skill page's facts, install commands and file view --------------------------------
+
+# Frontmatter keys the facts sidebar shows by name (in this order); the rest follow as is.
+_NAMED_FACTS = ("license", "author", "compatibility", "allowed-tools", "tags")
+_NOT_FACTS = frozenset({"name", "description", "metadata"})
+_FACT_CHARS = 500  # a longer value is cut (the file view shows SKILL.md whole)
+
+
+def _fact_text(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        text = ", ".join(str(v) for v in value)
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+    return text if len(text) <= _FACT_CHARS else text[:_FACT_CHARS] + "…"
+
+
+def skill_facts(frontmatter: dict[str, Any]) -> list[tuple[str, str | list[str]]]:
+    """(label, value) for the facts sidebar: license, author (or metadata.author),
+    compatibility, allowed-tools, tags (a list), then every other frontmatter and metadata
+    key. The template escapes every value."""
+    raw_meta = frontmatter.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    found: dict[str, Any] = {
+        "license": frontmatter.get("license"),
+        "author": frontmatter.get("author") or meta.get("author"),
+        "compatibility": frontmatter.get("compatibility"),
+        "allowed-tools": frontmatter.get("allowed-tools"),
+    }
+    facts: list[tuple[str, str | list[str]]] = [
+        (key, _fact_text(value)) for key, value in found.items()
+        if value not in (None, "", [])]
+    tags = manifest_tags(meta.get("tags") if isinstance(meta.get("tags"), str) else None,
+                         frontmatter.get("tags"))
+    if tags:
+        facts.append(("tags", tags))
+    others = [(str(k), v) for k, v in frontmatter.items()
+              if k not in _NAMED_FACTS and k not in _NOT_FACTS]
+    others += [(str(k), v) for k, v in meta.items() if k not in ("author", "tags")]
+    facts += [(key, _fact_text(value)) for key, value in others if value not in (None, "")]
+    return facts
+
+
+@dataclass(frozen=True)
+class InstallMethod:
+    key: str      # an id fragment: `cmd-<key>`
+    label: str    # shown above the command and in the copy button's aria-label
+    command: str
+
+
+def install_commands(base: str, namespace: str, name: str, version: str) -> list[InstallMethod]:
+    """One command per client, as README "Client set-up" gives them (absolute URLs)."""
+    return [
+        InstallMethod("skills-hub", "skills-hub", install_command(namespace, name, version)),
+        InstallMethod("npx", "npx skills", f"npx skills add {base}/{namespace}@{name}"),
+        InstallMethod("clawhub", "clawhub",
+                      f"CLAWHUB_REGISTRY={base}/clawhub/{namespace} clawhub install {name}"),
+        InstallMethod("hermes", "Hermes",
+                      f"hermes skills install well-known:{base}/{namespace}/.well-known/skills"
+                      f"/{name} --yes"),
+        InstallMethod("claude", "Claude Code",
+                      f"claude plugin marketplace add {base}/{namespace}/marketplace.json && "
+                      f"claude plugin install {name}@{namespace}"),
+        InstallMethod("git", "git", f"git clone {base}/git/{namespace}.git"),
+        InstallMethod("curl", "curl",
+                      f"curl -LO {base}/api/v1/skills/{namespace}/{name}/versions/{version}"
+                      "/archive.tar.gz"),
+    ]
+
+
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+
+
+def file_view(path: str, data: bytes, *, source: bool = False) -> dict[str, Any]:
+    """How the file page shows a file: `kind` is binary, markdown (rendered; `source`
+    asks for the highlighted text instead), large (plain text, not highlighted) or code;
+    `html` is safe HTML."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        return {"kind": "binary", "html": "", "language": ""}
+    is_markdown = path.lower().endswith(MARKDOWN_SUFFIXES)
+    if len(data) > highlight.MAX_HIGHLIGHT_BYTES:
+        return {"kind": "large", "html": highlight.highlighted(path, text), "language": "",
+                "is_markdown": is_markdown}
+    if is_markdown and not source:
+        front = ""
+        if text.lstrip("\ufeff").startswith("---"):
+            try:
+                yaml_text, text = split_frontmatter(text)
+                front = highlight.highlighted("frontmatter.yaml", yaml_text)
+            except HubError:
+                pass  # no closed frontmatter: the whole file is markdown
+        return {"kind": "markdown", "html": markdown.render(text), "frontmatter": front,
+                "language": "Markdown", "is_markdown": True}
+    return {"kind": "code", "html": highlight.highlighted(path, text),
+            "language": highlight.language(path, text), "is_markdown": is_markdown}
