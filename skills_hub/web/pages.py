@@ -270,10 +270,22 @@ class Pages:
 
     def home(self, request: Request) -> Response:
         principal = self._principal(request)
-        page = self.registry.list_skills(principal=principal, limit=100)
+        cursor = request.query_params.get("cursor") or None
+        page = self.registry.list_skills(principal=principal, cursor=cursor, limit=50)
+        # Three short browse lists on the first page only; "more" pages through /search.
+        sorts = (("recent", "Recently updated"), ("installs", "Most installed"),
+                 ("rating", "Best rated"))
+        lists = [] if cursor else [
+            (sort, title, [hit.skill for hit in self.registry.search(
+                "", principal=principal, sort=sort, limit=10).results.results])
+            for sort, title in sorts]
+        viewer = self.viewer(request)
+        orgs = sorted(viewer.principal.org_roles.items()) if viewer.signed_in else []
         return self.templates.TemplateResponse(request, "home.html", {
-            "skills": page.skills, "total": page.total,
-            "namespaces": self.registry.namespaces(principal)})
+            "skills": page.skills, "total": page.total, "next_cursor": page.next_cursor,
+            "cursor": cursor, "lists": [entry for entry in lists if entry[2]], "orgs": orgs,
+            # a namespace with nothing the caller can read is not worth a link
+            "namespaces": [row for row in self.registry.namespaces(principal) if row[2]]})
 
     def search(self, request: Request) -> Response:
         params = request.query_params
@@ -291,10 +303,12 @@ class Pages:
 
     def namespace(self, request: Request) -> Response:
         namespace = request.path_params["namespace"]
+        cursor = request.query_params.get("cursor") or None
         page = self.registry.list_skills(principal=self._principal(request),
-                                         namespace=namespace, limit=200)
+                                         namespace=namespace, cursor=cursor, limit=50)
         return self.templates.TemplateResponse(request, "namespace.html", {
             "namespace": namespace, "skills": page.skills, "total": page.total,
+            "cursor": cursor, "next_cursor": page.next_cursor,
             "base": public_base(request, self.registry)})
 
     def skill(self, request: Request) -> Response:
