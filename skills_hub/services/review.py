@@ -133,8 +133,7 @@ class ReviewMixin(RegistryBase):
             self.require(principal, REVIEW, namespace)
             names = [namespace]
         else:
-            names = [ns.name for ns in self.accounts.namespaces()
-                     if allowed(principal, REVIEW, ref_of(ns))]
+            names = self.reviewed_namespaces(principal)
         releases = [self._view(r) for r in self.accounts.releases(names, "pending")]
         proposals = []
         for ns in names:
@@ -157,6 +156,16 @@ class ReviewMixin(RegistryBase):
         return VersionRow(skill.id, row.version, row.commit_sha, "", row.tree_sha,
                           row.content_sha256, manifest.description, manifest.frontmatter,
                           file_list(bundle), row.created_at)
+
+    def reviewed_namespaces(self, principal: Principal) -> list[str]:
+        """Every namespace whose releases and proposals `principal` may decide."""
+        return [ns.name for ns in self.accounts.namespaces()
+                if allowed(principal, REVIEW, ref_of(ns))]
+
+    def waiting_count(self, names: list[str]) -> int:
+        """Pending releases and open proposals in `names` (the review queue's length)."""
+        return len(self.accounts.releases(names, "pending")) + sum(
+            len(self.index.proposals(ns, None, "open", None)) for ns in names)
 
     def _view(self, row: ReleaseRow) -> ReleaseView:
         current = self._latest_row(row.namespace, row.name)

@@ -25,7 +25,7 @@ from ..access.policy import REVIEW, allowed
 from ..access.principal import ANONYMOUS, Principal
 from ..errors import BadRequest, Forbidden, HubError, NotFound, RateLimited, Unauthorized
 from ..services import OutcomeSummary, ProposalView, Registry, install_command, version_of
-from ..services.common import RESERVED_NAMESPACES, ref_of
+from ..services.common import RESERVED_NAMESPACES
 from ..services.review import ReleaseView
 from ..skill.manifest import _tags as manifest_tags
 from ..skill.manifest import split_frontmatter
@@ -113,30 +113,7 @@ class Pages:
         return page_reader(self.registry, request)
 
     def viewer(self, request: Request) -> Viewer:
-        """The browser session's person, CSRF token and review count (once per request)."""
-        cached = getattr(request.state, "viewer", None)
-        if isinstance(cached, Viewer):
-            return cached
-        found = NOBODY
-        session_id = request.cookies.get(SESSION_COOKIE)
-        if session_id:
-            try:
-                found = self._viewer(session_id)
-            except HubError:
-                log.exception("the session of a page's viewer could not be read")
-        request.state.viewer = found
-        return found
-
-    def _viewer(self, session_id: str) -> Viewer:
-        principal = self.registry.authenticate_session(session_id)
-        info = self.registry.session_info(session_id)
-        if principal is None or info is None:
-            return NOBODY
-        names = [ns.name for ns in self.registry.accounts.namespaces()
-                 if allowed(principal, REVIEW, ref_of(ns))]
-        waiting = len(self.registry.accounts.releases(names, "pending")) + sum(
-            len(self.registry.index.proposals(ns, None, "open", None)) for ns in names)
-        return Viewer(principal, info[1], bool(names), waiting)
+        return page_viewer(self.registry, request)
 
     def may_review(self, principal: Principal, namespace: str) -> bool:
         ref = self.registry.namespace_ref(namespace)
@@ -411,6 +388,32 @@ class Pages:
             "error": error, "form": form or {},
             "oob": template == "_proposal_status.html"},  # the header's count, out of band
             status_code=error.status if error else 200)
+
+
+def page_viewer(registry: Registry, request: Request) -> Viewer:
+    """The browser session's person, CSRF token and review count (once per request); every
+    page's header and forms read it."""
+    cached = getattr(request.state, "viewer", None)
+    if isinstance(cached, Viewer):
+        return cached
+    found = NOBODY
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        try:
+            found = _session_viewer(registry, session_id)
+        except HubError:
+            log.exception("the session of a page's viewer could not be read")
+    request.state.viewer = found
+    return found
+
+
+def _session_viewer(registry: Registry, session_id: str) -> Viewer:
+    principal = registry.authenticate_session(session_id)
+    info = registry.session_info(session_id)
+    if principal is None or info is None:
+        return NOBODY
+    names = registry.reviewed_namespaces(principal)
+    return Viewer(principal, info[1], bool(names), registry.waiting_count(names))
 
 
 def canary_share(text: str) -> float | None:

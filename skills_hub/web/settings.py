@@ -23,7 +23,7 @@ from ..services import Registry
 from ..services.accounts import RELEASE_POLICIES
 from .accounts import local_path
 from .auth import page_reader, request_principal
-from .pages import Pages
+from .pages import page_viewer
 from .urls import public_base
 
 SHOWN_ERRORS = frozenset({400, 401, 403, 404, 409, 422})
@@ -60,15 +60,13 @@ class SettingsPages:
     def __init__(self, registry: Registry, templates: Jinja2Templates) -> None:
         self.registry = registry
         self.templates = templates
-        # The header's viewer, the session reader and the CSRF check are the pages' own.
-        self.pages = Pages(registry, templates)
 
     # -- plumbing -------------------------------------------------------------------------
 
     def _render(self, request: Request, template: str, context: dict[str, Any],
                 error: HubError | None = None) -> Response:
         return self.templates.TemplateResponse(request, template, {
-            **context, "csrf": self.pages.viewer(request).csrf, "error": error},
+            **context, "csrf": page_viewer(self.registry, request).csrf, "error": error},
             status_code=error.status if error else 200)
 
     async def _post(self, request: Request, fields: tuple[str, ...],
