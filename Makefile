@@ -13,7 +13,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-fast lint bench system-deps server-deps clients clean-data
+.PHONY: serve test test-fast lint bench system-deps server-deps clients clean-data screenshots
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,12 +77,21 @@ test: $(VENV)/.test system-deps clients
 test-fast: $(VENV)/.test
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
+## screenshots: the browser tests, each page and each step of a flow saved at 1280 and 390 px
+## (light and dark where a test checks both) under screenshots/ (git-ignored) to look at
+SHOT_TESTS ?= tests/test_pages_look.py tests/test_pages_a11y.py tests/test_flows.py
+screenshots: $(VENV)/.test system-deps clients
+	rm -rf screenshots
+	SKILLS_HUB_SHOTS=$(CURDIR)/screenshots $(VENV)/bin/pytest $(SHOT_TESTS) $(PYTEST_ARGS)
+	@echo "screenshots: $$(find screenshots -name '*.png' | wc -l) in screenshots/"
+
 ## lint: ruff and mypy
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check skills_hub tests bench
 	$(VENV)/bin/mypy
 
-## bench: every benchmark (registry, checks, retrieval quality, search latency, learning loop), figures to bench/out/
+## bench: every benchmark (registry, checks, retrieval quality, search latency, learning loop,
+## access policy, pages), figures to bench/out/
 bench: $(VENV)/.test
 	mkdir -p bench/out
 	$(PY) bench/registry_bench.py --json bench/out/registry.json | tee bench/out/registry.txt
@@ -90,6 +99,10 @@ bench: $(VENV)/.test
 	$(PY) bench/retrieval.py --json bench/out/retrieval.json | tee bench/out/retrieval.txt
 	$(PY) bench/search_bench.py --json bench/out/search.json | tee bench/out/search.txt
 	$(PY) bench/loop_sim.py --json bench/out/loop.json | tee bench/out/loop.txt
+	$(PY) bench/access_bench.py | tee bench/out/access.txt
+	$(PY) bench/pages_bench.py --json bench/out/pages.json | tee bench/out/pages.txt
+	$(PY) bench/search_page_bench.py | tee bench/out/search_page.txt
+	$(PY) bench/evidence_bench.py | tee bench/out/evidence.txt
 
 ## clean-data: delete the run-time data of ./registry (keeps README.md and seed/)
 clean-data:

@@ -3,8 +3,10 @@
 Publishes N synthetic skills (one namespace, keyword search only, no sandboxed tests) into a
 throwaway home through the service, then times each page in-process (the ASGI app through
 Starlette's test client: what the server spends, without sockets): the home page, the
-as-you-type search fragment (`HX-Request`), a namespace page, a skill page, and a file page
-when the code serves one. Prints p50/p95 per page against the aims (pages p50 < 20 ms, the
+as-you-type search fragment (`HX-Request`), a namespace page, a skill page, a file page, and
+the diff between two versions (every tenth skill gets a second version that changes a few
+lines of SKILL.md and of a 200-line script and adds a file), in the unified and the
+side-by-side view. Prints p50/p95 per page against the aims (pages p50 < 20 ms, the
 fragment < 15 ms); nothing is asserted.
 
     .venv/bin/python bench/pages_bench.py [--skills 1000] [--requests 200] [--json PATH]
@@ -47,6 +49,25 @@ def skill_md(i: int, rng: random.Random) -> bytes:
             f"the result.\n\n```python\nprint({i})\n```\n").encode()
 
 
+def script(i: int, changed: bool) -> bytes:
+    """A 200-line helper script; the second version changes every twentieth line."""
+    return "".join(
+        f"def step_{n}(rows):\n    return [r for r in rows if r.get('k') != {n + i}]\n"
+        if not (changed and n % 20 == 7) else
+        f"def step_{n}(rows, limit=None):\n    return [r for r in rows if r][:limit]\n"
+        for n in range(100)).encode()
+
+
+def second_version(i: int, first: bytes) -> Bundle:
+    """A second version of skill i: a few lines of SKILL.md changed, a script changed, a file
+    added."""
+    text = first.decode().replace("2. Check the result.", "2. Check the result twice.\n"
+                                  "3. Write down what changed.")
+    return Bundle({"SKILL.md": text.encode() + b"\n## Notes\n\nSee references/notes.md.\n",
+                   "scripts/steps.py": script(i, True),
+                   "references/notes.md": b"# Notes\n\nWhat the second version adds.\n"})
+
+
 def timed(client: TestClient, url: str, n: int, headers: dict[str, str] | None = None
           ) -> dict[str, float]:
     for _ in range(min(20, n)):  # warm-up
@@ -75,11 +96,19 @@ def main() -> None:
     registry = Registry(settings)
     registry.start()
     start = time.perf_counter()
-    for i in range(args.skills):
-        registry.publish(NAMESPACE, Bundle({"SKILL.md": skill_md(i, rng)}), principal=OPERATOR)
-    print(f"published {args.skills} skills in {time.perf_counter() - start:.1f} s",
-          file=sys.stderr)
     name = f"skill-{args.skills // 2:05d}"
+    seconds = {i for i in range(args.skills) if i % 10 == 0} | {args.skills // 2}
+    for i in range(args.skills):
+        first = skill_md(i, rng)
+        files = {"SKILL.md": first, **({"scripts/steps.py": script(i, False)}
+                                       if i in seconds else {})}
+        registry.publish(NAMESPACE, Bundle(files), principal=OPERATOR)
+        if i in seconds:
+            registry.publish(NAMESPACE, second_version(i, first), principal=OPERATOR,
+                             version="0.2.0")
+    print(f"published {args.skills} skills ({len(seconds)} with a second version) in "
+          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    diff = f"/{NAMESPACE}/{name}/diff/0.1.0...0.2.0"
     pages: dict[str, tuple[str, dict[str, str] | None, float]] = {
         "home": ("/", None, AIM_PAGE_P50_MS),
         "search fragment": ("/search?q=weekly+sales", {"HX-Request": "true"},
@@ -87,6 +116,8 @@ def main() -> None:
         "namespace": (f"/{NAMESPACE}", None, AIM_PAGE_P50_MS),
         "skill": (f"/{NAMESPACE}/{name}", None, AIM_PAGE_P50_MS),
         "file": (f"/{NAMESPACE}/{name}/v/0.1.0/files/SKILL.md", None, AIM_PAGE_P50_MS),
+        "diff": (diff, None, AIM_PAGE_P50_MS),
+        "diff side by side": (diff + "?view=split", None, AIM_PAGE_P50_MS),
     }
     results: dict[str, Any] = {"skills": args.skills}
     with TestClient(create_app(settings, registry)) as client:

@@ -13,7 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +49,9 @@ class Server:
 
 
 def start_server(home: Path, seed: bool = False, git_backend: str = "auto",
-                 semantic: str = "off") -> Server:
-    port = free_port()
+                 semantic: str = "off", port: int | None = None) -> Server:
+    """`skills-hub serve` on `home`, on `port` (else a free one), once it answers."""
+    port = port or free_port()
     env = {**os.environ, "SKILLS_HUB_HOME": str(home), "SKILLS_HUB_GIT_BACKEND": git_backend,
            "SKILLS_HUB_SEMANTIC": semantic}
     if not seed:
@@ -65,6 +69,21 @@ def start_server(home: Path, seed: bool = False, git_backend: str = "auto",
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("the server did not start")
+
+
+@contextmanager
+def module_home() -> Iterator[Path]:
+    """For a module-scoped fixture (conftest.hermetic is per test): a temporary folder with a
+    HOME of its own inside, and no GIT_*, SKILLS_HUB_* or XDG_* variable from outside but
+    SKILLS_HUB_SHOTS (where screenshots go), as conftest.hermetic does."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as env:
+        for key in list(os.environ):
+            if key.startswith(("GIT_", "SKILLS_HUB_", "XDG_")) and key != "SKILLS_HUB_SHOTS":
+                env.delenv(key)
+        (Path(tmp) / "home").mkdir()
+        env.setenv("HOME", str(Path(tmp) / "home"))
+        env.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        yield Path(tmp)
 
 
 def make_token(home: Path, namespace: str) -> str:

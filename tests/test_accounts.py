@@ -183,7 +183,8 @@ def test_an_expired_invitation_is_refused_and_a_fresh_one_joins_once(
     assert expired.status_code == 409 and "expired" in expired.json()["message"]
     fresh = client.post("/api/v1/orgs/acme/invitations", json={"role": "publisher"},
                         headers=team["lead"]).json()
-    assert fresh["url"].endswith(f"/api/v1/invitations/{fresh['secret']}/accept")
+    assert fresh["url"].endswith(f"/invite/{fresh['secret']}")  # the page a browser opens
+    assert fresh["accept"].endswith(f"/api/v1/invitations/{fresh['secret']}/accept")
     joined = client.post(f"/api/v1/invitations/{fresh['secret']}/accept",
                          json={"username": "newbie", "password": PASSWORD})
     assert joined.status_code == 200, joined.text

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +86,29 @@ class Site:
         return context.new_page()
 
 
+def shots_folder(topic: str, fallback: Path) -> Path:
+    """Where a browser module saves its screenshots: $SKILLS_HUB_SHOTS/<topic> when set
+    (`make screenshots` sets the git-ignored screenshots/), else `fallback`. Call it from a
+    module-scoped fixture: conftest.hermetic clears SKILLS_HUB_* for each test."""
+    root = os.environ.get("SKILLS_HUB_SHOTS")
+    folder = Path(root) / topic if root else fallback
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def screenshot(page: Any, folder: Path, name: str,
+               widths: tuple[int, ...] = (1280, 390)) -> None:
+    """Full-page screenshots `<name>-<width>.png` of the page as it is now, at each width;
+    the viewport is put back afterwards."""
+    size = page.viewport_size
+    for width in widths:
+        if width != size["width"]:
+            page.set_viewport_size({"width": width, "height": size["height"]})
+        page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+    if page.viewport_size != size:
+        page.set_viewport_size(size)
+
+
 def _proposal(url: str, home: Path) -> str | None:
     """A proposal on the first seeded skill (inserting a line after one of its headings), so
     the proposal page is in the tour; None if the seed has nothing to propose against."""
@@ -119,15 +141,9 @@ def site() -> Iterator[Site]:
         pytest.fail("chromium is not installed: run `make system-deps` (Debian package chromium)")
     from playwright.sync_api import sync_playwright
 
-    from .live import start_server
+    from .live import module_home, start_server
 
-    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as env:
-        for key in list(os.environ):  # as conftest.hermetic, for the whole module
-            if key.startswith(("GIT_", "SKILLS_HUB_", "XDG_")) and key != "SKILLS_HUB_SHOTS":
-                env.delenv(key)
-        (Path(tmp) / "home").mkdir()
-        env.setenv("HOME", str(Path(tmp) / "home"))
-        env.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    with module_home() as tmp:
         shots = Path(os.environ.get("SKILLS_HUB_SHOTS") or Path(tmp) / "shots")
         shots.mkdir(parents=True, exist_ok=True)
         server = start_server(Path(tmp) / "data", seed=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,22 @@ def sign_in(client: TestClient, username: str, next_: str = "/") -> str:
         "csrf": form.one("input", name="csrf").attrs["value"] or "", "next": next_})
     assert response.status_code == 303, response.text
     return csrf_of(client)
+
+
+def signed_in_clients(app: Any) -> Iterator[Callable[[str], tuple[TestClient, str]]]:
+    """For an `as_user` fixture: make(name) -> (a TestClient signed in as name, its CSRF
+    token); every client is closed at the end."""
+    clients: list[TestClient] = []
+
+    def make(name: str) -> tuple[TestClient, str]:
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client, sign_in(client, name)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
 
 
 def csrf_of(client: TestClient) -> str:

@@ -12,6 +12,7 @@ Relevance decides which skills match; quality only orders among them (see `searc
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ class Quality:
                 "installs": round(self.installs, 6), "quality": round(self.quality, 6)}
 
 
+@functools.lru_cache(maxsize=8192)  # a catalogue's skills without reports share arguments
 def quality(successes: float, failures: float, downloads: int) -> Quality:
     total = successes + failures
     wilson = wilson_lower_bound(successes, total)

@@ -22,6 +22,7 @@ from ..ranking.quality import Quality, decayed_totals, quality
 from ..store.index import EmbedJob, Index, SearchFilters, SearchHit, SkillRow
 from . import fts, fusion
 from .embedder import Embedder, SemanticUnavailable, skill_text
+from .facets import Facets, count_facets
 from .fusion import Ranking, final_score, fuse
 from .vectors import VectorIndex, to_bytes
 
@@ -32,6 +33,7 @@ SORTS = ("relevance", "installs", "rating", "recent")
 DUPLICATE_SIMILARITY = 0.9
 GAP_SIMILARITY = 0.3
 MAX_RESULTS = 500  # how deep paging reaches into one query's ranking
+FACET_DEPTH = 200  # with `facets`: the results ranked, counted and reachable by paging
 MIN_CANDIDATES = 100
 NO_FILTERS = SearchFilters()
 
@@ -45,6 +47,9 @@ class SearchRequest:
     sort: str = "relevance"
     limit: int = 20
     offset: int = 0
+    # Rank FACET_DEPTH candidates, count the total and the facets over them, and cut
+    # every page from that one ranking (stable paging, whatever the offset).
+    facets: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,11 @@ class SearchResults:
     results: list[Result]
     more: bool             # another page exists
     gap: Gap | None = None  # None when the semantic side did not run
+    # With `facets` asked for: how many results were ranked (paging reaches them all),
+    # whether the search was cut there (more match), and their facets.
+    total: int | None = None
+    more_than_total: bool = False
+    facets: Facets | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,21 @@ class _Candidate:
     bm25: float | None = None
     semantic_rank: int | None = None
     similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A candidate with its score; made into a `Result` (with its parts) only when shown."""
+
+    candidate: _Candidate
+    relevance: float
+    quality: Quality
+    score: float
+    exact: bool
+
+    @property
+    def skill(self) -> SkillRow:
+        return self.candidate.skill
 
 
 class SearchEngine:
@@ -241,12 +266,16 @@ class SearchEngine:
             served = "keyword"
         else:
             served = "semantic" if request.mode == "semantic" else "hybrid"
-        depth = min(MAX_RESULTS, max(MIN_CANDIDATES, request.offset + request.limit + 1))
+        depth = FACET_DEPTH if request.facets else \
+            min(MAX_RESULTS, max(MIN_CANDIDATES, request.offset + request.limit + 1))
 
         candidates: dict[int, _Candidate] = {}
         keyword_scores: dict[int, float] = {}  # in rank order
+        cut = False  # a list stopped at `depth`: more results exist than were ranked
         if served in ("keyword", "hybrid") and match:
-            for hit in self._keyword(match, request, depth):
+            hits = self._keyword(match, request, depth)
+            cut = len(hits) >= depth
+            for hit in hits:
                 keyword_scores[hit.skill.id] = hit.score
                 candidates[hit.skill.id] = _Candidate(hit.skill, len(keyword_scores),
                                                       hit.score)
@@ -258,9 +287,10 @@ class SearchEngine:
             except SemanticUnavailable:
                 qvec = None
             if qvec is not None:
-                ranked = self._semantic(qvec, request, depth)
-                gap = _gap(ranked)
-                for rank, (skill, sim) in enumerate(ranked, start=1):
+                nearest = self._semantic(qvec, request, depth)
+                gap = _gap(nearest)
+                cut = cut or (len(nearest) >= depth and nearest[-1][1] >= self.min_similarity)
+                for rank, (skill, sim) in enumerate(nearest, start=1):
                     cand = candidates.get(skill.id)
                     if cand is None:
                         if sim < self.min_similarity:
@@ -272,15 +302,15 @@ class SearchEngine:
                           Ranking(self.semantic_weight, semantic_scores, self.min_similarity)],
                          self.fusion, self.rrf_k)
         exact = self._exact(query, request, candidates)
-        results = self._rank(candidates, relevance, exact, request.sort)
-        page = results[request.offset:request.offset + request.limit]
+        ranked = self._rank(candidates, relevance, exact, request.sort)
+        page = [_result(s) for s in ranked[request.offset:request.offset + request.limit]]
         if match and keyword_scores:
             found = self.index.snippets(match.any_word, (r.skill.id for r in page
                                                          if r.skill.id in keyword_scores))
             page = [replace(r, snippet=found.get(r.skill.id, "")) for r in page]
-        more = len(results) > request.offset + request.limit
+        more = len(ranked) > request.offset + request.limit
         return SearchResults(request.query, request.mode, served, semantic_state, page, more,
-                             gap)
+                             gap, *_counted(request, [s.skill for s in ranked], cut))
 
     def _keyword(self, match: fts.MatchQuery, request: SearchRequest,
                  depth: int) -> list[SearchHit]:
@@ -334,29 +364,17 @@ class SearchEngine:
         return exact
 
     def _rank(self, candidates: dict[int, _Candidate], relevance: dict[int, float],
-              exact: set[int], sort: str) -> list[Result]:
+              exact: set[int], sort: str) -> list[_Scored]:
         now = self.clock()
         qualities = self._qualities([c.skill for c in candidates.values()], now)
-        results = []
+        scored = []
         for skill_id, cand in candidates.items():
             rel = 1.0 if skill_id in exact else relevance.get(skill_id, 0.0)
             q = qualities[skill_id]
-            score = final_score(rel, q.quality)
-            parts: dict[str, Any] = {
-                "keyword": None if cand.keyword_rank is None else
-                {"rank": cand.keyword_rank, "bm25": round(cand.bm25 or 0.0, 6)},
-                "semantic": None if cand.semantic_rank is None else
-                {"rank": cand.semantic_rank, "similarity": round(cand.similarity or 0.0, 6)},
-                "exact_name": skill_id in exact,
-                "relevance": round(rel, 6),
-                **q.parts(),
-                "score": round(score, 6),
-            }
-            results.append(Result(cand.skill, score, parts, ""))
+            scored.append(_Scored(cand, rel, q, final_score(rel, q.quality), skill_id in exact))
         key = _SORT_KEYS[sort]
-        results.sort(key=lambda r: (not r.parts["exact_name"], *key(r), r.skill.namespace,
-                                    r.skill.name))
-        return results
+        scored.sort(key=lambda s: (not s.exact, *key(s), s.skill.namespace, s.skill.name))
+        return scored
 
     def _qualities(self, skills: list[SkillRow], now: datetime) -> dict[int, Quality]:
         totals = self.index.outcome_totals([(s.namespace, s.name) for s in skills])
@@ -367,27 +385,41 @@ class SearchEngine:
         return out
 
     def _browse(self, request: SearchRequest, semantic_state: str) -> SearchResults:
-        """No query: the filtered catalogue in the requested order (relevance: newest)."""
+        """No query: the filtered catalogue in the requested order (relevance: newest).
+
+        With `facets`, the catalogue is cut at FACET_DEPTH rows in that order (one more is
+        read to tell whether it was cut): paging reaches them, the facets count them."""
         readable, filters = request.readable, request.filters
+        end = request.offset + request.limit
         if request.sort == "rating":  # computed from outcome totals, so ranked here
-            rows = self.index.skills_by_id(
-                self.index.filtered_ids(filters=filters, readable=readable),
-                filters=filters, readable=readable)
-        else:
+            rows = self.index.filtered_skills(filters=filters, readable=readable)
+            ranked = self._rank({r.id: _Candidate(r) for r in rows},
+                                {r.id: 1.0 for r in rows}, set(), "rating")
+            cut = request.facets and len(ranked) > FACET_DEPTH
+            if cut:
+                ranked = ranked[:FACET_DEPTH]
+                rows = [s.skill for s in ranked]
+            shown, more = ranked[request.offset:end], len(ranked) > end
+        else:  # the database's order; only the rows shown are scored
             order = "installs" if request.sort == "installs" else "recent"
-            listed = self.index.browse(filters=filters, readable=readable, order=order,
-                                       offset=request.offset, limit=request.limit + 1)
-            rows = {row.id: row for row in listed}
-        candidates = {i: _Candidate(row) for i, row in rows.items()}
-        ranked = self._rank(candidates, dict.fromkeys(rows, 1.0), set(), "rating")
-        if request.sort == "rating":
-            page = ranked[request.offset:request.offset + request.limit]
-            more = len(ranked) > request.offset + request.limit
-        else:  # keep the database's order
-            position = {skill_id: i for i, skill_id in enumerate(rows)}
-            ranked.sort(key=lambda r: position[r.skill.id])
-            page, more = ranked[:request.limit], len(ranked) > request.limit
-        return SearchResults(request.query, request.mode, "browse", semantic_state, page, more)
+            if request.facets:
+                rows = self.index.browse(filters=filters, readable=readable, order=order,
+                                         offset=0, limit=FACET_DEPTH + 1)
+                cut, rows = len(rows) > FACET_DEPTH, rows[:FACET_DEPTH]
+                window = rows[request.offset:end + 1]
+            else:
+                cut, rows = False, []
+                window = self.index.browse(filters=filters, readable=readable, order=order,
+                                           offset=request.offset, limit=request.limit + 1)
+            more = len(window) > request.limit
+            window = window[:request.limit]
+            position = {row.id: i for i, row in enumerate(window)}
+            scored = self._rank({r.id: _Candidate(r) for r in window},
+                                dict.fromkeys(position, 1.0), set(), "rating")
+            shown = sorted(scored, key=lambda s: position[s.skill.id])
+        return SearchResults(request.query, request.mode, "browse", semantic_state,
+                             [_result(s) for s in shown], more, None,
+                             *_counted(request, rows, cut))
 
     # -- duplicates and gaps ----------------------------------------------------------------
 
@@ -419,12 +451,36 @@ class SearchEngine:
         return _gap(self._semantic(self.embedder.embed_query(query.strip()), request, 1))
 
 
-_SORT_KEYS: dict[str, Callable[[Result], tuple[Any, ...]]] = {
-    "relevance": lambda r: (-r.score,),
-    "installs": lambda r: (-r.skill.downloads, -r.score),
-    "rating": lambda r: (-r.parts["wilson"], -r.parts["quality"], -r.score),
-    "recent": lambda r: (_neg_time(r.skill.updated_at), -r.score),
+_SORT_KEYS: dict[str, Callable[[_Scored], tuple[Any, ...]]] = {
+    "relevance": lambda s: (-s.score,),
+    "installs": lambda s: (-s.skill.downloads, -s.score),
+    "rating": lambda s: (-round(s.quality.wilson, 6), -round(s.quality.quality, 6), -s.score),
+    "recent": lambda s: (_neg_time(s.skill.updated_at), -s.score),
 }
+
+
+def _result(scored: _Scored) -> Result:
+    """A shown result, with the terms of its score (`score_parts`)."""
+    cand = scored.candidate
+    parts: dict[str, Any] = {
+        "keyword": None if cand.keyword_rank is None else
+        {"rank": cand.keyword_rank, "bm25": round(cand.bm25 or 0.0, 6)},
+        "semantic": None if cand.semantic_rank is None else
+        {"rank": cand.semantic_rank, "similarity": round(cand.similarity or 0.0, 6)},
+        "exact_name": scored.exact,
+        "relevance": round(scored.relevance, 6),
+        **scored.quality.parts(),
+        "score": round(scored.score, 6),
+    }
+    return Result(cand.skill, scored.score, parts, "")
+
+
+def _counted(request: SearchRequest, skills: list[SkillRow], cut: bool
+             ) -> tuple[int | None, bool, Facets | None]:
+    """The total and the facets of every ranked result, when the request asks for them."""
+    if not request.facets:
+        return None, False, None
+    return len(skills), cut, count_facets(skills)
 
 
 def _neg_time(stamp: str) -> float:

@@ -26,6 +26,7 @@ from ..access.principal import ALL_SCOPES, ANONYMOUS, OPERATOR, Principal
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, Problem, Unauthorized
 from ..store.accounts import (
     AuditRow,
+    InvitationRow,
     KeepOwner,
     MemberRow,
     NamespaceInfo,
@@ -507,10 +508,9 @@ class AccountsMixin(RegistryBase):
                    detail={"role": role, "email": email.strip()})
         return secret
 
-    def accept_invitation(self, secret: str, principal: Principal, *,
-                          username: str | None = None, password: str | None = None,
-                          display_name: str = "", email: str = "") -> UserRow:
-        """Join the org: the signed-in caller, or a new account made with the invitation."""
+    def invitation(self, secret: str) -> InvitationRow:
+        """An invitation that can still be accepted (which org, which role, until when);
+        whoever holds the link may read this much. 404 unknown, 409 used or expired."""
         row = self.accounts.invitation(_sha256(secret.encode()))
         if row is None:
             raise NotFound("this invitation does not exist",
@@ -522,6 +522,13 @@ class AccountsMixin(RegistryBase):
             raise Conflict(f"this invitation expired on {row.expires_at}",
                            extra={"code_detail": "invitation_expired",
                                   "hint": "ask the org's owner for a new link"})
+        return row
+
+    def accept_invitation(self, secret: str, principal: Principal, *,
+                          username: str | None = None, password: str | None = None,
+                          display_name: str = "", email: str = "") -> UserRow:
+        """Join the org: the signed-in caller, or a new account made with the invitation."""
+        row = self.invitation(secret)
         if principal.signed_in and principal.kind == "user":
             user = self._user(principal.username or "")
         else:

@@ -19,6 +19,7 @@ RESERVED_NAMESPACES = frozenset({
     "api", "git", "static", "openapi.json", "docs", "search", "login", "logout", "admin",
     "settings", "health", "new", "well-known", "favicon.ico", "robots.txt", "s", "u",
     "review", "auth",  # the review queue page, the sign-in routes
+    "publish", "invite",  # publishing from the browser, the invitation page
     "clawhub",  # the ClawHub-compatible API lives under /clawhub
     # marketplace names Claude Code refuses (a namespace's name is its marketplace's name)
     "inline", "builtin", "skills-dir", "synced", "agent-skills", "claude-plugins-official",

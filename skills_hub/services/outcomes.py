@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from ..access.policy import MODERATE, REPORT
 from ..access.principal import Principal
@@ -47,6 +47,46 @@ class OutcomeSummary:
     canaries: list[CanaryRow]
     deprecated: dict[str, str]  # version -> why
     live: gate.CanaryDecision | None  # the active canary judged on today's numbers
+
+
+# The evidence chart's window: twelve weeks up to today, so its query and drawing stay small
+# whatever the number of reports. Data spanning at most DAILY_DAYS is shown per day (at least
+# MIN_DAYS of them), anything longer per week (weeks end today).
+CHART_DAYS = 84
+DAILY_DAYS = 14
+MIN_DAYS = 7
+
+
+@dataclass(frozen=True)
+class VersionTimeline:
+    version: str
+    counts: list[tuple[int, int]]  # (successes, failures) per bucket, oldest bucket first
+
+    @property
+    def successes(self) -> int:
+        return sum(s for s, _ in self.counts)
+
+    @property
+    def failures(self) -> int:
+        return sum(f for _, f in self.counts)
+
+
+@dataclass(frozen=True)
+class OutcomeTimeline:
+    """A skill's counted outcome reports per day or week of the chart's window, per version."""
+
+    start: date       # the first bucket's first day
+    step_days: int    # 1 (a bucket per day) or 7 (per week)
+    buckets: int
+    series: list[VersionTimeline]  # versions with reports in the window, newest first
+
+    def bucket_start(self, index: int) -> date:
+        return self.start + timedelta(days=index * self.step_days)
+
+    @property
+    def end(self) -> date:
+        """The last day of the last bucket."""
+        return self.bucket_start(self.buckets) - timedelta(days=1)
 
 
 class OutcomesMixin(RegistryBase):
@@ -92,6 +132,16 @@ class OutcomesMixin(RegistryBase):
                               self.index.trust_of(namespace, name),
                               self.index.trust_events(namespace, name),
                               canaries, detail.deprecated, live)
+
+    def outcome_timeline(self, namespace: str, name: str, principal: Principal, *,
+                         today: date | None = None) -> OutcomeTimeline | None:
+        """The skill's outcomes over the chart's window, bucketed per day or week and
+        version; None when there are none. Read access as `outcome_summary`."""
+        detail = self.get_skill(namespace, name, principal)
+        today = today or datetime.now(UTC).date()
+        since = today - timedelta(days=CHART_DAYS - 1)
+        rows = self.index.outcome_days(namespace, name, since.isoformat())
+        return bucket_days(rows, [v.version for v in detail.versions], today)
 
     def set_trust(self, namespace: str, name: str, level: str, reason: str,
                   principal: Principal) -> tuple[str, TrustEvent | None]:
@@ -176,3 +226,31 @@ def _new_outcome(reporter: str, report: OutcomeReport) -> NewOutcome:
     return NewOutcome(reporter, report.id, report.version, report.outcome, report.failure_kind,
                       report.score, json.dumps(report.signals, sort_keys=True), report.agent,
                       report.model, client, report.at)
+
+
+def bucket_days(rows: list[tuple[str, str, int, int]], versions: list[str],
+                today: date) -> OutcomeTimeline | None:
+    """Per-day rows (version, YYYY-MM-DD, successes, failures) as a timeline ending today:
+    per day when the data spans at most DAILY_DAYS, else per week. Versions are ordered as
+    `versions` (newest first), any others after them."""
+    days = {(version, date.fromisoformat(day)): (s, f) for version, day, s, f in rows
+            if s or f}
+    if not days:
+        return None
+    first = min(day for _, day in days)
+    span = (today - first).days + 1
+    step = 1 if span <= DAILY_DAYS else 7
+    buckets = max(span, MIN_DAYS) if step == 1 else -(-span // 7)
+    start = today - timedelta(days=buckets * step - 1)
+    counts: dict[str, list[list[int]]] = {}
+    for (version, day), (s, f) in days.items():
+        index = (day - start).days // step
+        if not 0 <= index < buckets:
+            continue  # a report stamped after today's UTC date began (clock skew)
+        cell = counts.setdefault(version, [[0, 0] for _ in range(buckets)])[index]
+        cell[0] += s
+        cell[1] += f
+    known = [v for v in versions if v in counts]
+    others = sorted((v for v in counts if v not in versions), reverse=True)
+    series = [VersionTimeline(v, [(c[0], c[1]) for c in counts[v]]) for v in known + others]
+    return OutcomeTimeline(start, step, buckets, series)

@@ -1,5 +1,6 @@
 """Publishing: validate a bundle, choose its version, run the checks and the duplicate
-check, and write it to git and then the index; repack namespaces now and then.
+check, and write it to git and then the index; repack namespaces now and then. A check
+(`check_publish`) runs the very same steps up to the write and stops there.
 
 Every write goes to git first (the source of truth) and then to the index; a rejected
 request raises before anything is written."""
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..access.policy import PUBLISH, RELEASE, allowed
 from ..access.principal import Principal
@@ -33,6 +34,9 @@ from .base import RegistryBase
 from .common import _new_report, check_namespace, ref_of
 from .releases import _active
 
+if TYPE_CHECKING:
+    import numpy as np
+
 log = logging.getLogger(__name__)
 
 MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
@@ -40,7 +44,10 @@ MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
 
 @dataclass(frozen=True)
 class PublishOutcome:
-    status: str  # "published", "unchanged", or "pending" (waits for review)
+    # "published", "unchanged", "pending" (waits for review), or "checked": a check
+    # (`check_publish`) found it publishable and stored nothing; `for_review` then says
+    # whether a publish would be held for review ("pending") rather than published.
+    status: str
     namespace: str
     name: str
     version: str
@@ -54,6 +61,17 @@ class PublishOutcome:
     # not loaded yet (the check did not run), () when it ran and found none.
     duplicates: tuple[Duplicate, ...] | None = None
     release: str | None = None  # the pending release's id when status is "pending"
+    for_review: bool = False  # a publish of it waits for review ("pending", and "checked")
+
+
+@dataclass(frozen=True)
+class _Similar:
+    """A candidate's text as search embeds it, its vector (None while the model is not
+    loaded) and the readable skills nearly the same (None: not looked up)."""
+
+    text: str
+    vector: np.ndarray | None
+    duplicates: tuple[Duplicate, ...] | None
 
 
 class PublishingMixin(RegistryBase):
@@ -71,12 +89,35 @@ class PublishingMixin(RegistryBase):
         release instead (status "pending"), which a maintainer approves or rejects; with
         the two-person rule on, every account's version waits for someone else."""
         check_namespace(namespace)
-        info = self._publish_rights(namespace, principal)
-        if info is not None and info.release_policy == "review" and principal.kind != "console" \
-                and (info.two_person or not allowed(principal, RELEASE, ref_of(info))):
+        if self._held_for_review(namespace, principal):
             return self._submit(namespace, bundle, principal, version)
         return self._release(namespace, bundle, author=principal, reviewer=None,
                              version=version, canary_share=canary_share)
+
+    def check_publish(self, namespace: str, bundle: Bundle, *, principal: Principal,
+                      version: str | None = None) -> PublishOutcome:
+        """What `publish` would do with `bundle`, storing nothing: the same rights check,
+        validation, version choice, checks pipeline and near-duplicate lookup, with the
+        same errors (422 with the report when the checks refuse it, 409 for the version).
+        Status "checked" (`for_review`: a publish would wait for review), or "unchanged"."""
+        check_namespace(namespace)
+        held = self._held_for_review(namespace, principal)
+        candidate = self._candidate(namespace, bundle, version, held=held)
+        if isinstance(candidate, PublishOutcome):
+            return candidate
+        manifest, chosen, report = candidate
+        similar = self._similar(namespace, manifest, principal)
+        return PublishOutcome("checked", namespace, manifest.name, chosen, "", "",
+                              bundle.content_hash(), manifest.warnings, report, report.verdict,
+                              similar.duplicates, for_review=held)
+
+    def _held_for_review(self, namespace: str, principal: Principal) -> bool:
+        """Whether `principal`'s version waits for review in `namespace` (its release
+        policy); the access policy's error when `principal` may not publish there."""
+        info = self._publish_rights(namespace, principal)
+        return info is not None and info.release_policy == "review" \
+            and principal.kind != "console" \
+            and (info.two_person or not allowed(principal, RELEASE, ref_of(info)))
 
     def _publish_rights(self, namespace: str, principal: Principal) -> NamespaceInfo | None:
         """The namespace if `principal` may publish there. The operator's console may also
@@ -85,29 +126,49 @@ class PublishingMixin(RegistryBase):
             return self.accounts.namespace(namespace)
         return self.require(principal, PUBLISH, namespace)
 
+    def publishable_namespaces(self, principal: Principal) -> list[NamespaceInfo]:
+        """The namespaces `principal` may publish to, by name."""
+        return [info for info in self.accounts.namespaces()
+                if allowed(principal, PUBLISH, ref_of(info))]
+
     def _submit(self, namespace: str, bundle: Bundle, principal: Principal,
                 version: str | None) -> PublishOutcome:
         """A publish that waits for review: validated and checked like any, then held."""
-        candidate = self._candidate(namespace, bundle, version)
+        candidate = self._candidate(namespace, bundle, version, held=True)
         if isinstance(candidate, PublishOutcome):
             return candidate
         manifest, chosen, report = candidate
         held = self._hold(namespace, manifest, chosen, bundle, report, principal)
         return PublishOutcome("pending", namespace, manifest.name, chosen, held.commit_sha,
                               "", held.content_sha256, manifest.warnings, report,
-                              report.verdict, release=held.id)
+                              report.verdict, release=held.id, for_review=True)
 
-    def _candidate(self, namespace: str, bundle: Bundle, version: str | None
-                   ) -> tuple[Manifest, str, Report] | PublishOutcome:
+    def _candidate(self, namespace: str, bundle: Bundle, version: str | None, *,
+                   held: bool = False) -> tuple[Manifest, str, Report] | PublishOutcome:
         """The manifest, the version chosen and the checks report of a new version; or the
-        "unchanged" outcome when the content is the latest version's."""
+        "unchanged" outcome when the content is the latest version's. Everything a publish
+        (or a check) does before it stores; `held`: the version would wait for review."""
         manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
                                   strict=self.settings.strict)
         chosen = self._choose_version(namespace, manifest, version)
         latest = self._latest_row(namespace, manifest.name)
         if latest is not None and latest.content_sha256 == bundle.content_hash():
             return self._unchanged(namespace, manifest, latest)
+        if held and self.accounts.pending_release(namespace, manifest.name, chosen) is not None:
+            # review._hold refuses it again at the write (a race); here before the checks run
+            raise VersionExists(f"{manifest.name} {chosen} already waits for review",
+                                extra={"hint": "wait for the decision, or publish a higher "
+                                               "version"})
         return manifest, chosen, self._checked(namespace, manifest, bundle)
+
+    def _similar(self, namespace: str, manifest: Manifest, principal: Principal) -> _Similar:
+        """The near-duplicate lookup of a candidate, among what `principal` may read."""
+        text = _skill_text(manifest)
+        vector = self.search_engine.embed_now(text)
+        duplicates = None if vector is None else tuple(self.search_engine.duplicates(
+            vector, readable=principal.readable | {namespace},
+            exclude=(namespace, manifest.name)))
+        return _Similar(text, vector, duplicates)
 
     def _checked(self, namespace: str, manifest: Manifest, bundle: Bundle) -> Report:
         """The publish pipeline's report; 422 with it when the verdict is dangerous."""
@@ -133,11 +194,8 @@ class PublishingMixin(RegistryBase):
             return candidate
         manifest, chosen, report = candidate
         engine = self.search_engine
-        text = _skill_text(manifest)
-        vector = engine.embed_now(text)
-        duplicates = None if vector is None else tuple(engine.duplicates(
-            vector, readable=author.readable | {namespace},
-            exclude=(namespace, manifest.name)))
+        similar = self._similar(namespace, manifest, author)
+        text, vector = similar.text, similar.vector
         try:
             published = self.git.publish(
                 namespace, manifest.name, chosen, bundle,
@@ -173,7 +231,7 @@ class PublishingMixin(RegistryBase):
                        "canary_share": canary_share})
         return PublishOutcome("published", namespace, manifest.name, chosen,
                               published.commit_sha, published.tag_sha, new.content_sha256,
-                              manifest.warnings, report, report.verdict, duplicates)
+                              manifest.warnings, report, report.verdict, similar.duplicates)
 
     def _count_publish(self, namespace: str) -> None:
         """Repack a namespace in the background every MAINTAIN_EVERY publishes."""

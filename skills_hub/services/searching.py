@@ -24,6 +24,8 @@ VERDICTS = ("safe", "caution", "dangerous", "unchecked")
 class SearchPage:
     results: SearchResults
     next_cursor: str | None
+    offset: int = 0                  # of the first result shown
+    prev_cursor: str | None = None   # None on the first two pages (the first has none)
 
 
 class SearchingMixin(RegistryBase):
@@ -33,10 +35,13 @@ class SearchingMixin(RegistryBase):
                namespace: str | None = None, tag: str | None = None,
                trust: str | None = None, verdict: str | None = None,
                updated_since: str | None = None, sort: str = "relevance", limit: int = 20,
-               cursor: str | None = None) -> SearchPage:
+               cursor: str | None = None, facets: bool = False) -> SearchPage:
         """Keyword, semantic or hybrid search with filters, a sort and cursor paging.
 
         An empty query lists the filtered catalogue (newest first unless `sort` says).
+        With `facets` the results also carry their total and the facet counts (namespace,
+        tag, verdict, trust) over every result the caller may read, and every page of the
+        query is cut from one ranking of all the results paging can reach.
         """
         _check_query(query)
         _check_choice("mode", mode, MODES)
@@ -54,9 +59,11 @@ class SearchingMixin(RegistryBase):
         key = _search_key(query, mode, filters, sort)
         offset = _decode_search_cursor(cursor, key)
         results = self.search_engine.search(SearchRequest(
-            query, principal.readable, mode, filters, sort, limit, offset))
+            query, principal.readable, mode, filters, sort, limit, offset, facets))
         more = results.more and offset + limit < MAX_RESULTS
-        return SearchPage(results, _encode_search_cursor(offset + limit, key) if more else None)
+        back = max(0, offset - limit)
+        return SearchPage(results, _encode_search_cursor(offset + limit, key) if more else None,
+                          offset, _encode_search_cursor(back, key) if back else None)
 
     def gap(self, query: str, *, principal: Principal,
             namespace: str | None = None) -> Gap | None:

@@ -629,6 +629,15 @@ class Index:
             out.update((int(row["id"]), SkillRow(**row)) for row in rows)
         return out
 
+    def filtered_skills(self, *, filters: SearchFilters,
+                        readable: frozenset[str]) -> list[SkillRow]:
+        """Every skill that passes the filters and the caller may read, in one query."""
+        where, params = _filtered(filters, readable)
+        rows = self._conn().execute(
+            f"SELECT {_SKILL_SELECT} FROM {_SKILL_FROM} "
+            f"JOIN namespaces n ON n.name = s.namespace WHERE {where}", params).fetchall()
+        return [SkillRow(*row) for row in rows]
+
     def filtered_ids(self, *, filters: SearchFilters, readable: frozenset[str]) -> list[int]:
         where, params = _filtered(filters, readable)
         rows = self._conn().execute(
@@ -744,6 +753,7 @@ class Index:
                 mine = [r for r in fresh if r.version == version]
                 _fold_version_stats(conn, namespace, name, version, mine, ema)
                 _fold_totals(conn, namespace, name, version, mine, decay)
+            _fold_days(conn, namespace, name, fresh)
             for report in fresh:
                 if report.counted:
                     _fold_client(conn, namespace, name, report)
@@ -757,6 +767,16 @@ class Index:
             row["version"], row["successes"], row["failures"], row["infra_errors"],
             row["score_sum"] / row["scored"] if row["scored"] else None, row["ema"],
             row["last_at"]) for row in rows}
+
+    def outcome_days(self, namespace: str, name: str,
+                     since: str) -> list[tuple[str, str, int, int]]:
+        """(version, day, successes, failures) of a skill's counted reports from the UTC day
+        `since` (YYYY-MM-DD) on, one row per version and day (the evidence chart's data; a
+        counter kept by `record_outcomes`)."""
+        rows = self._conn().execute(
+            "SELECT version, day, successes, failures FROM outcome_days WHERE namespace = ? "
+            "AND name = ? AND day >= ?", (namespace, name, since)).fetchall()
+        return [(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     def success_clients(self, namespace: str, name: str) -> int:
         """Distinct clients with at least one success on any version of the skill (a
@@ -936,6 +956,14 @@ class Index:
         """(namespace, name) -> [(successes, failures, as_of)] per version, undecayed."""
         out: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
         wanted = list(dict.fromkeys(keys))
+        if len(wanted) > 400:  # most of a catalogue: one scan beats chunks of OR terms
+            keep = set(wanted)
+            for row in self._conn().execute(
+                    "SELECT namespace, name, successes, failures, as_of FROM outcome_totals"):
+                if (row[0], row[1]) in keep:
+                    out.setdefault((row[0], row[1]), []).append(
+                        (float(row[2]), float(row[3]), str(row[4])))
+            return out
         for start in range(0, len(wanted), 400):
             batch = wanted[start:start + 400]
             cond = " OR ".join("(namespace = ? AND name = ?)" for _ in batch)
@@ -984,6 +1012,22 @@ def _fold_client(conn: sqlite3.Connection, namespace: str, name: str,
         conn.execute("INSERT INTO skill_client_counts (namespace, name, clients) "
                      "VALUES (?, ?, 1) ON CONFLICT DO UPDATE SET clients = clients + 1",
                      (namespace, name))
+
+
+def _fold_days(conn: sqlite3.Connection, namespace: str, name: str,
+               reports: list[NewOutcome]) -> None:
+    """Count the counted reports per UTC day and version (`outcome_days`)."""
+    days: dict[tuple[str, str], list[int]] = {}
+    for report in reports:
+        if report.counted:
+            day = report.at.astimezone(UTC).date().isoformat()
+            cell = days.setdefault((day, report.version), [0, 0])
+            cell[0 if report.outcome == "success" else 1] += 1
+    conn.executemany(
+        "INSERT INTO outcome_days (namespace, name, day, version, successes, failures) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+        "successes = successes + excluded.successes, failures = failures + excluded.failures",
+        [(namespace, name, day, version, s, f) for (day, version), (s, f) in days.items()])
 
 
 def _fold_totals(conn: sqlite3.Connection, namespace: str, name: str, version: str,

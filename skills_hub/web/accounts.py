@@ -22,7 +22,7 @@ from ..services import Registry
 from ..store.accounts import MemberRow, NamespaceInfo, ReleaseRow, TokenRow
 from .api import parse_object, proposal_json, read_capped
 from .auth import SESSION_COOKIE, request_principal
-from .urls import public_base
+from .urls import invitation_url, public_base
 
 BODY_CAP = 16 << 10
 
@@ -139,8 +139,7 @@ class Views:
         responses:
           200:
             description: "{signed_out: true}"
-            schema: {type: object, required: [signed_out],
-                     properties: {signed_out: {type: boolean}}}
+            schema: SignedOut
         """
         session_id = request.cookies.get(SESSION_COOKIE)
         if session_id:
@@ -222,7 +221,7 @@ class Views:
           200: {description: "{token, token_info}", schema: NewToken}
           202:
             description: "{status: pending|slow_down}: poll again after interval"
-            schema: {type: object, required: [status], properties: {status: {type: string}}}
+            schema: DevicePending
           401: {description: expired or denied}
         """
         body = await _object(request)
@@ -279,7 +278,7 @@ class Views:
         responses:
           201:
             description: "{username}"
-            schema: {type: object, required: [username], properties: {username: {type: string}}}
+            schema: Username
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -327,8 +326,7 @@ class Views:
         responses:
           200:
             description: "{token_info}"
-            schema: {type: object, required: [token_info],
-                     properties: {token_info: {$ref: '#/components/schemas/Token'}}}
+            schema: RevokedToken
         """
         row = self.registry.revoke_token(self.principal(request),
                                          request.path_params["token_id"])
@@ -345,8 +343,7 @@ class Views:
         responses:
           201:
             description: "{org, namespace}"
-            schema: {type: object, required: [org, namespace],
-                     properties: {org: {type: string}, namespace: {type: string}}}
+            schema: NewOrg
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -363,7 +360,7 @@ class Views:
         responses:
           200:
             description: "{deleted}: the org's name"
-            schema: {type: object, required: [deleted], properties: {deleted: {type: string}}}
+            schema: DeletedOrg
         """
         org = request.path_params["org"]
         self.registry.delete_org(self.principal(request), org)
@@ -389,8 +386,7 @@ class Views:
         responses:
           200:
             description: "{member}"
-            schema: {type: object, required: [member],
-                     properties: {member: {$ref: '#/components/schemas/Member'}}}
+            schema: MemberAnswer
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -407,7 +403,7 @@ class Views:
         responses:
           200:
             description: "{removed}: the username"
-            schema: {type: object, required: [removed], properties: {removed: {type: string}}}
+            schema: RemovedMember
         """
         p = request.path_params
         self.registry.remove_member(self.principal(request), p["org"], p["username"])
@@ -422,8 +418,7 @@ class Views:
         responses:
           201:
             description: "{username, role}"
-            schema: {type: object, required: [username, role],
-                     properties: {username: {type: string}, role: {type: string}}}
+            schema: ServiceAccount
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -451,10 +446,9 @@ class Views:
         security: [{bearer: []}]
         responses:
           201:
-            description: "{secret, url, role}"
-            schema: {type: object, required: [secret, url, role],
-                     properties: {secret: {type: string}, url: {type: string},
-                                  role: {type: string}}}
+            description: "{secret, url (the page a browser opens), accept (this API's
+              accept URL), role}"
+            schema: Invitation
         """
         body = await _object(request)
         who = await run_in_threadpool(self.principal, request)
@@ -463,8 +457,10 @@ class Views:
             lambda: self.registry.invite(who, request.path_params["org"], role,
                                          _opt_text(body, "email"),
                                          _opt_int(body, "days") or 7))
-        url = f"{public_base(request, self.registry)}/api/v1/invitations/{secret}/accept"
-        return JSONResponse({"secret": secret, "url": url, "role": role}, status_code=201)
+        base = public_base(request, self.registry)
+        return JSONResponse({"secret": secret, "url": invitation_url(base, secret),
+                             "accept": f"{base}/api/v1/invitations/{secret}/accept",
+                             "role": role}, status_code=201)
 
     async def accept(self, request: Request) -> JSONResponse:
         """
@@ -474,7 +470,7 @@ class Views:
         responses:
           200:
             description: "{username}: the account that joined"
-            schema: {type: object, required: [username], properties: {username: {type: string}}}
+            schema: Username
           409: {description: already used or expired}
         """
         body = await _object(request, empty_ok=True)

@@ -9,6 +9,7 @@ import itertools
 import json
 import operator
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -18,9 +19,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..access.principal import Principal
+from ..config import Limits
 from ..errors import BadRequest, PayloadTooLarge, Problem, SemanticUnavailable
 from ..search.engine import Duplicate, Gap, Result
-from ..services import HealthChange, Registry, SkillDetail, install_command, version_of
+from ..services import (
+    HealthChange,
+    PublishOutcome,
+    Registry,
+    SkillDetail,
+    install_command,
+    version_of,
+)
 from ..skill.bundle import Bundle, from_archive, from_files
 from ..store.index import CanaryRow, ProposalRow, SkillRow, VersionRow, VersionStats
 from .auth import request_principal
@@ -101,7 +110,7 @@ class Api:
 
     async def publish(self, request: Request) -> JSONResponse:
         """
-        summary: Publish a skill version (multipart files, a zip, or a tar.gz).
+        summary: Publish a skill version (multipart files, a zip, or a tar.gz), or check it.
         description: >
           Multipart form: `files` parts whose filename is the path inside the skill
           (SKILL.md at the root), optional `executable` fields naming executable paths;
@@ -109,16 +118,22 @@ class Api:
           (Content-Type application/zip or application/gzip). The version comes from the
           `version` field or query parameter, else `metadata.version` of SKILL.md, else the
           next patch version. Identical content to the latest version is not a new version
-          (200, status "unchanged").
+          (200, status "unchanged"). With `dry_run=true` nothing is stored: the upload goes
+          through the same rights check, validation, version choice, checks and duplicate
+          lookup, with the same errors, and a publishable one answers 200 with status
+          "checked", `dry_run` true and `for_review` (whether a publish would wait for
+          review); `commit` and `tag` are empty.
         tags: [publish]
         security: [{bearer: []}]
         parameters:
           - {name: namespace, in: path, required: true, schema: {type: string}}
           - {name: version, in: query, required: false, schema: {type: string}}
+          - {name: dry_run, in: query, required: false,
+             schema: {type: boolean, default: false}}
         responses:
           201: {description: published, schema: Published}
-          200: {description: unchanged content; the existing version is returned,
-                schema: Published}
+          200: {description: "unchanged content (the existing version is returned), or a
+                dry run's answer (status checked)", schema: Published}
           202: {description: "held for review (status pending; `release` names it)",
                 schema: Published}
           400: {description: the upload was refused while unpacking (code names why)}
@@ -131,62 +146,17 @@ class Api:
                 checks report). Nothing is stored in either case."}
         """
         namespace = request.path_params["namespace"]
+        dry_run = bool_param(request.query_params.get("dry_run"), name="dry_run")
         principal = await run_in_threadpool(self.principal, request)
-        bundle, version = await self._read_upload(request)
-        outcome = await run_in_threadpool(self.registry.publish, namespace, bundle,
-                                          principal=principal, version=version)
-        body = {
-            "status": outcome.status, "namespace": outcome.namespace, "name": outcome.name,
-            "version": outcome.version, "commit": outcome.commit_sha, "tag": outcome.tag_sha,
-            "content_sha256": outcome.content_sha256,
-            "warnings": [w.to_dict() for w in outcome.warnings],
-            "url": f"/api/v1/skills/{outcome.namespace}/{outcome.name}/versions/"
-                   f"{outcome.version}",
-            "install": install_command(outcome.namespace, outcome.name, outcome.version),
-            "verdict": outcome.verdict,
-            "report": outcome.report.to_dict() if outcome.report else None,
-            "duplicates_checked": outcome.duplicates is not None,
-            "duplicates": [duplicate_json(d) for d in outcome.duplicates or ()],
-        }
-        if outcome.release is not None:
-            body["release"] = {"id": outcome.release, "state": "pending",
-                               "url": f"/api/v1/releases/{outcome.release}"}
-            body["hint"] = ("the namespace requires review: a maintainer approves the release "
-                            "(`skills-hub review`) before it is installable")
+        upload = await read_upload(request, self.registry.settings.limits)
+        bundle = await run_in_threadpool(upload.bundle, self.registry.settings.limits)
+        act = self.registry.check_publish if dry_run else self.registry.publish
+        outcome = await run_in_threadpool(act, namespace, bundle, principal=principal,
+                                          version=upload.version)
+        body = outcome_json(outcome)
+        if dry_run:
+            body.update(dry_run=True, for_review=outcome.for_review)
         return JSONResponse(body, {"published": 201, "pending": 202}.get(outcome.status, 200))
-
-    async def _read_upload(self, request: Request) -> tuple[Bundle, str | None]:
-        limits = self.registry.settings.limits
-        body = await read_capped(request, limits.max_upload_bytes)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        version = request.query_params.get("version")
-        if content_type in ARCHIVE_TYPES:
-            return await run_in_threadpool(from_archive, body, limits), version
-        if content_type != "multipart/form-data":
-            raise BadRequest(f"unsupported Content-Type {content_type or '(none)'!r}",
-                             extra={"hint": "send multipart/form-data, application/zip or "
-                                            "application/gzip"})
-
-        async def replay() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        form = await Request(request.scope, replay).form(
-            max_files=limits.max_files + 1, max_fields=limits.max_files + 10)
-        try:
-            version = str(form.get("version") or "") or version
-            archives = [f for f in form.getlist("archive") if isinstance(f, UploadFile)]
-            if archives:
-                return await run_in_threadpool(from_archive, await archives[0].read(),
-                                               limits), version
-            executables = {str(e) for e in form.getlist("executable")}
-            items = [(f.filename or "", await f.read(), (f.filename or "") in executables)
-                     for f in form.getlist("files") if isinstance(f, UploadFile)]
-            if not items:
-                raise BadRequest("no files in the upload",
-                                 extra={"hint": "send `files` parts or one `archive` part"})
-            return await run_in_threadpool(from_files, items, limits), version
-        finally:
-            await form.close()
 
     def list_skills(self, request: Request) -> JSONResponse:
         """
@@ -484,6 +454,7 @@ class Api:
           token (429 with Retry-After).
         tags: [outcomes]
         security: [{bearer: []}]
+        requestBody: {schema: OutcomesRequest}
         responses:
           200: {description: "{recorded, repeated, trust, trust_change, versions}",
                 schema: OutcomeReceipt}
@@ -534,6 +505,7 @@ class Api:
           it to community, and the evidence is judged again at once.
         tags: [outcomes]
         security: [{bearer: []}]
+        requestBody: {schema: TrustRequest}
         responses:
           200: {description: "{trust, event}", schema: TrustAnswer}
           400: {description: "not blocked/community, or no reason"}
@@ -582,6 +554,7 @@ class Api:
           matches an open proposal add support to it (201 only for a new proposal).
         tags: [proposals]
         security: [{bearer: []}]
+        requestBody: {schema: ProposalRequest}
         responses:
           201: {description: a new proposal, schema: ProposalOutcome}
           200: {description: "an agreeing open proposal gained support (`created` false)",
@@ -653,6 +626,7 @@ class Api:
           back on their outcome reports. Rejecting needs a comment.
         tags: [proposals]
         security: [{bearer: []}]
+        requestBody: {schema: ReviewRequest}
         responses:
           200: {description: the decided proposal, schema: Proposal}
           403: {description: not a token of this namespace}
@@ -679,6 +653,7 @@ class Api:
         summary: A namespace's review policy for proposals (`review` or `auto`).
         tags: [proposals]
         security: [{bearer: []}]
+        requestBody: {schema: PolicyRequest}
         responses:
           200: {description: "{namespace, policy}", schema: ReviewPolicy}
         """
@@ -851,6 +826,85 @@ def duplicate_json(duplicate: Duplicate) -> dict[str, Any]:
                     "proposing a patch to it instead of keeping a second skill"}
 
 
+def outcome_json(outcome: PublishOutcome) -> dict[str, Any]:
+    """A publish's (or a check's) answer: the `Published` shape."""
+    body = {
+        "status": outcome.status, "namespace": outcome.namespace, "name": outcome.name,
+        "version": outcome.version, "commit": outcome.commit_sha, "tag": outcome.tag_sha,
+        "content_sha256": outcome.content_sha256,
+        "warnings": [w.to_dict() for w in outcome.warnings],
+        "url": f"/api/v1/skills/{outcome.namespace}/{outcome.name}/versions/{outcome.version}",
+        "install": install_command(outcome.namespace, outcome.name, outcome.version),
+        "verdict": outcome.verdict,
+        "report": outcome.report.to_dict() if outcome.report else None,
+        "duplicates_checked": outcome.duplicates is not None,
+        "duplicates": [duplicate_json(d) for d in outcome.duplicates or ()],
+    }
+    if outcome.release is not None:
+        body["release"] = {"id": outcome.release, "state": "pending",
+                           "url": f"/api/v1/releases/{outcome.release}"}
+        body["hint"] = ("the namespace requires review: a maintainer approves the release "
+                        "(`skills-hub review`) before it is installable")
+    return body
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A publish request's upload, read but not unpacked: an archive's bytes or the
+    (path, data, executable) of each `files` part, and the form's other text fields."""
+
+    fields: dict[str, str]
+    archive: bytes | None = None
+    files: tuple[tuple[str, bytes, bool], ...] = ()
+
+    @property
+    def version(self) -> str | None:
+        return self.fields.get("version") or None
+
+    def bundle(self, limits: Limits) -> Bundle:
+        """Unpack it (the caps of `limits`; ArchiveRejected says why not)."""
+        if self.archive is not None:
+            return from_archive(self.archive, limits)
+        if not self.files:
+            raise BadRequest("no files in the upload",
+                             extra={"hint": "send `files` parts or one `archive` part"})
+        return from_files(self.files, limits)
+
+
+async def read_upload(request: Request, limits: Limits) -> Upload:
+    """A publish request's body: multipart `files` parts (and `executable` fields) or one
+    `archive` part, or a raw zip or tar.gz; 413 past `limits.max_upload_bytes`, 400 for
+    another Content-Type. The `version` query parameter is the default of the field."""
+    body = await read_capped(request, limits.max_upload_bytes)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    query = {"version": request.query_params.get("version") or ""}
+    if content_type in ARCHIVE_TYPES:
+        return Upload(query, archive=body)
+    if content_type != "multipart/form-data":
+        raise BadRequest(f"unsupported Content-Type {content_type or '(none)'!r}",
+                         extra={"hint": "send multipart/form-data, application/zip or "
+                                        "application/gzip"})
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(
+        max_files=limits.max_files + 1, max_fields=limits.max_files + 10)
+    try:
+        fields = {**query, **{key: value for key, value in form.multi_items()
+                              if isinstance(value, str) and key != "executable"}}
+        fields["version"] = fields["version"] or query["version"]
+        archives = [f for f in form.getlist("archive") if isinstance(f, UploadFile)]
+        if archives:
+            return Upload(fields, archive=await archives[0].read())
+        executables = {str(e) for e in form.getlist("executable")}
+        files = [(f.filename or "", await f.read(), (f.filename or "") in executables)
+                 for f in form.getlist("files") if isinstance(f, UploadFile)]
+        return Upload(fields, files=tuple(files))
+    finally:
+        await form.close()
+
+
 def _version_url(skill: SkillRow, version: str) -> str:
     return f"/api/v1/skills/{skill.namespace}/{skill.name}/versions/{version}"
 
@@ -872,6 +926,15 @@ async def read_capped(request: Request, cap: int) -> bytes:
 def _too_large(cap: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the upload is larger than {cap} bytes", extra={
         "hint": f"send at most {cap} bytes here; split a batch or leave out what is not needed"})
+
+
+def bool_param(value: str | None, *, name: str) -> bool:
+    """A true/false query parameter (absent: false); 400 for anything else."""
+    text = (value or "false").strip().lower()
+    if text not in ("true", "false", "1", "0"):
+        raise BadRequest(f"{name} is true or false, not {value!r}",
+                         problems=[Problem(name, "not a boolean", "use true or false")])
+    return text in ("true", "1")
 
 
 def int_param(value: str | None, default: int, *, name: str = "limit",

@@ -17,7 +17,19 @@ from .. import __version__
 from ..config import Settings
 from ..resources import resource_dir
 from ..services import Registry
-from . import accounts, api, clawhub, marketplace, pages, skillssh, wellknown
+from . import (
+    accounts,
+    api,
+    clawhub,
+    diffs,
+    invitations,
+    marketplace,
+    pages,
+    propose,
+    publish_page,
+    skillssh,
+    wellknown,
+)
 from .docs import routes as docs_routes
 from .errors import make_handlers
 from .gitserver import GitApp
@@ -27,7 +39,7 @@ from .openapi import OpenApi
 from .settings import routes as settings_routes
 
 OPENAPI_BASE = {
-    "openapi": "3.0.3",
+    "openapi": "3.1.0",
     "info": {"title": "skills-hub", "version": __version__,
              "description": "A self-hosted, git-backed registry for agent skills. Errors are "
                             "JSON objects with `code`, `message` and, for invalid skills, "
@@ -72,6 +84,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                   name="static"),
             *docs_routes(templates),
             *_pages(settings_routes(registry, templates)),
+            *_pages(publish_page.routes(registry, templates)),
+            *_pages(invitations.routes(registry, templates)),
+            *_pages(diffs.routes(registry, templates)),
+            *_pages(propose.routes(registry, templates)),
             *_pages(pages.routes(registry, templates)),
         ],
         exception_handlers=make_handlers(templates),  # type: ignore[arg-type]

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from dataclasses import replace
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
 from ..access.principal import ANONYMOUS, Origin, Principal
 from ..errors import Forbidden, Unauthorized
@@ -20,6 +22,10 @@ from ..services import Registry
 
 SESSION_COOKIE = "shub_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The forms of people without a session yet (sign-in, accepting an invitation) use the
+# double-submit technique: a random token in a cookie scoped to the form's path and in the form.
+FORM_CSRF_COOKIE = "shub_csrf"
+FORM_CSRF_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 def request_token(headers: Headers) -> str | None:
@@ -77,3 +83,20 @@ def request_principal(registry: Registry, request: HTTPConnection,
                             extra={"hint": "send the page's CSRF token in X-CSRF-Token, or "
                                            "use a bearer token"})
     return replace(found or ANONYMOUS, origin=origin(request))
+
+
+def form_csrf(request: HTTPConnection) -> str:
+    """The double-submit token for a form of someone without a session: the cookie's, if
+    well-formed, else a new one (the response sets it with `set_form_csrf`)."""
+    token = request.cookies.get(FORM_CSRF_COOKIE, "")
+    return token if FORM_CSRF_RE.match(token) else secrets.token_urlsafe(24)
+
+
+def form_csrf_ok(request: HTTPConnection, sent: str) -> bool:
+    cookie = request.cookies.get(FORM_CSRF_COOKIE, "")
+    return bool(cookie) and secrets.compare_digest(cookie.encode(), sent.encode())
+
+
+def set_form_csrf(response: Response, token: str, path: str, *, secure: bool) -> None:
+    response.set_cookie(FORM_CSRF_COOKIE, token, max_age=3600, path=path, httponly=True,
+                        samesite="lax", secure=secure)

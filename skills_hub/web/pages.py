@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import StringConvertor, register_url_convertor
@@ -21,17 +22,27 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from ..access.policy import REVIEW, allowed
+from ..access.policy import PROPOSE, REVIEW, allowed
 from ..access.principal import ANONYMOUS, Principal
 from ..errors import BadRequest, Forbidden, HubError, NotFound, RateLimited, Unauthorized
+from ..search.engine import FACET_DEPTH
 from ..services import OutcomeSummary, ProposalView, Registry, install_command, version_of
 from ..services.common import RESERVED_NAMESPACES
 from ..services.review import ReleaseView
 from ..skill.manifest import _tags as manifest_tags
 from ..skill.manifest import split_frontmatter
-from . import highlight, markdown
+from . import charts, highlight, markdown
 from .accounts import local_path
-from .auth import SESSION_COOKIE, origin, page_reader, request_principal
+from .auth import (
+    FORM_CSRF_COOKIE,
+    SESSION_COOKIE,
+    form_csrf,
+    form_csrf_ok,
+    origin,
+    page_reader,
+    request_principal,
+    set_form_csrf,
+)
 from .urls import public_base
 
 log = logging.getLogger(__name__)
@@ -40,10 +51,6 @@ log = logging.getLogger(__name__)
 # statuses); anything else, a 404 above all, is a whole error page.
 REVIEW_ERRORS = frozenset({400, 401, 403, 409, 422})
 REVIEW_FIELDS = ("decision", "comment", "version", "canary")
-# The sign-in form's double-submit CSRF token: a random cookie set with the form, sent back
-# in the form's `csrf` field (there is no session yet whose token the form could carry).
-LOGIN_CSRF_COOKIE = "shub_csrf"
-LOGIN_CSRF_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 @dataclass(frozen=True)
@@ -134,8 +141,7 @@ class Pages:
     def _login(self, request: Request, fields: dict[str, str]) -> Response:
         target = local_path(fields["next"] or "/")
         username = fields["username"].strip()
-        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not cookie or not secrets.compare_digest(cookie.encode(), fields["csrf"].encode()):
+        if not form_csrf_ok(request, fields["csrf"]):
             refused = Forbidden("this sign-in form did not come from this page, or it is too "
                                 "old", extra={"hint": "sign in again with this form"})
             return self._login_page(request, target, username=username, error=refused)
@@ -152,21 +158,18 @@ class Pages:
         # As web/accounts.py's _set_cookie does for the JSON sign-in.
         response.set_cookie(SESSION_COOKIE, session_id, max_age=14 * 86400, path="/",
                             httponly=True, samesite="lax", secure=self._secure(request))
-        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        response.delete_cookie(FORM_CSRF_COOKIE, path="/login")
         return response
 
     def _login_page(self, request: Request, target: str, *, username: str = "",
                     error: HubError | None = None) -> Response:
         """The sign-in form; never given the password back."""
-        csrf = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not LOGIN_CSRF_RE.match(csrf):
-            csrf = secrets.token_urlsafe(24)
+        csrf = form_csrf(request)
         response = self.templates.TemplateResponse(request, "login.html", {
             "csrf": csrf, "next": target, "username": username, "error": error,
             "oidc": bool(self.registry.settings.oidc_issuer)},
             status_code=error.status if error else 200)
-        response.set_cookie(LOGIN_CSRF_COOKIE, csrf, max_age=3600, path="/login",
-                            httponly=True, samesite="lax", secure=self._secure(request))
+        set_form_csrf(response, csrf, "/login", secure=self._secure(request))
         if error is not None and error.extra.get("retry_after"):
             response.headers["Retry-After"] = str(error.extra["retry_after"])
         return response
@@ -265,18 +268,33 @@ class Pages:
             "namespaces": [row for row in self.registry.namespaces(principal) if row[2]]})
 
     def search(self, request: Request) -> Response:
-        params = request.query_params
-        query = params.get("q", "")
-        form = {key: params.get(key, "") for key in ("namespace", "tag", "verdict", "sort")}
+        """The search page: results with the facets, the pager, the mode and each score.
+
+        With HX-Request (typing, a facet, a page) only the `_results.html` part is sent; a
+        history restore (back/forward after htmx pushed the URL) gets the whole page."""
+        form = search_form(request.query_params)
+        principal = self._principal(request)
         page = self.registry.search(
-            query, principal=self._principal(request), namespace=form["namespace"] or None,
-            tag=form["tag"] or None, verdict=form["verdict"] or None,
-            sort=form["sort"] or "relevance", limit=50, cursor=params.get("cursor") or None)
-        template = "_results.html" if request.headers.get("hx-request") else "search.html"
-        return self.templates.TemplateResponse(request, template, {
-            "q": query, "found": page.results, "hits": page.results.results,
-            "next_cursor": page.next_cursor, "form": form,
-            "namespaces": self.registry.namespaces(self._principal(request))})
+            form["q"], principal=principal, mode=form["mode"] or "auto",
+            namespace=form["namespace"] or None, tag=form["tag"] or None,
+            trust=form["trust"] or None, verdict=form["verdict"] or None,
+            sort=form["sort"] or "relevance", limit=SEARCH_PAGE_SIZE,
+            cursor=request.query_params.get("cursor") or None, facets=True)
+        fragment = (request.headers.get("hx-request") == "true"
+                    and request.headers.get("hx-history-restore-request") != "true")
+        shown = page.results.results
+        response = self.templates.TemplateResponse(
+            request, "_results.html" if fragment else "search.html", {
+                "q": form["q"], "form": form, "found": page.results, "hits": shown,
+                "page": page, "next_cursor": page.next_cursor, "url": SearchUrl(form),
+                "first": page.offset + 1, "last": page.offset + len(shown),
+                "reach": FACET_DEPTH, "facet_names": SEARCH_FACETS,
+                "chosen": [(key, name) for key, name in SEARCH_FACETS if form[key]],
+                "namespaces": [name for name, _, count in self.registry.namespaces(principal)
+                               if count]})
+        # The same URL answers a fragment or a page: caches must keep them apart.
+        response.headers["Vary"] = "HX-Request, HX-History-Restore-Request"
+        return response
 
     def namespace(self, request: Request) -> Response:
         namespace = request.path_params["namespace"]
@@ -334,11 +352,17 @@ class Pages:
             "raw_url": f"/api/v1/skills/{namespace}/{name}/versions/{row.version}/files/{path}"})
 
     def _learning(self, namespace: str, name: str, principal: Principal) -> dict[str, Any]:
-        """The skill page's evidence (outcomes, trust, canaries) and proposals."""
+        """The skill page's evidence (outcomes, trust, canaries, the chart of outcomes over
+        time) and proposals, with whether the reader may propose a change."""
         outcomes = self.registry.outcome_summary(namespace, name, principal)
         proposals = self.registry.proposals(namespace, name, principal)
         open_ones = [p for p in proposals if p.status == "open"]
+        ref = self.registry.namespace_ref(namespace)
         return {"outcomes": outcomes, "live_canary": live_canary(outcomes),
+                "chart": charts.evidence_chart(
+                    self.registry.outcome_timeline(namespace, name, principal)),
+                "may_propose": principal.signed_in and ref is not None
+                and allowed(principal, PROPOSE, ref),
                 "open_proposals": open_ones, "decided": len(proposals) - len(open_ones)}
 
     def proposal(self, request: Request) -> Response:
@@ -564,3 +588,40 @@ def file_view(path: str, data: bytes, *, source: bool = False) -> dict[str, Any]
                 "language": "Markdown", "is_markdown": True}
     return {"kind": "code", "html": highlight.highlighted(path, text),
             "language": highlight.language(path, text), "is_markdown": is_markdown}
+
+
+# -- the search page ---------------------------------------------------------------------
+
+SEARCH_PAGE_SIZE = 50
+SEARCH_FIELDS = ("q", "namespace", "tag", "verdict", "trust", "sort", "mode")
+SEARCH_DEFAULTS = {"sort": "relevance", "mode": "auto"}
+# Facets shown on the search page: (filter, heading), in the order shown.
+SEARCH_FACETS = (("namespace", "Namespace"), ("tag", "Tag"), ("verdict", "Checks"),
+                 ("trust", "Trust"))
+
+
+def search_form(params: Mapping[str, str]) -> dict[str, str]:
+    """The search page's fields from the query string ("" when absent); the service
+    checks their values."""
+    return {key: params.get(key, "").strip() if key != "q" else params.get(key, "")
+            for key in SEARCH_FIELDS}
+
+
+class SearchUrl:
+    """Links of the search page that keep the query, the filters, the sort and the mode:
+    `url(tag="csv")` sets a filter (back to the first page), `url(tag="")` clears it."""
+
+    def __init__(self, form: dict[str, str]) -> None:
+        self.form = form
+
+    def __call__(self, cursor: str | None = None, **changes: str) -> str:
+        fields = {**self.form, **changes}
+        pairs = [(key, fields[key]) for key in SEARCH_FIELDS
+                 if fields[key] and fields[key] != SEARCH_DEFAULTS.get(key)]
+        if cursor:
+            pairs.append(("cursor", cursor))
+        return "/search" + ("?" + urlencode(pairs) if pairs else "")
+
+    def set(self, key: str, value: str) -> str:
+        """With one field changed (a facet chosen or cleared), on the first page."""
+        return self(**{key: value})

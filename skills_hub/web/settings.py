@@ -24,7 +24,7 @@ from ..services.accounts import RELEASE_POLICIES
 from .accounts import local_path
 from .auth import page_reader, request_principal
 from .pages import page_viewer
-from .urls import public_base
+from .urls import invitation_url, public_base
 
 SHOWN_ERRORS = frozenset({400, 401, 403, 404, 409, 422})
 AUDIT_PAGE = 50
@@ -214,8 +214,8 @@ class SettingsPages:
                 raise BadRequest(f"days {days!r} is not a whole number")
             secret = self.registry.invite(actor, org, f["role"] or "reader", f["email"],
                                           int(days))
-            return {"role": f["role"] or "reader", "url": f"{public_base(request, self.registry)}"
-                                                          f"/api/v1/invitations/{secret}/accept"}
+            return {"role": f["role"] or "reader",
+                    "url": invitation_url(public_base(request, self.registry), secret)}
 
         return await self._org_post(request, ("role", "email", "days"), act)
 

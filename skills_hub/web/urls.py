@@ -11,7 +11,7 @@ absolute URL: they link to `/static/...` and other paths of this origin.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 
@@ -63,3 +63,9 @@ def host_allowed(name: str, allowed: tuple[str, ...]) -> bool:
     return any(pattern == "*" or name == pattern
                or (pattern.startswith("*.") and name.endswith(pattern[1:]))
                for pattern in allowed)
+
+
+def invitation_url(base: str, secret: str) -> str:
+    """The link an org's owner sends: the invitation page (web/invitations.py), which a
+    browser opens and `skills-hub org join` also takes."""
+    return f"{base}/invite/{quote(secret, safe='')}"
