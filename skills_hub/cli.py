@@ -1329,17 +1329,21 @@ def uninstall_(name: str, skills_dir: Path) -> None:
               help="Namespace to publish to (default: the token's, via whoami).")
 @click.option("--version", "version", default=None,
               help="Version to publish (default: metadata.version, else the next patch).")
+@click.option("--dry-run", is_flag=True,
+              help="Only check: validate and run every publish check, store nothing.")
 @json_option
 @pass_client
 def publish(client: Client, directory: Path, namespace: str | None, version: str | None,
-            as_json: bool) -> None:
+            dry_run: bool, as_json: bool) -> None:
     """Publish DIR: one skill folder, or a folder of skill folders.
 
     Content identical to the latest version is not published again: it is reported as
     unchanged (exit 0). With --version V, V must then be that latest version; otherwise V
     was not published, which is reported as refused (exit 7): change a file to publish V.
+    With --dry-run the server runs the whole publish path (rights, validation, version,
+    checks, near-duplicates) and stores nothing; a refusal still exits 7.
     """
-    _publish_all(client, skill_folders(directory), namespace, version, as_json)
+    _publish_all(client, skill_folders(directory), namespace, version, as_json, dry_run)
 
 
 @main.command("import")
@@ -1362,7 +1366,7 @@ def import_(client: Client, source: str, namespace: str | None, as_json: bool) -
 
 
 def _publish_all(client: Client, folders: list[Path], namespace: str | None,
-                 version: str | None, as_json: bool) -> None:
+                 version: str | None, as_json: bool, dry_run: bool = False) -> None:
     hub = client.hub()
     if not hub.token:
         raise Unauthorized("publishing needs a token",
@@ -1370,7 +1374,7 @@ def _publish_all(client: Client, folders: list[Path], namespace: str | None,
                                           "`skills-hub login`"})
     namespace = namespace or hub.whoami()
     results = publish_folders(hub, namespace, folders, version=version,
-                              progress=_show_progress)
+                              progress=_show_progress, dry_run=dry_run)
     releases = _pending_releases(hub, namespace, results)
     if as_json:
         emit_json(_summary_json(namespace, results, releases))
@@ -1410,16 +1414,31 @@ def _summary_json(namespace: str, results: list[PublishResult],
         body[status] = [r.to_dict() for r in results if r.status == status]
     body["pending"] = [{**r.to_dict(), "release": releases.get((r.name, str(r.version)))}
                        for r in results if r.status == "pending"]
+    checked = [r for r in results if r.status.startswith("checked")]
+    if checked:  # --dry-run: what would be published, and whether it would wait for review
+        body["checked"] = [{**r.to_dict(), "for_review": r.status == "checked-for-review"}
+                           for r in checked]
     return body
 
 
 def _summary_lines(namespace: str, results: list[PublishResult],
                    releases: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     by = {s: [r for r in results if r.status == s]
-          for s in ("published", "unchanged", "refused", "pending")}
+          for s in ("published", "unchanged", "refused", "pending", "checked",
+                    "checked-for-review")}
+    checked = by["checked"] + by["checked-for-review"]
     waiting = f", waiting for review {len(by['pending'])}" if by["pending"] else ""
-    lines = [f"{namespace}: published {len(by['published'])}, unchanged "
+    head = (f"passed the checks {len(checked)} (nothing stored)" if checked
+            else f"published {len(by['published'])}")
+    lines = [f"{namespace}: {head}, unchanged "
              f"{len(by['unchanged'])}, refused {len(by['refused'])}{waiting}"]
+    for result in checked:
+        then = ("it would wait for a maintainer's review" if result.status ==
+                "checked-for-review" else "publishing it stores it at once")
+        flag = "  [caution: flagged by the checks]" if result.verdict == "caution" else ""
+        lines.append(f"  {result.name} {result.version} would be published: {then}{flag}")
+        lines.extend(finding_lines(result.findings, indent="    "))
+        lines.extend(_duplicate_lines(result.duplicates))
     for result in by["pending"]:
         release = releases.get((result.name, str(result.version))) or {}
         ident = f" (release {release['id']})" if release.get("id") else ""
@@ -1430,10 +1449,7 @@ def _summary_lines(namespace: str, results: list[PublishResult],
         flag = "  [caution: flagged by the checks]" if result.verdict == "caution" else ""
         lines.append(f"  published {result.name} {result.version}{flag}")
         lines.extend(finding_lines(result.findings, indent="    "))
-        for dup in result.duplicates:
-            lines.append(f"    near-duplicate of {dup['namespace']}/{dup['name']} "
-                         f"(similarity {dup['similarity']:.2f}): consider proposing a patch "
-                         "to it instead")
+        lines.extend(_duplicate_lines(result.duplicates))
     for result in by["unchanged"]:
         lines.append(f"  unchanged {result.name} {result.version} (skipped, same content)")
     for result in by["refused"]:
@@ -1441,6 +1457,12 @@ def _summary_lines(namespace: str, results: list[PublishResult],
         lines.extend(_problem_lines(result.problems, indent="    "))
         lines.extend(finding_lines(result.findings, indent="    "))
     return lines
+
+
+def _duplicate_lines(duplicates: list[dict[str, Any]]) -> list[str]:
+    return [f"    near-duplicate of {dup['namespace']}/{dup['name']} (similarity "
+            f"{dup['similarity']:.2f}): consider proposing a patch to it instead"
+            for dup in duplicates]
 
 
 def finding_lines(findings: list[dict[str, Any]], indent: str = "  ") -> list[str]:

@@ -133,6 +133,28 @@ def test_publish_folder_of_folders_then_unchanged(cli: Cli, tmp_path: Path) -> N
     assert "[2/3] beta-skill ... unchanged 0.1.0" in again.stderr
 
 
+def test_publish_dry_run_checks_and_stores_nothing(cli: Cli, tmp_path: Path,
+                                                  registry: Registry) -> None:
+    source = write_skill(tmp_path / "src", "hello-world")
+    checked = cli("publish", str(source), "--dry-run")
+    assert checked.exit_code == 0, checked.output
+    assert "team: passed the checks 1 (nothing stored), unchanged 0, refused 0" \
+        in checked.stdout
+    assert "hello-world 0.1.0 would be published: publishing it stores it at once" \
+        in checked.stdout
+    assert registry.index.get_skill("team", "hello-world") is None
+    body = json.loads(cli("publish", str(source), "--dry-run", "--json").stdout)
+    assert [(r["name"], r["version"], r["for_review"]) for r in body["checked"]] == \
+        [("hello-world", "0.1.0", False)]
+    assert body["published"] == []
+    bad = write_skill(tmp_path / "bad", "bad-skill", description="")
+    refused = cli("publish", str(bad), "--dry-run")
+    assert refused.exit_code == ExitCode.REFUSED and "refused bad-skill" in refused.stdout
+    assert registry.index.get_skill("team", "bad-skill") is None
+    assert cli("publish", str(source)).exit_code == 0  # the real publish still works
+    assert registry.index.get_skill("team", "hello-world") is not None
+
+
 def test_install_default_dirs_agent_and_env(cli: Cli, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     cli("publish", str(write_skill(tmp_path / "src", "hello-world")))

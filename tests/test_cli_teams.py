@@ -302,6 +302,10 @@ def test_required_review_publish_waits_then_a_maintainer_approves(run: Run, tmp_
     assert run("namespace", "policy", "acme", "direct", token=bob).exit_code == ExitCode.AUTH
 
     source = write_skill(tmp_path / "src", "hello-world")
+    checked = run("publish", str(source), "--namespace", "acme", "--version", "1.0.0",
+                  "--dry-run", token=bob)
+    assert "hello-world 1.0.0 would be published: it would wait for a maintainer's review" \
+        in checked.stdout
     published = run("publish", str(source), "--namespace", "acme", "--version", "1.0.0",
                     token=bob)
     assert published.exit_code == 0, published.output

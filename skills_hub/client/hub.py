@@ -202,15 +202,17 @@ class HubClient:
         return self._json("GET", _skill_path(namespace, name) + "/resolve",
                           params=_params(client_id=client_id))
 
-    def publish(self, namespace: str, bundle: Bundle,
-                version: str | None = None) -> dict[str, Any]:
+    def publish(self, namespace: str, bundle: Bundle, version: str | None = None,
+                dry_run: bool = False) -> dict[str, Any]:
         """Upload a bundle as a deterministic tar.gz; the result has status
         "published", "unchanged" or (a namespace that requires review, HTTP 202) "pending"
         with the `release` that waits for a maintainer. The archive keeps the folder name,
-        so the server checks that it matches the skill's name."""
+        so the server checks that it matches the skill's name. With `dry_run` nothing is
+        stored: status "checked" (with `for_review`) or "unchanged", and the full report."""
         body = to_targz(bundle, bundle.root_name)
         answer = self._json("POST", f"/namespaces/{quote(namespace, safe='')}/skills",
-                            params=_params(version=version), content=body,
+                            params=_params(version=version, dry_run="true" if dry_run
+                                           else None), content=body,
                             headers={"Content-Type": "application/gzip"})
         return _with_release_fields(answer)
 

@@ -80,25 +80,28 @@ def _walk_for_skills(folder: Path, depth: int) -> list[Path]:
 
 
 def publish_folders(hub: HubClient, namespace: str, folders: list[Path], *,
-                    version: str | None = None,
-                    progress: Progress | None = None) -> list[PublishResult]:
-    """Publish each folder; a refusal is recorded and the rest go on. Failures that would
-    refuse every folder alike (unreachable server, bad token) stop the run."""
+                    version: str | None = None, progress: Progress | None = None,
+                    dry_run: bool = False) -> list[PublishResult]:
+    """Publish each folder (with `dry_run`, only check it: nothing is stored); a refusal
+    is recorded and the rest go on. Failures that would refuse every folder alike
+    (unreachable server, bad token) stop the run."""
     results = []
     for index, folder in enumerate(folders, start=1):
-        result = publish_one(hub, namespace, folder, version)
+        result = publish_one(hub, namespace, folder, version, dry_run)
         results.append(result)
         if progress:
             progress(index, len(folders), result)
     return results
 
 
-def publish_one(hub: HubClient, namespace: str, folder: Path,
-                version: str | None) -> PublishResult:
-    """Publish one folder; return its result, or raise a failure that is not its own."""
+def publish_one(hub: HubClient, namespace: str, folder: Path, version: str | None,
+                dry_run: bool = False) -> PublishResult:
+    """Publish (or only check) one folder; return its result, or raise a failure that is
+    not its own. A check's status is "checked", or "checked-for-review" when publishing it
+    would wait for a maintainer."""
     try:
         bundle = from_directory(folder)
-        body = hub.publish(namespace, bundle, version)
+        body = hub.publish(namespace, bundle, version, dry_run=dry_run)
     except Unreachable:
         raise
     except ServerError as exc:
@@ -115,7 +118,10 @@ def publish_one(hub: HubClient, namespace: str, folder: Path,
             message=f"{version} was not published: the content is the same as the published "
                     f"version {body.get('version')} (change a file to publish a new version)",
             code="version_not_published", verdict=str(body.get("verdict") or ""))
-    return PublishResult(folder, body["name"], body["status"], body.get("version"),
+    status = str(body["status"])
+    if status == "checked" and body.get("for_review"):
+        status = "checked-for-review"
+    return PublishResult(folder, body["name"], status, body.get("version"),
                          warnings=list(body.get("warnings") or []),
                          verdict=str(body.get("verdict") or ""),
                          findings=flagged_findings(body.get("report")),
