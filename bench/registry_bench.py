@@ -2,7 +2,9 @@
 
 Measures, against `python -m skills_hub.cli serve` in a throwaway home (seed off):
 
-1. publish latency (p50/p95/p99, total) of N distinct skills, sequential, multipart HTTP;
+1. publish latency (p50/p95/p99, total) of N distinct skills, sequential, multipart HTTP,
+   with the checks on and, once the embedding model has loaded (the bench waits for it),
+   semantic search on: each publish embeds its text and looks for near-duplicates;
 2. archive download (tar.gz) latency cold (first fetch of each version) and warm (cache
    filled), one sequential client; and requests/s with C concurrent keep-alive clients;
 3. `git clone` wall time (median of 5) from our /git/<ns>.git beside C git serving a copy
@@ -15,6 +17,7 @@ Loopback only; every wait and loop is bounded.
 
     .venv/bin/python bench/registry_bench.py [--skills N] [--concurrency C]
                                              [--requests R] [--json PATH]
+                                             [--publish-only] [--no-semantic]
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from typing import Any
 import httpx
 
 NAMESPACE = "bench"
-AIM_PUBLISH_P50_MS = 100.0
+AIM_PUBLISH_P50_MS = 60.0  # issue 15
 AIM_ARCHIVE_P50_MS = 5.0
 AIM_CLONE_RATIO = 1.5
 CLONE_RUNS = 5
@@ -191,10 +194,11 @@ class Server:
                 self.process.wait(10)
 
 
-def start_server(home: Path, log_path: Path) -> Server:
+def start_server(home: Path, log_path: Path, semantic: bool = True) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKILLS_HUB_", "GIT_"))}
-    env.update(SKILLS_HUB_HOME=str(home), SKILLS_HUB_NO_SEED="1")
+    env.update(SKILLS_HUB_HOME=str(home), SKILLS_HUB_NO_SEED="1",
+               SKILLS_HUB_SEMANTIC="on" if semantic else "off")
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         [sys.executable, "-m", "skills_hub.cli", "serve", "--port", str(port)],
@@ -212,6 +216,18 @@ def start_server(home: Path, log_path: Path) -> Server:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"the server did not start in {START_TIMEOUT_S}s; see {log_path}")
+
+
+def wait_semantic(url: str, deadline_s: float = 300) -> float:
+    """Wait until the server's embedding model answers a semantic search; seconds waited."""
+    start = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_S) as client:
+        while time.perf_counter() - start < deadline_s:
+            got = client.get("/api/v1/search", params={"q": "warm up", "mode": "semantic"})
+            if got.status_code == 200 and got.json().get("semantic") == "ready":
+                return time.perf_counter() - start
+            time.sleep(0.25)
+    raise RuntimeError(f"the embedding model did not load in {deadline_s:.0f} s")
 
 
 def make_token(home: Path, namespace: str) -> str:
@@ -706,6 +722,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="R archive requests in the concurrent phase")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
     parser.add_argument("--keep", action="store_true", help="keep the throwaway home")
+    parser.add_argument("--publish-only", action="store_true",
+                        help="run the publish phase only (skip archives and clones)")
+    parser.add_argument("--no-semantic", action="store_true",
+                        help="serve with SKILLS_HUB_SEMANTIC=off (publish embeds nothing)")
     args = parser.parse_args(argv)
     if args.skills < 1 or args.concurrency < 1 or args.requests < 1:
         parser.error("--skills, --concurrency and --requests must be positive")
@@ -723,13 +743,19 @@ def main(argv: list[str] | None = None) -> int:
     server: Server | None = None
     try:
         token = make_token(home, NAMESPACE)
-        server = start_server(home, work / "server.log")
+        server = start_server(home, work / "server.log", semantic=not args.no_semantic)
         print(f"server pid {server.process.pid} at {server.url}, home {home}", file=sys.stderr)
+        if not args.no_semantic:
+            res.params["model_loaded_after_s"] = round(wait_semantic(server.url), 1)
+        res.params["load_before_publish"] = os.getloadavg()
         print("phase 1: publish", file=sys.stderr)
         res.figures["publish"], published = phase_publish(server.url, token, args.skills)
+        res.params["load_after_publish"] = os.getloadavg()
         res.figures["published_names"] = [n for n, _ in published]
         if not published:
             raise RuntimeError(f"nothing was published: {res.figures['publish']['failures']}")
+        if args.publish_only:
+            return _publish_report(res, args)
         print("phase 2: archives (cold, warm, concurrent)", file=sys.stderr)
         res.figures["archive_seq"] = phase_archive_sequential(server.url, published)
         res.figures["archive_concurrent"] = phase_archive_concurrent(
@@ -760,6 +786,22 @@ def main(argv: list[str] | None = None) -> int:
         figures["published_count"] = len(res.figures["published_names"])
         args.json.write_text(json.dumps({"params": res.params, "machine": res.machine,
                                          "figures": figures}, indent=2) + "\n")
+    return 0
+
+
+def _publish_report(res: Results, args: argparse.Namespace) -> int:
+    """The publish figures alone (`--publish-only`), with the load average around them."""
+    pub = res.figures["publish"]
+    print(f"publish {pub['ok']}/{pub['count']} skills, semantic "
+          f"{'off' if args.no_semantic else 'on'}: p50 {pub['p50_ms']:.1f} ms, p95 "
+          f"{pub['p95_ms']:.1f} ms, p99 {pub['p99_ms']:.1f} ms, first/last 10 % p50 "
+          f"{pub['first_tenth_p50_ms']:.1f}/{pub['last_tenth_p50_ms']:.1f} ms; load "
+          f"{res.params['load_before_publish'][0]:.2f} -> "
+          f"{res.params['load_after_publish'][0]:.2f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"params": res.params, "machine": res.machine,
+                                         "figures": {"publish": pub}}, indent=2) + "\n")
     return 0
 
 

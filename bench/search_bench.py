@@ -920,7 +920,8 @@ def measure_size(registry: Registry, cat: Catalogue, size: int, plan: QueryPlan,
             ("plain", "newest first", {}),
             ("tag_rare", f"tag={rare_tag}", {"tag": rare_tag}),
             ("namespace", f"namespace={small_ns}", {"namespace": small_ns}),
-            ("installs", "sort=installs", {"sort": "installs"})):
+            ("installs", "sort=installs", {"sort": "installs"}),
+            ("rating", "sort=rating", {"sort": "rating"})):
         browse[key] = {"label": label, **run_pass(registry, empty, "auto", **options)}
     out["browse"] = browse
 

@@ -283,6 +283,9 @@ def main(ctx: click.Context, server: str | None, token: str | None) -> None:
     ctx.call_on_close(client.close)
 
 
+SERVER_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
 @main.command()
 @click.argument("home", required=False, type=click.Path(path_type=Path))
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
@@ -296,6 +299,16 @@ def serve(home: Path | None, host: str | None, port: int | None, workers: int) -
 
     settings = _settings(home)
     os.environ["SKILLS_HUB_HOME"] = str(settings.home)  # for worker processes' factory
+    # Thread pools, read when numpy and torch load, so here, before uvicorn imports the app
+    # (worker processes inherit them); an operator's own values win. Figures: bench/README.md
+    # "concurrency_bench.py". The query-time matrix product is too small to share out, and
+    # OpenBLAS's idle workers spin: one BLAS thread. torch's OpenMP pool (one thread a core)
+    # serves one batched query encode at a time; PASSIVE puts its workers to sleep after it
+    # instead of spinning beside the request threads.
+    for name, value in SERVER_THREADS.items():
+        os.environ.setdefault(name, value)
+    if workers > 1:  # each worker's torch pool gets its share of the cores, not all of them
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     click.echo(f"skills-hub {__version__}: data home {settings.home}", err=True)
     uvicorn.run("skills_hub.web.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, log_level="info")

@@ -56,6 +56,13 @@ class Settings:
     # Personal access tokens: the expiry when none is asked for, and the longest allowed.
     token_default_days: int = 90
     token_max_days: int = 365
+    # Archive downloads sent by the reverse proxy in front (README, "Running it"): the app
+    # answers with the headers only and the proxy sends `<home>/cache/archives/<file>`.
+    # accel_redirect: nginx's `X-Accel-Redirect: <prefix><file>`, the prefix of an
+    # `internal` location; x_sendfile: `X-Sendfile: <absolute path>` (Apache's
+    # mod_xsendfile, lighttpd). At most one of them.
+    accel_redirect: str | None = None
+    x_sendfile: bool = False
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -94,7 +101,14 @@ class Settings:
             oidc_client_secret=env.get("SKILLS_HUB_OIDC_CLIENT_SECRET") or None,
             token_default_days=int(env.get("SKILLS_HUB_TOKEN_DAYS", "90")),
             token_max_days=int(env.get("SKILLS_HUB_TOKEN_MAX_DAYS", "365")),
+            accel_redirect=_accel_prefix(env.get("SKILLS_HUB_ACCEL_REDIRECT")),
+            x_sendfile=_flag(env.get("SKILLS_HUB_X_SENDFILE")),
         )
+
+    def __post_init__(self) -> None:
+        if self.accel_redirect and self.x_sendfile:
+            raise ValueError("set SKILLS_HUB_ACCEL_REDIRECT (nginx) or SKILLS_HUB_X_SENDFILE "
+                             "(Apache, lighttpd), not both: one proxy sends the archives")
 
 
 def default_home() -> Path:
@@ -102,6 +116,12 @@ def default_home() -> Path:
     if (CHECKOUT_DIR / "pyproject.toml").exists() and (CHECKOUT_DIR / "registry").is_dir():
         return CHECKOUT_DIR / "registry"
     return Path.home() / ".local" / "share" / "skills-hub"
+
+
+def _accel_prefix(value: str | None) -> str | None:
+    """`/internal/archives/` from `internal/archives` or `/internal/archives/`."""
+    value = (value or "").strip().strip("/")
+    return f"/{value}/" if value else None
 
 
 def _flag(value: str | None) -> bool:

@@ -180,9 +180,11 @@ def test_well_known_downloads_are_not_counted_as_installs(client: TestClient) ->
     # npx skills downloads every artifact of an index even to install one skill.
     for entry in entries(client, "/.well-known/agent-skills/index.json").values():
         assert client.get(local(entry["url"])).status_code == 200
+    client.app.state.registry.downloads.flush()  # counts are batched
     assert client.get("/api/v1/skills/team/toolbox").json()["downloads"] == 0
     assert client.get("/api/v1/skills/team/toolbox/versions/0.1.0/archive.zip"
                       ).status_code == 200
+    client.app.state.registry.downloads.flush()
     assert client.get("/api/v1/skills/team/toolbox").json()["downloads"] == 1
 
 
@@ -385,6 +387,7 @@ def test_skills_sh_search_owner_limit_installs_and_privacy(client: TestClient,
         publish(client, registry, namespace, "weekly-report", {"a.txt": b"a\n"})
     publish(client, registry, "secret", "weekly-digest", private=True)
     client.get("/api/v1/skills/beta/weekly-report/versions/latest/archive.zip")
+    registry.downloads.flush()  # counts are batched
 
     def ids(headers: dict[str, str] | None = None, **params: str) -> list[tuple[str, int]]:
         response = client.get("/api/search", params=params, headers=headers)

@@ -82,6 +82,7 @@ def published(client: TestClient, auth: dict[str, str]) -> TestClient:
 
 
 def downloads(client: TestClient) -> int:
+    client.app.state.registry.downloads.flush()  # counts are batched
     return int(client.get("/api/v1/skills/team/hello-world").json()["downloads"])
 
 

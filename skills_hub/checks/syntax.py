@@ -15,7 +15,8 @@ import shutil
 import subprocess
 import tomllib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import yaml
@@ -101,21 +102,59 @@ def strip_prompts(code: str) -> str:
 
 
 def check_syntax(bundle: Bundle) -> list[Finding]:
+    texts = [(path, text) for path, data in sorted(bundle.files.items())
+             if (text := text_of(data)) is not None]
+    checked = _bash_all([code for path, text in texts for code in _shell_sources(path, text)])
     findings: list[Finding] = []
-    for path, data in sorted(bundle.files.items()):
-        text = text_of(data)
-        if text is None:
-            continue
-        findings.extend(_check_file(path, text))
+    for path, text in texts:
+        findings.extend(_check_file(path, text, checked))
     return findings
 
 
-def _check_file(path: str, text: str) -> Iterator[Finding]:
+# `bash -n` is a process per script or block, mostly its start-up: a skill's blocks are
+# checked together instead of one after another (a typical SKILL.md has two or three).
+_BASH_WORKERS = 4
+_Bashed = subprocess.CompletedProcess[bytes] | None  # None: bash -n timed out
+
+
+def _shell_sources(path: str, text: str) -> Iterator[str]:
+    """The shell code `_check_file` will give `bash -n` for this file (a warm-up only: a
+    source missed here is checked on its own, so the findings never depend on it)."""
+    if _is_python(path, text):
+        return
+    if _is_shell(path, text):
+        yield text
+    elif path.lower().endswith(MARKDOWN_EXT):
+        yield from (b.code for b in fenced_blocks(path, text) if b.lang in SHELL_LANGS)
+
+
+def _bash_all(codes: list[str]) -> Mapping[str, _Bashed]:
+    """`bash -n` of each distinct code, run concurrently; {} when there are fewer than two."""
+    distinct = list(dict.fromkeys(codes))
+    if len(distinct) < 2 or shutil.which("bash") is None:
+        return {}
+    with ThreadPoolExecutor(min(_BASH_WORKERS, len(distinct))) as pool:
+        return dict(zip(distinct, pool.map(_bash_n, distinct), strict=True))
+
+
+def _bash_n(code: str) -> _Bashed:
+    bash = shutil.which("bash")
+    assert bash is not None
+    try:
+        return subprocess.run([bash, "-n"], input=code.encode("utf-8", "replace"),
+                              capture_output=True, timeout=BASH_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _check_file(path: str, text: str,
+                checked: Mapping[str, _Bashed] | None = None) -> Iterator[Finding]:
     lower = path.lower()
+    checked = checked or {}
     if _is_python(path, text):
         yield from _python(path, text, 0, Severity.MEDIUM)
     elif _is_shell(path, text):
-        yield from _shell(path, text, 0, Severity.MEDIUM)
+        yield from _shell(path, text, 0, Severity.MEDIUM, checked)
     elif lower.endswith((".json", ".ipynb")):
         yield from _json(path, text, 0, Severity.MEDIUM)
     elif lower.endswith((".yaml", ".yml")):
@@ -124,15 +163,16 @@ def _check_file(path: str, text: str) -> Iterator[Finding]:
         yield from _toml(path, text, Severity.MEDIUM)
     elif lower.endswith(MARKDOWN_EXT):
         for block in fenced_blocks(path, text):
-            yield from _check_block(block)
+            yield from _check_block(block, checked)
 
 
-def _check_block(block: Block) -> Iterator[Finding]:
+def _check_block(block: Block,
+                 checked: Mapping[str, _Bashed] | None = None) -> Iterator[Finding]:
     offset = block.first_line - 1
     if block.lang in PYTHON_LANGS:
         yield from _python(block.path, strip_prompts(block.code), offset, Severity.LOW)
     elif block.lang in SHELL_LANGS:
-        yield from _shell(block.path, block.code, offset, Severity.LOW)
+        yield from _shell(block.path, block.code, offset, Severity.LOW, checked or {})
     elif block.lang == "json":
         yield from _json(block.path, block.code, offset, Severity.LOW)
     elif block.lang in ("yaml", "yml"):
@@ -190,14 +230,15 @@ def _python(path: str, code: str, offset: int, severity: Severity) -> Iterator[F
                        f"Python does not parse: {exc}", "Remove the unparseable code.")
 
 
-def _shell(path: str, code: str, offset: int, severity: Severity) -> Iterator[Finding]:
-    bash = shutil.which("bash")
-    if bash is None:
+def _shell(path: str, code: str, offset: int, severity: Severity,
+           checked: Mapping[str, _Bashed]) -> Iterator[Finding]:
+    if code in checked:
+        proc = checked[code]
+    elif shutil.which("bash") is None:
         return
-    try:
-        proc = subprocess.run([bash, "-n"], input=code.encode("utf-8", "replace"),
-                              capture_output=True, timeout=BASH_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
+    else:
+        proc = _bash_n(code)
+    if proc is None:
         yield _finding("syntax.shell", severity, path, offset + 1,
                        "bash -n did not finish checking this script",
                        "Simplify the script; it is too large or too deep to check.")

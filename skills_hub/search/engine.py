@@ -7,6 +7,7 @@ results say so (`mode`, `semantic`). Every mode applies the same filters and vis
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -35,6 +36,8 @@ GAP_SIMILARITY = 0.3
 MAX_RESULTS = 500  # how deep paging reaches into one query's ranking
 FACET_DEPTH = 200  # with `facets`: the results ranked, counted and reachable by paging
 MIN_CANDIDATES = 100
+TERMS_CHECK_S = 10.0  # how often a search looks whether the term counts are out of date
+TERMS_FLOOR = 0.001   # term counts are kept for the terms in this share of skills or more
 NO_FILTERS = SearchFilters()
 
 
@@ -134,12 +137,27 @@ class SearchEngine:
         self._worker: threading.Thread | None = None
         self._sync_lock = threading.Lock()
         self._mark: tuple[int, str, int] | None = None
+        # Term counts for leaving very common words out of OR queries (`fts.TermStats`),
+        # recounted by a worker thread when the catalogue changed (`_term_stats`).
+        self._terms: fts.TermStats | None = None
+        self._terms_mark: tuple[int, int, int] | None = None
+        self._terms_checked = -math.inf
+        self._terms_wake = threading.Event()
+        self._terms_lock = threading.Lock()
+        self._terms_worker: threading.Thread | None = None
+        self._fts_terms = functools.lru_cache(maxsize=65_536)(
+            lambda word: tuple(self.index.fts_terms(word)))
 
     # -- lifecycle and indexing ---------------------------------------------------------
 
     def start(self) -> None:
-        """Load stored vectors, start the model loading, embed what has no vector yet."""
+        """Load stored vectors, count the terms, start the model loading, embed what has
+        no vector yet."""
         self.load_vectors()
+        self._terms_worker = threading.Thread(target=self._count_terms, daemon=True,
+                                              name="fts-terms")
+        self._terms_worker.start()
+        self._terms_wake.set()
         if self.embedder.state == "off":
             return
         self.embedder.start()
@@ -150,8 +168,41 @@ class SearchEngine:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._worker is not None:
-            self._worker.join(timeout=30)
+        self._terms_wake.set()
+        for worker in (self._worker, self._terms_worker):
+            if worker is not None:
+                worker.join(timeout=30)
+
+    def refresh_terms(self) -> None:
+        """Count how many skills each term is in (FTS5's vocabulary), for `fts.build`."""
+        with self._terms_lock:  # one at a time, so an older count never replaces a newer
+            mark = self.index.catalogue_mark()
+            total, floor, counts = self.index.fts_term_counts(TERMS_FLOOR)
+            self._terms = fts.TermStats(total, floor, counts, self._fts_terms,
+                                        self.index.fts_matches)
+            self._terms_mark = mark
+
+    def _count_terms(self) -> None:
+        while not self._stop.is_set():
+            self._terms_wake.wait()
+            self._terms_wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.refresh_terms()
+            except Exception:  # searches go on with the old counts; the next check retries
+                log.exception("counting the search terms failed")
+                self._terms_mark = None
+
+    def _term_stats(self) -> fts.TermStats | None:
+        """The term counts; every TERMS_CHECK_S, wake the worker if the catalogue changed
+        (meanwhile the old counts serve: a word only decides what an OR leaves out)."""
+        now = time.monotonic()
+        if self._terms_worker is not None and now - self._terms_checked >= TERMS_CHECK_S:
+            self._terms_checked = now
+            if self.index.catalogue_mark() != self._terms_mark:
+                self._terms_wake.set()
+        return self._terms
 
     def load_vectors(self) -> None:
         with self._sync_lock:
@@ -259,7 +310,7 @@ class SearchEngine:
             semantic_state = "indexing"  # loaded, still embedding the catalogue
         if not query:
             return self._browse(request, semantic_state)
-        match = fts.build(query)
+        match = fts.build(query, stats=self._term_stats())
         semantic_ok = (request.mode != "keyword" and self.embedder.ready
                        and len(self.vectors) > 0)
         if not semantic_ok:
@@ -314,15 +365,17 @@ class SearchEngine:
 
     def _keyword(self, match: fts.MatchQuery, request: SearchRequest,
                  depth: int) -> list[SearchHit]:
-        """Skills matching every word first, then those matching any (bm25 within each)."""
+        """Skills matching every word first, then those matching any word but the very
+        common ones (`fts.build`), bm25 within each."""
         def run(expression: str) -> list[SearchHit]:
             return self.index.keyword_search(expression, filters=request.filters,
                                              readable=request.readable, limit=depth)
 
         hits = run(match.all_words)
-        if len(hits) < depth and match.any_word != match.all_words:
+        if len(hits) < depth and match.rarer_words != match.all_words:
             seen = {h.skill.id for h in hits}
-            hits += [h for h in run(match.any_word) if h.skill.id not in seen][:depth - len(hits)]
+            hits += [h for h in run(match.rarer_words)
+                     if h.skill.id not in seen][:depth - len(hits)]
         return hits
 
     def _semantic(self, qvec: np.ndarray, request: SearchRequest,
@@ -392,13 +445,11 @@ class SearchEngine:
         readable, filters = request.readable, request.filters
         end = request.offset + request.limit
         if request.sort == "rating":  # computed from outcome totals, so ranked here
-            rows = self.index.filtered_skills(filters=filters, readable=readable)
-            ranked = self._rank({r.id: _Candidate(r) for r in rows},
-                                {r.id: 1.0 for r in rows}, set(), "rating")
+            ranked = self._by_rating(filters, readable,
+                                     FACET_DEPTH + 1 if request.facets else end + 1)
             cut = request.facets and len(ranked) > FACET_DEPTH
-            if cut:
-                ranked = ranked[:FACET_DEPTH]
-                rows = [s.skill for s in ranked]
+            ranked = ranked[:FACET_DEPTH] if request.facets else ranked
+            rows = [s.skill for s in ranked] if request.facets else []
             shown, more = ranked[request.offset:end], len(ranked) > end
         else:  # the database's order; only the rows shown are scored
             order = "installs" if request.sort == "installs" else "recent"
@@ -420,6 +471,23 @@ class SearchEngine:
         return SearchResults(request.query, request.mode, "browse", semantic_state,
                              [_result(s) for s in shown], more, None,
                              *_counted(request, rows, cut))
+
+    def _by_rating(self, filters: SearchFilters, readable: frozenset[str],
+                   count: int) -> list[_Scored]:
+        """The first `count` readable skills passing the filters in the rating order,
+        without ranking the whole catalogue.
+
+        A skill without outcomes has the new-skill floor for evidence, so its quality, and
+        so its place, depend on its installs alone (capped at INSTALLS_SATURATE), then its
+        namespace and name: the index reads them in that order (`unrated_skills`), and
+        only the first `count` can be shown. The skills with outcomes are ranked in full
+        (decayed to now), and both are sorted together: the same order as ranking every
+        skill (`tests/test_search.py` compares the two)."""
+        rows = self.index.rated_skills(filters=filters, readable=readable)
+        rows += self.index.unrated_skills(filters=filters, readable=readable, limit=count)
+        ranked = self._rank({r.id: _Candidate(r) for r in rows},
+                            {r.id: 1.0 for r in rows}, set(), "rating")
+        return ranked[:count]
 
     # -- duplicates and gaps ----------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from ..search.embedder import Embedder
 from ..search.engine import SearchEngine
 from ..skill.bundle import Bundle
 from ..store.accounts import AccountStore, NamespaceInfo
-from ..store.cache import ContentCache
+from ..store.cache import ContentCache, FactCache, ImmutableFiles
+from ..store.downloads import DownloadCounts
 from ..store.gitstore import GitStore
 from ..store.index import Index
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ..store.accounts import ReleaseRow
     from ..store.gitstore import TagInfo
     from ..store.index import NewVersion, SkillRow, VersionRow
-    from .catalogue import Archive, SkillDetail
+    from .catalogue import Archive, PinnedVersion, SkillDetail
     from .proposals import ProposalView
     from .publishing import PublishOutcome
     from .reconcile import ReconcileReport
@@ -53,6 +54,9 @@ class RegistryBase:
     _oidc_guard: threading.Lock
     _bundles: ContentCache[Bundle]
     _archives: ContentCache[Archive]
+    _archive_files: ImmutableFiles
+    _versions: FactCache[tuple[str, str, str], PinnedVersion]
+    downloads: DownloadCounts
     _since_maintenance: dict[str, int]
     _maintenance_guard: threading.Lock
     _backfill: threading.Thread | None

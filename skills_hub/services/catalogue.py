@@ -4,7 +4,9 @@ scopes of the compatibility routes; who may read a namespace."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ..access.policy import READ, NamespaceRef, require
 from ..access.principal import Principal
 from ..errors import AmbiguousName, BadRequest, NotFound
 from ..skill.bundle import Bundle, to_targz, to_zip
@@ -21,6 +23,16 @@ class Archive:
     sha256: str
     filename: str
     media_type: str
+    fmt: str  # one of ARCHIVE_FORMATS
+
+
+@dataclass(frozen=True)
+class PinnedVersion:
+    """What reading an exact version needs, kept per process (`Registry._versions`) until
+    the home's generation moves: the namespace's access facts and the version's row."""
+
+    namespace: NamespaceRef
+    row: VersionRow
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,14 @@ class CatalogueMixin(RegistryBase):
     def get_version(self, namespace: str, name: str, version: str,
                     principal: Principal) -> tuple[SkillRow, VersionRow]:
         """`version` may be "latest". A member may also pin a version waiting for review."""
-        detail = self.get_skill(namespace, name, principal)
+        self.check_readable(namespace, principal)
+        skill = self.index.get_skill(namespace, name)
+        if skill is not None:
+            wanted = skill.latest_version if version == "latest" else version
+            row = self.index.get_version(skill.id, wanted)
+            if row is not None:
+                return skill, row
+        detail = self.get_skill(namespace, name, principal)  # its errors, a pending pin
         try:
             return detail.skill, version_of(detail, version)
         except NotFound:
@@ -107,9 +126,28 @@ class CatalogueMixin(RegistryBase):
         return self._bundles.get_or_make((namespace, row.tree_sha),
                                          lambda: self.git.read_tree(namespace, row.tree_sha))
 
+    def pinned_version(self, namespace: str, name: str, version: str,
+                       principal: Principal) -> VersionRow:
+        """`get_version`'s row; for an exact version, from the per-process cache of its
+        facts, the access policy still asked on every call."""
+        if version == "latest":
+            return self.get_version(namespace, name, version, principal)[1]
+        pinned = self._versions.get_or_make((namespace, name, version),
+                                            lambda: self._pin(namespace, name, version))
+        if pinned is None:  # not published (or only waiting for review): the full path
+            return self.get_version(namespace, name, version, principal)[1]
+        require(principal, READ, pinned.namespace, namespace)
+        return pinned.row
+
+    def _pin(self, namespace: str, name: str, version: str) -> PinnedVersion | None:
+        ref = self.namespace_ref(namespace)
+        skill = self.index.get_skill(namespace, name) if ref is not None else None
+        row = self.index.get_version(skill.id, version) if skill is not None else None
+        return None if ref is None or row is None else PinnedVersion(ref, row)
+
     def read_file(self, namespace: str, name: str, version: str, path: str,
                   principal: Principal) -> tuple[VersionRow, bytes]:
-        _, row = self.get_version(namespace, name, version, principal)
+        row = self.pinned_version(namespace, name, version, principal)
         files = self.bundle(namespace, row).files
         if path not in files:
             raise NotFound(f"{namespace}/{name} {row.version} has no file {path!r}",
@@ -125,7 +163,7 @@ class CatalogueMixin(RegistryBase):
         (the layout ClawHub downloads and well-known archives use)."""
         if fmt not in ARCHIVE_FORMATS:
             raise NotFound(f"no archive format {fmt!r}; use one of {', '.join(ARCHIVE_FORMATS)}")
-        skill, row = self.get_version(namespace, name, version, principal)
+        row = self.pinned_version(namespace, name, version, principal)
         prefix = None if at_root else name
 
         def make() -> Archive:
@@ -134,12 +172,17 @@ class CatalogueMixin(RegistryBase):
                 data, media = to_zip(bundle, prefix), "application/zip"
             else:
                 data, media = to_targz(bundle, prefix), "application/gzip"
-            return Archive(data, _sha256(data), f"{name}-{row.version}.{fmt}", media)
+            return Archive(data, _sha256(data), f"{name}-{row.version}.{fmt}", media, fmt)
 
         archive = self._archives.get_or_make((namespace, row.tree_sha, fmt, prefix), make)
         if count:
-            self.index.count_download(skill.id)
+            self.downloads.add(namespace, name)
         return row, archive
+
+    def archive_file(self, archive: Archive) -> Path:
+        """The archive as an immutable file, `<home>/cache/archives/<sha256>.<fmt>`, for a
+        reverse proxy to send (written once, by an atomic rename)."""
+        return self._archive_files.ensure(archive.sha256, archive.fmt, archive.data)
 
     # -- flat names (ClawHub slugs, well-known names) ------------------------------------
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAINTAIN_EVERY = 64  # publishes to a namespace between two repacks
+# Publishes embed their text here while the checks and the git write go on. Measured on
+# 2 cores (bench/README.md, issue 15): the encode of one text holds the GIL for most of its
+# ~24 ms, so it hardly overlaps the checks (pure Python) but does overlap the git write's
+# fsyncs, which wait without the GIL.
+_EMBEDDING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="publish-embed")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,18 @@ class _Similar:
     duplicates: tuple[Duplicate, ...] | None
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """What a publish (or a check) knows before it stores: the manifest, the version chosen,
+    the checks report, and its near-duplicate lookup, which was started before the checks
+    and is waited for by calling `similar` (None: not asked for)."""
+
+    manifest: Manifest
+    version: str
+    report: Report
+    similar: Callable[[], _Similar] | None = None
+
+
 class PublishingMixin(RegistryBase):
     """Publish a bundle (or a folder of them) as a new version."""
 
@@ -102,11 +120,12 @@ class PublishingMixin(RegistryBase):
         Status "checked" (`for_review`: a publish would wait for review), or "unchanged"."""
         check_namespace(namespace)
         held = self._held_for_review(namespace, principal)
-        candidate = self._candidate(namespace, bundle, version, held=held)
+        candidate = self._candidate(namespace, bundle, version, held=held, reader=principal)
         if isinstance(candidate, PublishOutcome):
             return candidate
-        manifest, chosen, report = candidate
-        similar = self._similar(namespace, manifest, principal)
+        manifest, chosen, report = candidate.manifest, candidate.version, candidate.report
+        assert candidate.similar is not None
+        similar = candidate.similar()
         return PublishOutcome("checked", namespace, manifest.name, chosen, "", "",
                               bundle.content_hash(), manifest.warnings, report, report.verdict,
                               similar.duplicates, for_review=held)
@@ -137,17 +156,20 @@ class PublishingMixin(RegistryBase):
         candidate = self._candidate(namespace, bundle, version, held=True)
         if isinstance(candidate, PublishOutcome):
             return candidate
-        manifest, chosen, report = candidate
+        manifest, chosen, report = candidate.manifest, candidate.version, candidate.report
         held = self._hold(namespace, manifest, chosen, bundle, report, principal)
         return PublishOutcome("pending", namespace, manifest.name, chosen, held.commit_sha,
                               "", held.content_sha256, manifest.warnings, report,
                               report.verdict, release=held.id, for_review=True)
 
     def _candidate(self, namespace: str, bundle: Bundle, version: str | None, *,
-                   held: bool = False) -> tuple[Manifest, str, Report] | PublishOutcome:
+                   held: bool = False, reader: Principal | None = None
+                   ) -> _Candidate | PublishOutcome:
         """The manifest, the version chosen and the checks report of a new version; or the
         "unchanged" outcome when the content is the latest version's. Everything a publish
-        (or a check) does before it stores; `held`: the version would wait for review."""
+        (or a check) does before it stores; `held`: the version would wait for review.
+        With `reader`, the near-duplicate lookup among what it may read runs beside the
+        checks (`_Candidate.similar` waits for it)."""
         manifest = parse_manifest(bundle.skill_md(), dirname=bundle.root_name,
                                   strict=self.settings.strict)
         chosen = self._choose_version(namespace, manifest, version)
@@ -159,16 +181,28 @@ class PublishingMixin(RegistryBase):
             raise VersionExists(f"{manifest.name} {chosen} already waits for review",
                                 extra={"hint": "wait for the decision, or publish a higher "
                                                "version"})
-        return manifest, chosen, self._checked(namespace, manifest, bundle)
+        similar = None if reader is None else self._similar(namespace, manifest, reader)
+        return _Candidate(manifest, chosen, self._checked(namespace, manifest, bundle), similar)
 
-    def _similar(self, namespace: str, manifest: Manifest, principal: Principal) -> _Similar:
-        """The near-duplicate lookup of a candidate, among what `principal` may read."""
+    def _similar(self, namespace: str, manifest: Manifest,
+                 principal: Principal) -> Callable[[], _Similar]:
+        """Start the near-duplicate lookup of a candidate among what `principal` may read;
+        the call returned waits for it. The text's encode runs on another thread
+        meanwhile; while the model loads there is nothing to wait for (the embed worker
+        fills the vector in later, as for any version recorded without one)."""
         text = _skill_text(manifest)
-        vector = self.search_engine.embed_now(text)
-        duplicates = None if vector is None else tuple(self.search_engine.duplicates(
-            vector, readable=principal.readable | {namespace},
-            exclude=(namespace, manifest.name)))
-        return _Similar(text, vector, duplicates)
+        engine = self.search_engine
+        encoding: Future[np.ndarray | None] | None = \
+            _EMBEDDING.submit(engine.embed_now, text) if self.embedder.ready else None
+
+        def finish() -> _Similar:
+            vector = None if encoding is None else encoding.result()
+            duplicates = None if vector is None else tuple(engine.duplicates(
+                vector, readable=principal.readable | {namespace},
+                exclude=(namespace, manifest.name)))
+            return _Similar(text, vector, duplicates)
+
+        return finish
 
     def _checked(self, namespace: str, manifest: Manifest, bundle: Bundle) -> Report:
         """The publish pipeline's report; 422 with it when the verdict is dangerous."""
@@ -189,13 +223,12 @@ class PublishingMixin(RegistryBase):
                  canary_share: float | None = None) -> PublishOutcome:
         """Write a version: git (commit authored by `author`, `Reviewed-by:` the reviewer),
         then the index. Rights were checked by the caller."""
-        candidate = self._candidate(namespace, bundle, version)
+        candidate = self._candidate(namespace, bundle, version, reader=author)
         if isinstance(candidate, PublishOutcome):
             return candidate
-        manifest, chosen, report = candidate
+        manifest, chosen, report = candidate.manifest, candidate.version, candidate.report
+        assert candidate.similar is not None
         engine = self.search_engine
-        similar = self._similar(namespace, manifest, author)
-        text, vector = similar.text, similar.vector
         try:
             published = self.git.publish(
                 namespace, manifest.name, chosen, bundle,
@@ -203,6 +236,10 @@ class PublishingMixin(RegistryBase):
                 author=author.git_identity)
         except Unchanged:
             return self._unchanged(namespace, manifest)
+        # The version is in git: wait for its text's vector (encoded meanwhile) and the
+        # near-duplicates (the publish answer warns of them).
+        similar = candidate.similar()
+        text, vector = similar.text, similar.vector
         stable = self.index.get_skill(namespace, manifest.name)
         canary = canary_share is not None and stable is not None
         new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,

@@ -16,11 +16,12 @@ from ..search.embedder import Embedder
 from ..search.engine import SearchEngine
 from ..skill.bundle import Bundle
 from ..store.accounts import AccountStore
-from ..store.cache import ContentCache
+from ..store.cache import ContentCache, FactCache, ImmutableFiles
+from ..store.downloads import DownloadCounts
 from ..store.gitstore import GitStore
 from ..store.index import Index
 from .accounts import AccountsMixin
-from .catalogue import Archive, CatalogueMixin
+from .catalogue import Archive, CatalogueMixin, PinnedVersion
 from .moderation import ModerationMixin
 from .outcomes import OutcomesMixin
 from .proposals import ProposalsMixin
@@ -48,6 +49,10 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self.search_engine = SearchEngine(self.index, self.embedder)
         self._bundles: ContentCache[Bundle] = ContentCache(64 << 20, lambda b: b.total_bytes)
         self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data))
+        self._archive_files = ImmutableFiles(settings.home / "cache" / "archives")
+        self._versions: FactCache[tuple[str, str, str], PinnedVersion] = \
+            FactCache(self.index.generation)
+        self.downloads = DownloadCounts(self.index)
         self._since_maintenance: dict[str, int] = {}
         self._maintenance_guard = threading.Lock()
         self.check_options = Options(strict=settings.strict, sandbox=settings.sandbox)
@@ -89,4 +94,5 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self.search_engine.close()
         if self._oidc is not None:
             self._oidc.close()
+        self.downloads.close()
         self.index.close()

@@ -232,6 +232,7 @@ class AccountStore:
                              "VALUES (?, 'public', ?)", (name, now_iso()))
                 conn.execute("UPDATE namespaces SET owner_org = ?, owner_user = NULL "
                              "WHERE name = ?", (name, name))
+        self._index.generation.bump()
 
     def org_exists(self, name: str) -> bool:
         return self._conn().execute("SELECT 1 FROM orgs WHERE name = ?",
@@ -249,6 +250,7 @@ class AccountStore:
             conn.execute("UPDATE users SET disabled_at = ? WHERE kind = 'service' AND org = ?",
                          (now_iso(), name))
             conn.execute("DELETE FROM orgs WHERE name = ?", (name,))
+        self._index.generation.bump()
 
     def orgs_of(self, user_id: int) -> list[tuple[str, str]]:
         rows = self._conn().execute(
@@ -323,6 +325,7 @@ class AccountStore:
         with self._index.transaction() as conn:
             conn.execute("UPDATE namespaces SET owner_org = ?, owner_user = ? WHERE name = ?",
                          (org, user_id, name))
+        self._index.generation.bump()
 
     def set_release_policy(self, name: str, policy: str, two_person: bool) -> None:
         with self._index.transaction() as conn:

@@ -486,6 +486,20 @@ def m008_outcome_days(conn: sqlite3.Connection) -> None:
         """
     )
 
+
+def m009_browse_orders(conn: sqlite3.Connection) -> None:
+    """Indexes in the orders an empty search lists skills by, so a page is read from the
+    index instead of sorting the catalogue: installs (`BROWSE_ORDERS`), and the quality
+    order of skills without outcomes (installs capped at `index.INSTALLS_CAP`, then
+    namespace and name; the rating sort merges the rated skills into it)."""
+    _script(conn,
+        """
+        CREATE INDEX skills_installs ON skills(downloads DESC, updated_at DESC, id DESC);
+        CREATE INDEX skills_unrated ON skills(min(downloads, 10000) DESC, namespace, name)
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
     ("m002_checks", m002_checks),
@@ -495,6 +509,7 @@ MIGRATIONS: list[Migration] = [
     ("m006_client_counts", m006_client_counts),
     ("m007_teams", m007_teams),
     ("m008_outcome_days", m008_outcome_days),
+    ("m009_browse_orders", m009_browse_orders),
 ]
 
 

@@ -338,6 +338,12 @@ class Api:
         }
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
+        settings = self.registry.settings
+        if settings.accel_redirect or settings.x_sendfile:  # the proxy sends the file
+            path = self.registry.archive_file(archive)
+            headers.update({"X-Accel-Redirect": f"{settings.accel_redirect}{path.name}"}
+                           if settings.accel_redirect else {"X-Sendfile": str(path)})
+            return Response(b"", media_type=archive.media_type, headers=headers)
         return Response(archive.data, media_type=archive.media_type, headers=headers)
 
     def file(self, request: Request) -> Response:
