@@ -309,9 +309,27 @@ def serve(home: Path | None, host: str | None, port: int | None, workers: int) -
         os.environ.setdefault(name, value)
     if workers > 1:  # each worker's torch pool gets its share of the cores, not all of them
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+        _nodelay_for_workers(uvicorn.config.Config)
     click.echo(f"skills-hub {__version__}: data home {settings.home}", err=True)
     uvicorn.run("skills_hub.web.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, log_level="info")
+
+
+def _nodelay_for_workers(config: Any) -> None:
+    """With --workers, uvicorn binds one socket for its worker processes as
+    `socket.socket(family)`, whose `proto` is 0, and asyncio sets TCP_NODELAY only on
+    connections of a socket whose `proto` is IPPROTO_TCP: every kept-alive answer then
+    waited ~40 ms for the client's delayed ACK (Nagle). Rewrap the bound socket from its fd,
+    which reads the real protocol, so asyncio sets TCP_NODELAY as it does with one worker."""
+    bind = config.bind_socket
+
+    def bind_socket(self: Any) -> socket.socket:
+        sock: socket.socket = bind(self)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            return socket.socket(fileno=sock.detach())
+        return sock
+
+    config.bind_socket = bind_socket
 
 
 SCOPES = ("read", "publish", "review", "admin")

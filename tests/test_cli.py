@@ -426,3 +426,25 @@ def test_search_and_info_json(cli: Cli, tmp_path: Path) -> None:
     human = cli("info", "team/csv-analysis@1.0.0")
     assert "scripts/run.sh" in human.stdout and "(executable)" in human.stdout
     assert cli("info", "csv-analysis").exit_code == ExitCode.USAGE
+
+
+def test_workers_sockets_get_the_tcp_protocol_so_asyncio_sets_nodelay() -> None:
+    """uvicorn binds the workers' socket as socket.socket(family): proto 0, and asyncio then
+    never sets TCP_NODELAY (every kept-alive answer waited ~40 ms for a delayed ACK)."""
+    from skills_hub.cli import _nodelay_for_workers
+
+    class Config:
+        def bind_socket(self) -> socket.socket:
+            sock = socket.socket(socket.AF_INET)  # as uvicorn's Config.bind_socket does
+            sock.bind(("127.0.0.1", 0))
+            return sock
+
+    with Config().bind_socket() as plain:
+        assert plain.proto == 0
+    _nodelay_for_workers(Config)
+    sock = Config().bind_socket()
+    try:
+        assert sock.proto == socket.IPPROTO_TCP and sock.family == socket.AF_INET
+        assert sock.getsockname()[0] == "127.0.0.1"  # the same bound socket
+    finally:
+        sock.close()
