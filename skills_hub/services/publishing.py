@@ -176,11 +176,8 @@ class PublishingMixin(RegistryBase):
         latest = self._latest_row(namespace, manifest.name)
         if latest is not None and latest.content_sha256 == bundle.content_hash():
             return self._unchanged(namespace, manifest, latest)
-        if held and self.accounts.pending_release(namespace, manifest.name, chosen) is not None:
-            # review._hold refuses it again at the write (a race); here before the checks run
-            raise VersionExists(f"{manifest.name} {chosen} already waits for review",
-                                extra={"hint": "wait for the decision, or publish a higher "
-                                               "version"})
+        if held:  # before the checks run; review._hold asks again at the write (a race)
+            self._not_waiting(namespace, manifest.name, chosen)
         similar = None if reader is None else self._similar(namespace, manifest, reader)
         return _Candidate(manifest, chosen, self._checked(namespace, manifest, bundle), similar)
 

@@ -48,13 +48,17 @@ class ReviewQueue:
 class ReviewMixin(RegistryBase):
     """Pending releases and the review queue."""
 
+    def _not_waiting(self, namespace: str, name: str, version: str) -> None:
+        """409 when `version` of the skill already waits for review."""
+        if self.accounts.pending_release(namespace, name, version) is not None:
+            raise VersionExists(f"{name} {version} already waits for review",
+                                extra={"hint": "wait for the decision, or publish a higher "
+                                               "version"})
+
     def _hold(self, namespace: str, manifest: Manifest, version: str, bundle: Bundle,
               report: Report, principal: Principal) -> ReleaseRow:
         """Store a publisher's version as a pending release; nothing becomes `latest`."""
-        if self.accounts.pending_release(namespace, manifest.name, version) is not None:
-            raise VersionExists(f"{manifest.name} {version} already waits for review",
-                                extra={"hint": "wait for the decision, or publish a higher "
-                                               "version"})
+        self._not_waiting(namespace, manifest.name, version)
         release_id = secrets.token_hex(6)
         stored = self.git.propose(
             namespace, manifest.name, f"releases/{manifest.name}/{release_id}", None, bundle,
