@@ -308,17 +308,17 @@ class SearchEngine:
         # (keyword with 8 clients on 2 cores: 180 req/s with 40 threads searching, 231 with
         # 2; bench/README.md). The others wait here, asleep, instead of thrashing. The query's
         # embedding is made first, outside the slots, so concurrent queries still share an
-        # encode (QueryBatcher); the search then finds it in the embedder's cache.
-        query = request.query.strip()
+        # encode (QueryBatcher).
+        query, qvec = request.query.strip(), None
         if query and request.mode != "keyword" and self.embedder.ready:
             try:
-                self.embedder.embed_query(query)
+                qvec = self.embedder.embed_query(query)
             except SemanticUnavailable:
                 pass  # the search serves keyword results and says why
         with self._slots:
-            return self._search(request)
+            return self._search(request, qvec)
 
-    def _search(self, request: SearchRequest) -> SearchResults:
+    def _search(self, request: SearchRequest, qvec: np.ndarray | None) -> SearchResults:
         query = request.query.strip()
         if self.embedder.ready:
             self.sync()
@@ -350,10 +350,11 @@ class SearchEngine:
         semantic_scores: dict[int, float] = {}
         gap = None
         if served in ("semantic", "hybrid"):
-            try:
-                qvec = self.embedder.embed_query(query)
-            except SemanticUnavailable:
-                qvec = None
+            if qvec is None:  # the model became ready after `search` looked
+                try:
+                    qvec = self.embedder.embed_query(query)
+                except SemanticUnavailable:
+                    pass
             if qvec is not None:
                 nearest = self._semantic(qvec, request, depth)
                 gap = _gap(nearest)
