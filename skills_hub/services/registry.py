@@ -88,6 +88,11 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self.search_engine.start()
         return report
 
+    def readiness(self) -> dict[str, str]:
+        """Whether this node may take traffic: each check's `ok` or what is wrong (the
+        catalogue answers and its migrations are applied)."""
+        return self.index.readiness()
+
     def close(self) -> None:
         if self._backfill is not None:
             self._backfill.join()

@@ -281,6 +281,15 @@ class Index:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return migrations.apply(self._conn())
 
+    def readiness(self) -> dict[str, str]:
+        """`ok` per check, or what is wrong: the database answers, every migration is in."""
+        try:
+            waiting = migrations.pending(self._conn())
+        except sqlite3.Error as exc:
+            return {"database": f"unreachable: {exc}"}
+        return {"database": "ok",
+                "migrations": f"not applied: {', '.join(waiting)}" if waiting else "ok"}
+
     def close(self) -> None:
         with self._guard:
             for conn in self._all:

@@ -513,6 +513,14 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """The migrations not yet applied to this database, in order."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                          "AND name = 'migrations'").fetchone()
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")} if exists else set()
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
 def apply(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded, in order, each in its own transaction.
 
