@@ -63,6 +63,12 @@ class Settings:
     # mod_xsendfile, lighttpd). At most one of them.
     accel_redirect: str | None = None
     x_sendfile: bool = False
+    # The catalogue's database: None is the embedded SQLite file `<home>/index.db`;
+    # `postgresql://...` (SKILLS_HUB_DATABASE_URL) is a PostgreSQL server shared by nodes.
+    database_url: str | None = None
+    # Log lines: "json" (one object a line, with the request id) or "text"; "auto" is json
+    # unless stderr is a terminal.
+    log_format: str = "auto"
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -103,12 +109,20 @@ class Settings:
             token_max_days=int(env.get("SKILLS_HUB_TOKEN_MAX_DAYS", "365")),
             accel_redirect=_accel_prefix(env.get("SKILLS_HUB_ACCEL_REDIRECT")),
             x_sendfile=_flag(env.get("SKILLS_HUB_X_SENDFILE")),
+            database_url=(env.get("SKILLS_HUB_DATABASE_URL") or "").strip() or None,
+            log_format=(env.get("SKILLS_HUB_LOG_FORMAT") or "auto").strip().lower(),
         )
 
     def __post_init__(self) -> None:
         if self.accel_redirect and self.x_sendfile:
             raise ValueError("set SKILLS_HUB_ACCEL_REDIRECT (nginx) or SKILLS_HUB_X_SENDFILE "
                              "(Apache, lighttpd), not both: one proxy sends the archives")
+        if self.database_url and not self.database_url.startswith(
+                ("postgresql://", "postgres://")):
+            raise ValueError("SKILLS_HUB_DATABASE_URL must be a postgresql:// URL (leave it "
+                             "unset for the embedded SQLite catalogue in the home folder)")
+        if self.log_format not in ("auto", "json", "text"):
+            raise ValueError("SKILLS_HUB_LOG_FORMAT must be json, text or auto")
 
 
 def default_home() -> Path:
