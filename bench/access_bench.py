@@ -86,7 +86,7 @@ def open_registry(home: Path) -> Any:
     registry_class, _ = load_registry_class()
     registry = registry_class(Settings.from_env().with_home(home))
     registry.settings.home.mkdir(parents=True, exist_ok=True)
-    registry.index.migrate()
+    registry.store.db.migrate()
     registry.reconcile()
     return registry
 
@@ -186,7 +186,7 @@ def in_process(home: Path, token: str, session_id: str | None, number: int) -> d
     registry = open_registry(home)
     out: dict[str, float] = {}
     try:
-        out["namespaces"] = registry.index._conn().execute(
+        out["namespaces"] = registry.store.db.connection().execute(
             "SELECT count(*) FROM namespaces").fetchone()[0]
         principal = registry.authenticate(token)
         out["authenticate(token)"] = per_call_us(lambda: registry.authenticate(token), number)
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         pub_token = registry.create_token(PUBLIC_NS, "bench", private=False)
         priv_token = registry.create_token(PRIVATE_NS, "bench", private=True)
         for i in range(args.extra_namespaces):  # empty public namespaces (rows only, no git)
-            registry.index.ensure_namespace(f"extra{i:05d}", "public")
+            registry.store.namespaces.ensure_namespace(f"extra{i:05d}", "public")
         if accounts:
             from skills_hub.access.principal import OPERATOR
             registry.add_user(USER, password=PASSWORD)

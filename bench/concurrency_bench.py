@@ -86,7 +86,7 @@ def build_home(home: Path, skills: int) -> int:
     registry = Registry(settings)
     registry.start()
     try:
-        have = registry.index.count_skills(readable=frozenset(), namespace=None)
+        have = registry.store.catalogue.count_skills(readable=frozenset(), namespace=None)
         if have < skills:
             vocab = sb.Vocabulary.build()
             taken: set[str] = set()

@@ -89,10 +89,11 @@ sys.path.insert(0, str(ROOT))
 import skills_hub.search.engine as engine_module  # noqa: E402
 from skills_hub.access.principal import ANONYMOUS  # noqa: E402
 from skills_hub.config import Settings  # noqa: E402
-from skills_hub.search import fts  # noqa: E402
+from skills_hub.domain import NewVersion  # noqa: E402
 from skills_hub.search.embedder import skill_text  # noqa: E402
+from skills_hub.search.query import parse  # noqa: E402
 from skills_hub.services import Registry  # noqa: E402
-from skills_hub.store.index import NewVersion  # noqa: E402
+from skills_hub.store.sqlite import fts  # noqa: E402
 
 AIM_SIZE = 10_000
 AIM_KEYWORD_P50_MS = 5.0
@@ -611,15 +612,16 @@ class Probe:
         setattr(obj, attr, timed)
         return True
 
-    def wrap_connections(self, index: Any) -> None:
-        original = index._conn  # the per-thread sqlite3 connection of `Index`
+    def wrap_connections(self, db: Any) -> None:
+        original = db.connection  # the per-thread sqlite3 connection of the SQLite Database
         probe = self
 
         def conn() -> _TimedConnection:
             return _TimedConnection(original(), probe)
 
-        self._undo.append((index, "_conn", "_conn" in vars(index), vars(index).get("_conn")))
-        index._conn = conn
+        self._undo.append((db, "connection", "connection" in vars(db),
+                           vars(db).get("connection")))
+        db.connection = conn
 
     def restore(self) -> None:
         for obj, attr, own, value in reversed(self._undo):
@@ -668,19 +670,19 @@ def probed(registry: Registry) -> Iterator[Probe]:
     """Time the parts of `SearchEngine.search` (and the SQL under them) for one pass."""
     engine = registry.search_engine
     probe = Probe()
-    probe.wrap(engine, "_keyword", "keyword")
+    probe.wrap(registry.store.keyword, "search", "keyword")
     probe.wrap(engine, "_semantic", "semantic")
     probe.wrap(engine, "_exact", "exact name")
     probe.wrap(engine, "_rank", "rank")
     probe.wrap(engine, "_qualities", "quality lookup")
-    probe.wrap(registry.index, "snippets", "snippets")  # when the index makes them apart
+    probe.wrap(registry.store.keyword, "snippets", "snippets")
     probe.wrap(engine.embedder, "embed_query", "query embedding")
     probe.wrap(engine.vectors, "scores", "matrix product")
     probe.wrap(engine.vectors, "top", "top-k (incl. product)")
     for name in ("fuse", "rrf"):  # whichever fusion function the engine calls
         if probe.wrap(engine_module, name, "fusion"):
             break
-    probe.wrap_connections(registry.index)
+    probe.wrap_connections(registry.store.db)
     try:
         yield probe
     finally:
@@ -728,12 +730,12 @@ def copy_vectors(registry: Registry) -> int:
 
     For sizes past --embed-limit: search latency does not depend on the vectors' values,
     and embedding 90,000 texts on 2 cores takes about half an hour. Returns how many."""
-    pool = [blob for _, blob in registry.index.skill_vectors()]
+    pool = [blob for _, blob in registry.store.vectors.skill_vectors()]
     model, engine, copied = registry.embedder.model_id, registry.search_engine, 0
-    while jobs := registry.index.embed_jobs(1000):
+    while jobs := registry.store.vectors.embed_jobs(1000):
         blobs = [pool[(copied + k) % len(pool)] for k in range(len(jobs))]
-        registry.index.save_vectors((job.embed_sha256, model, blob)
-                                    for job, blob in zip(jobs, blobs, strict=True))
+        registry.store.vectors.save_vectors((job.embed_sha256, model, blob)
+                                            for job, blob in zip(jobs, blobs, strict=True))
         for job, blob in zip(jobs, blobs, strict=True):
             engine.vectors.upsert(job.skill_id, blob)
         copied += len(jobs)
@@ -758,7 +760,7 @@ def index_to(registry: Registry, cat: Catalogue, target: int,
             cat.namespaces[skill.namespace] += 1
             rows.append(new_version(cat.vocab, registry, skill, i))
         t1 = time.perf_counter()
-        registry.index.record_versions(rows)
+        registry.store.catalogue.record_versions(rows)
         t2 = time.perf_counter()
         gen_s += t1 - t0
         sql_s += t2 - t1
@@ -849,7 +851,7 @@ def fts_matches(db: Path, queries: Sequence[Query]) -> dict[str, Any]:
     times: dict[str, list[float]] = {"and": [], "or": []}
     try:
         for query in queries:
-            match = fts.build(query.text)
+            match = fts.build(parse(query.text))
             if not match:
                 continue
             for key, expr in (("and", match.all_words), ("or", match.any_word)):
@@ -1282,7 +1284,7 @@ def main(argv: list[str] | None = None) -> int:
             # Resuming (--home): Registry.start() would reconcile the index with git, where
             # the synthetic skills are not, and drop them. Start what search needs instead:
             # the schema, the stored vectors, the model and its worker.
-            registry.index.migrate()
+            registry.store.db.migrate()
             registry.search_engine.start()
         else:
             registry.start()
@@ -1342,7 +1344,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def resume(registry: Registry, cat: Catalogue) -> int:
     """Skills already in the home (--home): regenerate them in memory; returns how many."""
-    count = registry.index.count_skills(readable=frozenset(), namespace=None)
+    count = registry.store.catalogue.count_skills(readable=frozenset(), namespace=None)
     for i in range(count):
         skill = make_skill(cat.vocab, i, cat.taken, cat.now)
         cat.names.append(skill.name)

@@ -65,7 +65,8 @@ def build(registry: Registry, count: int) -> None:
             files["scripts/run.py"] = SHELLY
         registry.publish(namespace, Bundle(files), principal=OPERATOR)
         if i % 25 == 4:
-            registry.index.change_trust(namespace, f"skill-{i:05d}", "community", "verified",
+            registry.store.outcomes.change_trust(namespace, f"skill-{i:05d}", "community",
+                                                 "verified",
                                         "bench", "bench")
         elif i % 50 == 6:
             registry.set_trust(namespace, f"skill-{i:05d}", "blocked", "bench", OPERATOR)

@@ -515,7 +515,7 @@ def user_list(client: Client, home: Path | None, api: bool, as_json: bool) -> No
             rows = [{"username": u.username, "display_name": u.display_name, "email": u.email,
                      "kind": u.kind, "org": u.org, "operator": u.is_operator,
                      "created_at": u.created_at, "disabled": u.disabled_at is not None}
-                    for u in registry.accounts.users()]
+                    for u in registry.store.users.users()]
         finally:
             registry.close()
     if as_json:
@@ -567,7 +567,7 @@ def fsck(home: Path | None, repair: bool, as_json: bool) -> None:
 
     registry = Registry(_settings(home))
     try:
-        registry.index.migrate()
+        registry.store.db.migrate()
         report = registry.fsck(repair=repair)
     finally:
         registry.close()
@@ -681,7 +681,7 @@ def _registry(home: Path | None, full: bool = False):  # type: ignore[no-untyped
 
     registry = Registry(_settings(home))
     registry.settings.home.mkdir(parents=True, exist_ok=True)
-    registry.index.migrate()
+    registry.store.db.migrate()
     report = registry.reconcile(full=full)
     if full:
         click.echo(f"reindexed: {report.added} versions from git", err=True)

@@ -66,6 +66,9 @@ class Settings:
     # The catalogue's database: None is the embedded SQLite file `<home>/index.db`;
     # `postgresql://...` (SKILLS_HUB_DATABASE_URL) is a PostgreSQL server shared by nodes.
     database_url: str | None = None
+    # The namespaces' git repos: `<home>/repos` unless SKILLS_HUB_REPOS_DIR names a folder
+    # several nodes share (NFS, CephFS, EFS: docs/ARCHITECTURE.md, "Deployment").
+    repos: Path | None = None
     # Log lines: "json" (one object a line, with the request id) or "text"; "auto" is json
     # unless stderr is a terminal.
     log_format: str = "auto"
@@ -73,7 +76,13 @@ class Settings:
 
     @property
     def repos_dir(self) -> Path:
-        return self.home / "repos"
+        return self.repos or self.home / "repos"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Files uploaded ahead of a publish (ClawHub's two-step upload), beside the repos
+        so that every node sharing them sees every upload."""
+        return self.repos_dir / ".uploads"
 
     @property
     def index_path(self) -> Path:
@@ -110,6 +119,8 @@ class Settings:
             accel_redirect=_accel_prefix(env.get("SKILLS_HUB_ACCEL_REDIRECT")),
             x_sendfile=_flag(env.get("SKILLS_HUB_X_SENDFILE")),
             database_url=(env.get("SKILLS_HUB_DATABASE_URL") or "").strip() or None,
+            repos=Path(env["SKILLS_HUB_REPOS_DIR"]).expanduser()
+            if env.get("SKILLS_HUB_REPOS_DIR") else None,
             log_format=(env.get("SKILLS_HUB_LOG_FORMAT") or "auto").strip().lower(),
         )
 

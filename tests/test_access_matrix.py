@@ -280,7 +280,7 @@ def test_git_info_refs(world: World, http: TestClient, who: str, ns: str) -> Non
 
 def snapshot(world: World, ns: str) -> dict[str, Any]:
     reg, name = world.registry, SKILL[ns]
-    info = reg.accounts.namespace(ns)
+    info = reg.store.namespaces.namespace(ns)
     conn = sqlite3.connect(world.settings.index_path)
     try:
         outcomes = conn.execute("SELECT count(*) FROM outcome_reports WHERE namespace = ? "
@@ -289,7 +289,7 @@ def snapshot(world: World, ns: str) -> dict[str, Any]:
         conn.close()
     return {
         "versions": sorted(v.version for v in reg.get_skill(ns, name, OPERATOR).versions),
-        "exceptions": sorted((e.rule, e.reason) for e in reg.index.exceptions(ns, name)),
+        "exceptions": sorted((e.rule, e.reason) for e in reg.store.reports.exceptions(ns, name)),
         "visibility": None if info is None else info.visibility,
         "outcomes": outcomes,
     }
@@ -337,7 +337,7 @@ def test_write(world: World, http: TestClient, who: str, ns: str, write: str) ->
             assert after["outcomes"] == before["outcomes"] + 1
     finally:  # keep cells independent
         reg = world.registry
-        if write == "exception" and reg.index.exceptions(ns, name):
+        if write == "exception" and reg.store.reports.exceptions(ns, name):
             reg.remove_exception(ns, name, RULE, OPERATOR)
         if write == "visibility":
             reg.set_visibility(ns, vis, OPERATOR)

@@ -87,7 +87,7 @@ def test_failed_sign_ins_are_throttled_per_account_with_retry_after(
     # Another account from the same test client is not locked by bob's failures alone...
     assert client.post("/api/v1/auth/login",
                        json={"username": "cara", "password": PASSWORD}).status_code == 200
-    events = registry.accounts.audit_events(orgs=None, action="signin.failed")
+    events = registry.store.audit.audit_events(orgs=None, action="signin.failed")
     assert len(events) == 10 and events[0].target == "bob" and events[0].address
 
 
@@ -306,7 +306,7 @@ def test_required_review_holds_a_publishers_version_until_a_maintainer_approves(
          "--format=%(taggername)", "refs/tags/hello-world/v1.1.0"],
         capture_output=True, text=True, check=True)
     assert tagger.stdout.strip() == "Bob"
-    actions = [e.action for e in registry.accounts.audit_events(orgs=["acme"])]
+    actions = [e.action for e in registry.store.audit.audit_events(orgs=["acme"])]
     assert {"release.submit", "release.approve", "publish", "namespace.release_policy",
             "member.add", "org.create"} <= set(actions)
 

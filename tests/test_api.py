@@ -26,10 +26,12 @@ PUBLISH = "/api/v1/namespaces/team/skills"
 # -- helpers ---------------------------------------------------------------------------------
 
 def snapshot(settings: Settings) -> tuple[dict[str, bytes], list[str]]:
-    """Everything a publish could change: every file under repos/ and the index's rows."""
+    """Everything a publish could change: every file under repos/ (not the uploads staged
+    there for a coming publish) and the index's rows."""
     repos = settings.repos_dir
     files = {str(p.relative_to(repos)): p.read_bytes() for p in sorted(repos.rglob("*"))
-             if p.is_file()} if repos.exists() else {}
+             if p.is_file() and p.relative_to(repos).parts[0] != ".uploads"
+             } if repos.exists() else {}
     with sqlite3.connect(settings.index_path) as conn:
         # A token's last-used time moves when it is presented, whatever the answer.
         rows = [r for r in conn.iterdump() if not r.startswith('INSERT INTO "tokens"')]

@@ -142,7 +142,7 @@ def test_publish_dry_run_checks_and_stores_nothing(cli: Cli, tmp_path: Path,
         in checked.stdout
     assert "hello-world 0.1.0 would be published: publishing it stores it at once" \
         in checked.stdout
-    assert registry.index.get_skill("team", "hello-world") is None
+    assert registry.store.catalogue.get_skill("team", "hello-world") is None
     body = json.loads(cli("publish", str(source), "--dry-run", "--json").stdout)
     assert [(r["name"], r["version"], r["for_review"]) for r in body["checked"]] == \
         [("hello-world", "0.1.0", False)]
@@ -150,9 +150,9 @@ def test_publish_dry_run_checks_and_stores_nothing(cli: Cli, tmp_path: Path,
     bad = write_skill(tmp_path / "bad", "bad-skill", description="")
     refused = cli("publish", str(bad), "--dry-run")
     assert refused.exit_code == ExitCode.REFUSED and "refused bad-skill" in refused.stdout
-    assert registry.index.get_skill("team", "bad-skill") is None
+    assert registry.store.catalogue.get_skill("team", "bad-skill") is None
     assert cli("publish", str(source)).exit_code == 0  # the real publish still works
-    assert registry.index.get_skill("team", "hello-world") is not None
+    assert registry.store.catalogue.get_skill("team", "hello-world") is not None
 
 
 def test_install_default_dirs_agent_and_env(cli: Cli, tmp_path: Path,

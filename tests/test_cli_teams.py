@@ -127,7 +127,7 @@ def test_user_add_offline_then_password_login_whoami_and_logout(run: Run, tmp_pa
     assert "removed its token" in out.stdout and "revoked on the server" in out.stdout
     saved = json.loads(config_file().read_text())
     assert saved["tokens"] == {} and "sessions" not in saved
-    row = registry.accounts.token_by_id(int(tokens[0]["id"]))
+    row = registry.store.tokens.token_by_id(int(tokens[0]["id"]))
     assert row is not None and row.revoked_at is not None
     assert "not logged in" in run("logout").stdout
     assert run("whoami").exit_code == ExitCode.AUTH

@@ -436,8 +436,8 @@ def test_trust_levels_set_the_moderation(client: TestClient, registry: Registry,
     if trust == "blocked":  # what an owner or the operator does
         registry.set_trust("team", "hello-world", trust, "audit", OPERATOR)
     else:  # levels only outcome reports reach
-        assert registry.index.change_trust("team", "hello-world", "community", trust,
-                                           "outcomes", "test")
+        assert registry.store.outcomes.change_trust("team", "hello-world", "community", trust,
+                                                    "outcomes", "test")
     moderation = client.get(TEAM + "/skills/hello-world").json()["moderation"]
     assert (moderation["isMalwareBlocked"], moderation["isSuspicious"]) == (blocked, suspicious)
     download = client.get(TEAM + "/download", params={"slug": "hello-world"})
@@ -473,7 +473,7 @@ def test_the_clis_publish_lands_a_version_seen_by_the_native_api(
     assert client.get("/api/v1/skills/team/hello-world/versions/1.0.0/files/scripts/run.sh"
                       ).content == SCRIPT
     # The uploads it used are gone from the staging folder.
-    staged = settings.home / "clawhub-uploads" / "team"
+    staged = settings.uploads_dir / "team"
     assert not any(p for p in staged.iterdir() if not p.name.startswith("."))
 
 

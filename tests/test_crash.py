@@ -143,7 +143,7 @@ def test_start_clears_every_kind_of_stale_lock(reg: Registry,
                                                caplog: pytest.LogCaptureFixture) -> None:
     reg.publish("team", bundle("alpha"), principal=OPERATOR)
     repo = reg.git.path("team")
-    sha = reg.index.catalogue_tags()[("team", "alpha", "0.1.0")]
+    sha = reg.store.catalogue.catalogue_tags()[("team", "alpha", "0.1.0")]
     locks = [stale(repo / name, age=60 + i) for i, name in enumerate([
         "HEAD.lock", "config.lock", "packed-refs.lock", "refs/heads/main.lock",
         "refs/tags/alpha/v0.1.0.lock", "refs/heads/proposals/alpha/p1.lock",
@@ -327,7 +327,7 @@ def test_fsck_finds_every_problem_then_repairs_them(reg: Registry) -> None:
     assert code == 0, out
     assert out.strip().endswith("clean")
     again = Registry(reg.settings)
-    again.index.migrate()
+    again.store.db.migrate()
     try:
         assert versions(again, "alpha") == ["1.0.0"]
         assert versions(again, "beta") == []

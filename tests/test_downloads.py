@@ -20,7 +20,7 @@ from skills_hub.config import Settings
 from skills_hub.errors import NotFound
 from skills_hub.services import Registry
 from skills_hub.skill.bundle import from_files
-from skills_hub.store.index import Index
+from skills_hub.store.sqlite import open_sqlite
 from skills_hub.web.app import create_app
 
 from .conftest import skill_md
@@ -38,7 +38,7 @@ def publish(registry: Registry, namespace: str = "team", version: str = "0.1.0")
 
 
 def downloads(registry: Registry, namespace: str = "team") -> int:
-    skill = registry.index.get_skill(namespace, "hello-world")
+    skill = registry.store.catalogue.get_skill(namespace, "hello-world")
     assert skill is not None
     return skill.downloads
 
@@ -54,7 +54,7 @@ def team(registry: Registry) -> Registry:
 def test_an_exact_versions_archive_asks_the_index_nothing_once_cached(team: Registry) -> None:
     first = team.archive("team", "hello-world", "0.1.0", "tar.gz", ANONYMOUS)[1]
     statements: list[str] = []
-    team.index._conn().set_trace_callback(statements.append)
+    team.store.db.connection().set_trace_callback(statements.append)
     try:
         for fmt in ("tar.gz", "zip"):
             row, archive = team.archive("team", "hello-world", "0.1.0", fmt, ANONYMOUS)
@@ -66,7 +66,7 @@ def test_an_exact_versions_archive_asks_the_index_nothing_once_cached(team: Regi
         team.archive("team", "hello-world", "latest", "tar.gz", ANONYMOUS)
         assert statements, "latest resolves through the catalogue on every request"
     finally:
-        team.index._conn().set_trace_callback(None)
+        team.store.db.connection().set_trace_callback(None)
 
 
 def test_unknown_versions_and_namespaces_are_not_cached_and_stay_404(team: Registry) -> None:
@@ -140,9 +140,9 @@ def test_counts_are_flushed_across_the_interval_and_on_close(own_registry: Regis
     for _ in range(4):
         reg.archive("team", "hello-world", "latest", "tar.gz", ANONYMOUS)
     reg.close()
-    index = Index(settings.index_path)
-    skill = index.get_skill("team", "hello-world")
-    index.close()
+    store = open_sqlite(settings.index_path)
+    skill = store.catalogue.get_skill("team", "hello-world")
+    store.close()
     assert skill is not None and skill.downloads == 29
 
 

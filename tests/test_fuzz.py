@@ -34,7 +34,7 @@ REGISTRY.start()
 REGISTRY.publish("team", Bundle({"SKILL.md": skill_md("hello-world")}), principal=OPERATOR)
 REGISTRY.add_user("root", password="correct horse battery staple", operator=True)
 _, ROOT_TOKEN = REGISTRY.create_user_token(
-    REGISTRY.signed_in(REGISTRY.accounts.user("root"), "fuzz", OPERATOR),  # type: ignore[arg-type]
+    REGISTRY.signed_in(REGISTRY.store.users.user("root"), "fuzz", OPERATOR),  # type: ignore[arg-type]
     scopes=["read", "publish", "review", "admin"])
 APP = create_app(SETTINGS, REGISTRY)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)

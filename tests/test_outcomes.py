@@ -192,31 +192,31 @@ def test_trust_rises_with_enough_successes_from_enough_clients(published: Regist
     receipt = send_outcomes(published, "team", "weekly-report", ["success"] * 80,
                             version="1.1.0", clients=20)
     assert receipt["trust"] == "trusted"
-    events = published.index.trust_events("team", "weekly-report")
+    events = published.store.outcomes.trust_events("team", "weekly-report")
     assert [(e.old, e.new) for e in events] == [("verified", "trusted"),
                                                ("community", "verified")]
     assert "from 5 clients" in events[1].reason and events[1].actor.startswith("outcomes:")
-    assert published.index.get_skill("team", "weekly-report").trust == "trusted"
+    assert published.store.catalogue.get_skill("team", "weekly-report").trust == "trusted"
 
 
 def test_a_collapse_of_the_latest_version_quarantines_and_recovery_lifts_it(
         published: Registry) -> None:
     send_outcomes(published, "team", "weekly-report", ["success"] * 30, clients=6,
                   version="1.1.0")
-    assert published.index.trust_of("team", "weekly-report") == "verified"
+    assert published.store.outcomes.trust_of("team", "weekly-report") == "verified"
     # Failures on the old version do not touch the latest version's EMA.
     assert send_outcomes(published, "team", "weekly-report", ["failure"] * 5,
                          version="1.0.0")["trust"] == "verified"
     receipt = send_outcomes(published, "team", "weekly-report", ["failure"] * 20,
                             version="1.1.0")
     assert receipt["trust"] == "quarantined"
-    ema = published.index.version_stats("team", "weekly-report")["1.1.0"].ema
+    ema = published.store.outcomes.version_stats("team", "weekly-report")["1.1.0"].ema
     assert ema is not None and ema < rules.COLLAPSE_EMA
     # Successes bring the EMA back over 0.5: quarantine is lifted to community.
     receipt = send_outcomes(published, "team", "weekly-report", ["success"] * 10,
                             version="1.1.0")
     assert receipt["trust"] == "community"
-    assert [e.new for e in published.index.trust_events("team", "weekly-report")][:2] == [
+    assert [e.new for e in published.store.outcomes.trust_events("team", "weekly-report")][:2] == [
         "community", "quarantined"]
 
 
@@ -236,7 +236,7 @@ def test_an_owner_blocks_a_skill_and_reports_never_move_it(
     assert response.json()["event"]["actor"] == "team.ci"
     send_outcomes(published, "team", "weekly-report", ["success"] * 40, clients=10,
                   version="1.1.0")
-    assert published.index.trust_of("team", "weekly-report") == "blocked"
+    assert published.store.outcomes.trust_of("team", "weekly-report") == "blocked"
     assert published.search("weekly report", principal=ANONYMOUS).results.results == []
     # Lifting the block judges the evidence at once: 40 successes from 10 clients.
     lifted = client.put(trust, json={"trust": "community", "reason": "fixed"}, headers=auth)
@@ -249,7 +249,8 @@ def test_evidence_against_a_verified_skill_steps_it_down(published: Registry) ->
     receipt = send_outcomes(published, "team", "weekly-report", ["failure"] * 30,
                             version="1.0.0")
     assert receipt["trust"] == "community"
-    assert "fell below 0.6" in published.index.trust_events("team", "weekly-report")[0].reason
+    assert "fell below 0.6" in published.store.outcomes.trust_events("team",
+                                                                     "weekly-report")[0].reason
 
 
 def test_trust_and_evidence_survive_a_full_reindex(published: Registry) -> None:
@@ -257,9 +258,9 @@ def test_trust_and_evidence_survive_a_full_reindex(published: Registry) -> None:
                   version="1.1.0")
     published.set_trust("team", "weekly-report", "blocked", "audit", OPERATOR)
     published.reconcile(full=True)
-    skill = published.index.get_skill("team", "weekly-report")
+    skill = published.store.catalogue.get_skill("team", "weekly-report")
     assert skill is not None and skill.trust == "blocked"
-    assert published.index.version_stats("team", "weekly-report")["1.1.0"].successes == 30
+    assert published.store.outcomes.version_stats("team", "weekly-report")["1.1.0"].successes == 30
 
 
 def test_the_cli_reports_the_installed_version_and_batches_from_a_file(
@@ -280,7 +281,7 @@ def test_the_cli_reports_the_installed_version_and_batches_from_a_file(
     assert "recorded 1 outcome(s) for team/weekly-report; trust: community" in sent.output
     again = run("report", "team/weekly-report", "success", "--dir", str(skills), "--id", "r-1")
     assert "recorded 0 outcome(s)" in again.output and "1 already sent" in again.output
-    stats = published.index.version_stats("team", "weekly-report")
+    stats = published.store.outcomes.version_stats("team", "weekly-report")
     assert stats["1.0.0"].successes == 1 and "1.1.0" not in stats
     missing = run("report", "team/weekly-report", "success", "--dir", str(tmp_path / "none"))
     assert missing.exit_code == 2 and "NS/NAME@VERSION" in missing.output
@@ -302,5 +303,5 @@ def test_the_cli_blocks_and_lifts(published: Registry, client: TestClient, token
     lifted = runner.invoke(main, [*base, "block", "team/weekly-report", "--reason", "ok",
                                   "--lift"], obj={"http": client}, catch_exceptions=False)
     assert "trust community" in lifted.output
-    assert [e.new for e in published.index.trust_events("team", "weekly-report")] == [
+    assert [e.new for e in published.store.outcomes.trust_events("team", "weekly-report")] == [
         "community", "blocked"]

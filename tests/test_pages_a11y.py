@@ -144,7 +144,7 @@ def build_world(home: Path) -> World:
         registry.set_visibility(ORG, "private", lead)
         registry.publish(ORG, Bundle(skill_files("Release 1.2.0 names owners.")),
                          principal=registry.account_principal("bob"), version="1.2.0")
-        row = registry.accounts.pending_release(ORG, SKILL, "1.2.0")
+        row = registry.store.releases.pending_release(ORG, SKILL, "1.2.0")
         assert row is not None
         world.pending = row.id
         world.invitation = registry.invite(lead, ORG, "reader")

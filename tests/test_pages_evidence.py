@@ -23,7 +23,7 @@ from skills_hub.services.outcomes import (
     bucket_days,
 )
 from skills_hub.skill.bundle import Bundle
-from skills_hub.store import migrations
+from skills_hub.store.sqlite import migrations
 from skills_hub.web import charts
 
 from .conftest import send_outcomes, skill_md, token_principal
@@ -177,7 +177,7 @@ def test_the_day_counter_matches_the_reports_and_the_migration_backfills_it(
         timezone(timedelta(hours=5)))
     send_outcomes(registry, "team", "weekly-report", ["failure"], version="1.1.0", at=late)
     since = (now - timedelta(days=CHART_DAYS)).date().isoformat()
-    stored = sorted(registry.index.outcome_days("team", "weekly-report", since))
+    stored = sorted(registry.store.outcomes.outcome_days("team", "weekly-report", since))
     assert stored == sorted([
         ("1.0.0", (now - timedelta(days=3)).date().isoformat(), 3, 1),
         ("1.1.0", now.date().isoformat(), 1, 0),
@@ -185,7 +185,7 @@ def test_the_day_counter_matches_the_reports_and_the_migration_backfills_it(
     with sqlite3.connect(registry.settings.home / "index.db") as conn:
         conn.execute("DROP TABLE outcome_days")
         migrations.m008_outcome_days(conn)  # the backfill, from the reports themselves
-    assert sorted(registry.index.outcome_days("team", "weekly-report", since)) == stored
+    assert sorted(registry.store.outcomes.outcome_days("team", "weekly-report", since)) == stored
 
 
 # -- the page --------------------------------------------------------------------------------

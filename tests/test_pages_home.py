@@ -72,7 +72,7 @@ def vault(registry: Registry) -> None:
 
 
 def pending(registry: Registry, version: str) -> str:
-    row = registry.accounts.pending_release("vault", "secret-tool", version)
+    row = registry.store.releases.pending_release("vault", "secret-tool", version)
     assert row is not None
     return row.id
 

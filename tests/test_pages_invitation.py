@@ -102,7 +102,7 @@ def test_refusals_are_shown_and_change_nothing(
     no_cookie = TestClient(client.app).post(f"/invite/{secret}", data={
         "username": "newbie", "password": "a long enough passphrase", "csrf": csrf})
     assert no_cookie.status_code == 403  # the form's cookie is missing: another site's post
-    assert registry.accounts.user("newbie") is None
+    assert registry.store.users.user("newbie") is None
     assert audit_actions(registry) == before
     assert client.get(f"/invite/{secret}").status_code == 200  # still usable
 

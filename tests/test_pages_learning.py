@@ -148,7 +148,7 @@ def state(registry: Registry, proposal_id: str) -> tuple[str, list[str], str]:
     tags = subprocess.run(["git", "tag", "--list"], cwd=registry.git.path("team"),
                           capture_output=True, text=True, check=True).stdout
     detail = registry.get_skill("team", "weekly-report", token_principal(registry, "team"))
-    return (registry.index.get_proposal(proposal_id).status,
+    return (registry.store.proposals.get_proposal(proposal_id).status,
             [v.version for v in detail.versions], tags)
 
 
@@ -309,7 +309,7 @@ def test_reviewing_through_the_page_accepts_into_a_new_version(
     assert decision["Version"] == "v1.0.1 canary to 20% of clients · active"
     assert status.one("a", class_="new-version").attrs["href"] == f"{PAGE}/v/1.0.1"
     assert client.get(f"{SKILL}/versions/1.0.1/files/SKILL.md").text.count("2b. Name an owner") == 1
-    canary = registry.index.canaries("team", "weekly-report")[0]
+    canary = registry.store.proposals.canaries("team", "weekly-report")[0]
     assert (canary.version, canary.share, canary.state) == ("1.0.1", 0.2, "active")
     # The decided proposal's page shows the decision and no form.
     page = parse(client.get(f"{PAGE}/proposals/{proposal_id}").text)
@@ -340,7 +340,7 @@ def test_rejecting_through_the_page_needs_a_comment(
     status = parse(rejected.text).one("section", id="proposal-status")
     assert status.one("span", class_="status").text() == "rejected"
     assert "owners are optional" in status.text() and not status.find("a", class_="new-version")
-    assert registry.index.get_proposal(proposal_id).comment == "owners are optional"
+    assert registry.store.proposals.get_proposal(proposal_id).comment == "owners are optional"
     assert state(registry, proposal_id)[1:] == before[1:]  # no new version
 
 
@@ -382,7 +382,7 @@ def test_a_second_review_is_a_conflict_and_a_plain_post_gets_the_whole_page(
     assert again.status_code == 409
     status = parse(again.text).one("section", id="proposal-status")
     assert status.one("span", class_="status").text() == "accepted"
-    assert registry.index.get_proposal(proposal_id).status == "accepted"
+    assert registry.store.proposals.get_proposal(proposal_id).status == "accepted"
 
 
 def test_private_namespaces_stay_404_for_anonymous_visitors(

@@ -84,7 +84,7 @@ def stored(registry: Registry) -> tuple[list[str], str]:
     refs = subprocess.run(["git", "for-each-ref", "refs/heads/proposals"],
                           cwd=registry.git.path("team"), capture_output=True, text=True,
                           check=True).stdout
-    return [p.id for p in registry.index.proposals("team")], refs
+    return [p.id for p in registry.store.proposals.proposals("team")], refs
 
 
 def error_text(html: str) -> str:

@@ -90,8 +90,10 @@ def outcome(html: str) -> Node:
 
 
 def versions(registry: Registry, namespace: str = "acme") -> list[str]:
-    skill = registry.index.get_skill(namespace, "hello-world")
-    return [] if skill is None else sorted(v.version for v in registry.index.versions(skill.id))
+    skill = registry.store.catalogue.get_skill(namespace, "hello-world")
+    if skill is None:
+        return []
+    return sorted(v.version for v in registry.store.catalogue.versions(skill.id))
 
 
 # -- who sees what ---------------------------------------------------------------------------
@@ -291,7 +293,7 @@ def test_a_namespace_that_requires_review_gets_a_pending_release(
     assert result.attrs["data-status"] == "pending"
     assert result.one("a", class_="review-link").attrs["href"] == "/review"
     assert versions(registry, "held") == []
-    pending = registry.accounts.pending_release("held", "hello-world", "0.1.0")
+    pending = registry.store.releases.pending_release("held", "hello-world", "0.1.0")
     assert pending is not None and pending.author == "bob"
     assert pending.id in result.text()
 

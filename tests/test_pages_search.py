@@ -74,7 +74,8 @@ def build_catalogue(registry: Registry, many: int = 0) -> None:
             files["scripts/run.py"] = SHELLY
         registry.publish(namespace, Bundle(files), principal=lead)
         if (namespace, name) in VERIFIED:
-            registry.index.change_trust(namespace, name, "community", "verified", "test", "test")
+            registry.store.outcomes.change_trust(namespace, name, "community", "verified", "test",
+                                                 "test")
         if (namespace, name) in BLOCKED:
             registry.set_trust(namespace, name, "blocked", "spam", OPERATOR)
     for i in range(many):

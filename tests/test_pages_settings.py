@@ -40,7 +40,7 @@ def as_user(app, acme: None) -> Iterator:  # type: ignore[no-untyped-def]
 
 
 def role_of(registry: Registry, name: str) -> str | None:
-    return next((m.role for m in registry.accounts.members("acme") if m.username == name),
+    return next((m.role for m in registry.store.orgs.members("acme") if m.username == name),
                 None)
 
 
@@ -105,11 +105,11 @@ def test_a_reader_sees_members_but_no_owner_controls(
         refused = client.post(path, data={**form, "csrf": csrf}, follow_redirects=False)
         assert refused.status_code == 403, (path, refused.status_code)
         assert "owner" in error_of(refused.text)
-    assert [(m.username, m.role) for m in registry.accounts.members("acme")] == [
+    assert [(m.username, m.role) for m in registry.store.orgs.members("acme")] == [
         ("bob", "publisher"), ("lead", "owner"), ("rita", "reader")]
-    info = registry.accounts.namespace("acme")
+    info = registry.store.namespaces.namespace("acme")
     assert info is not None and info.release_policy == "direct"
-    assert registry.accounts.user("acme.ci") is None
+    assert registry.store.users.user("acme.ci") is None
 
 
 def test_a_post_without_the_csrf_token_is_refused(
@@ -228,7 +228,7 @@ def test_an_owner_changes_visibility_and_release_policy(
         "visibility": "private", "release_policy": "review", "two_person": "on",
         "csrf": csrf})
     assert saved.status_code == 303
-    info = registry.accounts.namespace("acme")
+    info = registry.store.namespaces.namespace("acme")
     assert info is not None
     assert (info.visibility, info.release_policy, info.two_person) == (
         "private", "review", True)

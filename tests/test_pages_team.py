@@ -58,14 +58,14 @@ def acme(registry: Registry) -> dict[str, str]:
 
 
 def pending_id(registry: Registry, version: str) -> str:
-    row = registry.accounts.pending_release("acme", "weekly-report", version)
+    row = registry.store.releases.pending_release("acme", "weekly-report", version)
     assert row is not None
     return row.id
 
 
 def release_state(registry: Registry, release_id: str) -> tuple[str, list[str], str]:
     """The release's state, the released versions and git's tags: what a refusal keeps."""
-    row = registry.accounts.release(release_id)
+    row = registry.store.releases.release(release_id)
     assert row is not None
     tags = subprocess.run(["git", "tag", "--list"], cwd=registry.git.path("acme"),
                           capture_output=True, text=True, check=True).stdout
@@ -196,7 +196,7 @@ def test_a_wrong_password_rerenders_the_form_401_without_echoing_it(
     again = page.one("form", class_="login")
     assert again.one("input", name="username").attrs["value"] == "cara"
     assert "value" not in again.one("input", name="password").attrs
-    assert registry.accounts.audit_events(orgs=None, action="signin.failed")[0].target == "cara"
+    assert registry.store.audit.audit_events(orgs=None, action="signin.failed")[0].target == "cara"
 
 
 def test_failed_sign_ins_are_throttled_429_with_retry_after(
@@ -317,7 +317,7 @@ def test_a_maintainer_approves_from_the_queue(
     assert (count.text(), count.attrs["hx-swap-oob"]) == ("Review (0)", "true")
     state, versions, tags = release_state(registry, release)
     assert state == "approved" and "1.1.0" in versions and "1.1.0" in tags
-    row = registry.accounts.release(release)
+    row = registry.store.releases.release(release)
     assert row is not None and (row.decided_by, row.comment) == ("cara", "ship it")
     after = parse(client.get("/review").text)
     assert "No release waits for your review." in after.one("section", id="releases").text()
@@ -399,7 +399,7 @@ def proposal(registry: Registry, client: TestClient, acme: dict[str, str]) -> st
 
 
 def proposal_status(registry: Registry, proposal_id: str) -> str:
-    row = registry.index.get_proposal(proposal_id)
+    row = registry.store.proposals.get_proposal(proposal_id)
     assert row is not None
     return row.status
 

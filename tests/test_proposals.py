@@ -52,7 +52,7 @@ def state(registry: Registry) -> tuple[int, list[str]]:
     refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/heads/"],
                           cwd=registry.git.path("team"), capture_output=True, text=True,
                           check=True).stdout.split()
-    return len(registry.index.proposals("team")), refs
+    return len(registry.store.proposals.proposals("team")), refs
 
 
 def latest_md(client: TestClient) -> str:
@@ -121,7 +121,8 @@ def test_a_stale_base_is_rebased_or_refused_with_the_conflict(
     publish(published, "1.1.0", STEPS.replace("Keep it short.", "Keep it short and kind."))
     body = propose(client, auth, [OWNER_STEP])  # written against 1.0.0
     assert (body["base_version"], body["applies_to"]) == ("1.0.0", "1.1.0")
-    merged = published.git.read_tree("team", published.index.get_proposal(body["id"]).tree_sha)
+    merged = published.git.read_tree("team",
+                                     published.store.proposals.get_proposal(body["id"]).tree_sha)
     text = merged.files["SKILL.md"].decode()
     assert "2b. Name an owner" in text and "short and kind" in text
     before = state(published)
@@ -142,7 +143,7 @@ def test_agreeing_edits_from_several_agents_merge_into_one_proposal(
     assert (second["id"], second["created"], second["support"]) == (first["id"], False, 2)
     again = propose(client, other, hermes_style, status=200)
     assert (again["supported"], again["support"]) == (False, 2)
-    assert len(published.index.proposals("team")) == 1
+    assert len(published.store.proposals.proposals("team")) == 1
 
 
 def test_review_accepts_into_the_next_version_and_rejects_with_a_reason(
@@ -212,7 +213,7 @@ def test_the_auto_policy_accepts_agreed_fixes_as_a_canary_that_outcomes_promote(
     assert client.get(f"{SKILL}/resolve", params={"client_id": inside}).json()[
         "version"] == "1.0.1"
     send_outcomes(published, "team", "weekly-report", ["success"] * 29, version="1.0.1")
-    assert published.index.canaries("team", "weekly-report")[0].state == "active"
+    assert published.store.proposals.canaries("team", "weekly-report")[0].state == "active"
     send_outcomes(published, "team", "weekly-report", ["success"], version="1.0.1")
     canary = client.get(f"{SKILL}/outcomes").json()["canaries"][0]
     assert canary["state"] == "promoted"
@@ -230,7 +231,7 @@ def test_a_worse_canary_is_rolled_back_and_stays_held_back(
                            json={"decision": "accept", "comment": "try it", "canary": 0.5})
     assert accepted.json()["version"] == "1.0.1"
     send_outcomes(published, "team", "weekly-report", ["failure"] * 30, version="1.0.1")
-    canary = published.index.canaries("team", "weekly-report")[0]
+    canary = published.store.proposals.canaries("team", "weekly-report")[0]
     assert canary.state == "rolled_back" and canary.decision is not None
     assert canary.decision["action"] == "roll_back"
     inside, _ = client_ids("1.0.1", 0.5)
@@ -285,7 +286,7 @@ def test_the_cli_proposes_reviews_and_installs_a_canary_by_client_id(
         assert done.exit_code == 0, done.output
         assert expected in done.output
     assert "proposals are gated by auto" in run("policy", "team", "auto").output
-    assert published.index.review_policy("team") == "auto"
+    assert published.store.namespaces.review_policy("team") == "auto"
     assert run("policy", "other", "auto").exit_code != 0
 
 

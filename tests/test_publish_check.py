@@ -107,9 +107,9 @@ def test_a_check_stores_nothing(registry: Registry, settings: Settings,
     assert snapshot(settings) == before
     assert audit_count(settings) == audits
     assert git_refs(registry) == refs and b"refs/tags/hello-world/v0.1.0" in refs
-    skill = registry.index.get_skill("acme", "hello-world")
+    skill = registry.store.catalogue.get_skill("acme", "hello-world")
     assert skill is not None and skill.latest_version == "0.1.0"
-    assert [v.version for v in registry.index.versions(skill.id)] == ["0.1.0"]
+    assert [v.version for v in registry.store.catalogue.versions(skill.id)] == ["0.1.0"]
 
 
 @pytest.mark.parametrize("kind", ["safe", "with-tests", "flagged"])
@@ -126,10 +126,10 @@ def test_the_checked_report_is_the_one_publish_then_stores(
     assert checked.duplicates == published.duplicates is None  # the model is off here
     assert checked.report is not None and published.report is not None
     assert comparable(checked.report.to_dict()) == comparable(published.report.to_dict())
-    skill = registry.index.get_skill("acme", "hello-world")
+    skill = registry.store.catalogue.get_skill("acme", "hello-world")
     assert skill is not None
     stored = registry.stored_report("acme", "hello-world",
-                                    registry.index.get_version(skill.id, "0.1.0"))
+                                    registry.store.catalogue.get_version(skill.id, "0.1.0"))
     assert stored is not None
     assert comparable(stored.report) == comparable(checked.report.to_dict())
     # the same content once more: unchanged, for a check as for a publish
@@ -148,7 +148,7 @@ def test_a_dangerous_check_is_refused_with_the_report_publish_gives(
     assert checked.code == published.code == "dangerous_skill"
     assert checked.message == published.message
     assert comparable(checked.extra["report"]) == comparable(published.extra["report"])
-    assert registry.index.get_skill("acme", "hello-world") is None
+    assert registry.store.catalogue.get_skill("acme", "hello-world") is None
 
 
 @pytest.mark.parametrize(("who", "namespace", "status"), [

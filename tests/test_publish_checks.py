@@ -171,9 +171,9 @@ def test_health_records_changed_verdicts_and_deprecates_failing_versions(
     checked, changes = registry.health()
     assert [(c.name, c.old_verdict, c.new_verdict, c.deprecated) for c in changes] == [
         ("hello-world", "safe", "dangerous", True)]
-    skill = registry.index.get_skill("team", "hello-world")
+    skill = registry.store.catalogue.get_skill("team", "hello-world")
     assert skill is not None and skill.verdict == "dangerous"
-    history = registry.index.report_history("team", "hello-world")
+    history = registry.store.reports.report_history("team", "hello-world")
     assert [(h.old_verdict, h.new_verdict, h.reason) for h in history] == [
         (None, "safe", "publish"), ("safe", "dangerous", "health")]
 
@@ -192,9 +192,9 @@ def test_versions_without_a_report_are_checked_in_the_background(settings: Setti
     again.start()
     again.close()  # joins the backfill
     reopened = Registry(settings)
-    reopened.index.migrate()
-    assert reopened.index.verdicts("team", "hello-world") == {"0.1.0": "safe"}
-    history = reopened.index.report_history("team", "hello-world")
+    reopened.store.db.migrate()
+    assert reopened.store.reports.verdicts("team", "hello-world") == {"0.1.0": "safe"}
+    history = reopened.store.reports.report_history("team", "hello-world")
     assert history[-1].reason == "backfill"
     reopened.close()
 

@@ -206,7 +206,8 @@ def test_filters_namespace_tag_trust_verdict_and_updated_since(catalogue: Regist
     assert names(catalogue, "chart", namespace="other") == ["chart-maker"]
     assert names(catalogue, "chart", tag="charts", namespace="team") == ["csv-trend-chart"]
     assert names(catalogue, "", tag="security") == ["dockerfile-review"]
-    catalogue.index.change_trust("team", "csv-trend-chart", "community", "verified", "test",
+    catalogue.store.outcomes.change_trust("team", "csv-trend-chart", "community", "verified",
+                                          "test",
                                  "test")
     assert names(catalogue, "chart", trust="verified") == ["csv-trend-chart"]
     catalogue.set_trust("other", "chart-maker", "blocked", "spam", OPERATOR)
@@ -227,10 +228,10 @@ def test_filters_hold_in_the_semantic_ranking_too(catalogue: Registry) -> None:
 
 
 def test_sorts(keyword_registry: Registry) -> None:
-    skill = keyword_registry.index.get_skill("team", "invoice-parser")
+    skill = keyword_registry.store.catalogue.get_skill("team", "invoice-parser")
     assert skill is not None
     for _ in range(3):
-        keyword_registry.index.count_download(skill.id)
+        keyword_registry.store.catalogue.count_download(skill.id)
     assert names(keyword_registry, "", sort="installs")[0] == "invoice-parser"
     assert names(keyword_registry, "", sort="recent")[0] == "meeting-minutes"
     send_outcomes(keyword_registry, "team", "release-notes", ["success"] * 30)
@@ -314,7 +315,7 @@ def test_gaps(catalogue: Registry) -> None:
 
 
 def _vector_count(registry: Registry) -> int:
-    return registry.index._conn().execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    return registry.store.db.connection().execute("SELECT count(*) FROM embeddings").fetchone()[0]
 
 
 def test_unchanged_text_is_never_embedded_twice(catalogue: Registry) -> None:
@@ -328,18 +329,18 @@ def test_unchanged_text_is_never_embedded_twice(catalogue: Registry) -> None:
     assert _vector_count(catalogue) == before
     # A full reindex from git finds every vector again: nothing to embed.
     catalogue.reconcile(full=True)
-    assert catalogue.index.embed_jobs() == []
+    assert catalogue.store.vectors.embed_jobs() == []
     assert names(catalogue, "changelog from merged PRs", mode="semantic")[0] == "release-notes"
 
 
 def test_vectors_are_written_with_the_version(catalogue: Registry, tmp_path: Path) -> None:
     publish(catalogue, "team", "sql-explainer", "Explains slow SQL queries with EXPLAIN plans.")
     reopened = Registry(catalogue.settings, embedder=catalogue.embedder)
-    reopened.index.migrate()
+    reopened.store.db.migrate()
     reopened.search_engine.load_vectors()
-    skill = reopened.index.get_skill("team", "sql-explainer")
+    skill = reopened.store.catalogue.get_skill("team", "sql-explainer")
     assert skill is not None and skill.id in reopened.search_engine.vectors
-    reopened.index.close()
+    reopened.store.close()
 
 
 def test_model_loads_in_the_background_and_keyword_serves_meanwhile(

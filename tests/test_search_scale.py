@@ -12,19 +12,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from skills_hub.access.principal import ANONYMOUS
-from skills_hub.ranking.quality import INSTALLS_SATURATE
-from skills_hub.search import fts
-from skills_hub.search.engine import SearchEngine, SearchRequest, _Candidate
-from skills_hub.services import Registry
-from skills_hub.store import migrations
-from skills_hub.store.index import (
-    BM25_WEIGHTS,
+from skills_hub.domain import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     INSTALLS_CAP,
     NewVersion,
     SearchFilters,
 )
+from skills_hub.ranking.quality import INSTALLS_SATURATE
+from skills_hub.search.engine import SearchEngine, SearchRequest, _Candidate
+from skills_hub.search.query import parse
+from skills_hub.services import Registry
+from skills_hub.store.sqlite import fts, migrations
+from skills_hub.store.sqlite.sql import BM25_WEIGHTS
 
 from .conftest import send_outcomes
 from .test_search import publish
@@ -53,8 +53,8 @@ def _version(i: int, now: datetime) -> NewVersion:
 @pytest.fixture
 def big(registry: Registry) -> Registry:
     now = datetime.now(UTC)
-    registry.index.record_versions(_version(i, now) for i in range(SIZE))
-    registry.search_engine.refresh_terms()
+    registry.store.catalogue.record_versions(_version(i, now) for i in range(SIZE))
+    registry.store.keyword.refresh_terms()
     return registry
 
 
@@ -67,9 +67,9 @@ def _numbers(registry: Registry, query: str, **kwargs: object) -> list[int]:
 
 
 def test_very_common_words_are_left_out_of_the_or_query(big: Registry) -> None:
-    stats = big.search_engine._terms
+    stats = big.store.keyword.terms
     assert stats is not None and stats.total == SIZE
-    match = fts.build("beta gamma ", stats=stats)  # finished: no prefix
+    match = fts.build(parse("beta gamma "), stats=stats)  # finished: no prefix
     assert (match.all_words, match.any_word) == ('"beta" AND "gamma"', '"beta" OR "gamma"')
     assert match.rarer_words == '"gamma"'
     # Every word first (bm25 among them), then the rarer word alone; never `beta` alone.
@@ -78,63 +78,64 @@ def test_very_common_words_are_left_out_of_the_or_query(big: Registry) -> None:
     assert sorted(found[:len(both)]) == both
     assert sorted(found[len(both):]) == [i for i in range(SIZE) if i % 50 == 0 and i % 3]
     # The typed prefix counts like a word: `bet*` is as common as `beta`.
-    assert fts.build("gamma bet", stats=stats).rarer_words == '"gamma"'
-    assert fts.build("beta gam", stats=stats).rarer_words == '"gam" *'
+    assert fts.build(parse("gamma bet"), stats=stats).rarer_words == '"gamma"'
+    assert fts.build(parse("beta gam"), stats=stats).rarer_words == '"gam" *'
     # A word in a seventh of the skills is not very common.
-    assert fts.build("beta delta ", stats=stats).rarer_words == '"delta"'
-    assert fts.build("gamma delta ", stats=stats).rarer_words == '"gamma" OR "delta"'
+    assert fts.build(parse("beta delta "), stats=stats).rarer_words == '"delta"'
+    assert fts.build(parse("gamma delta "), stats=stats).rarer_words == '"gamma" OR "delta"'
 
 
 def test_nothing_is_left_out_unless_a_rarer_word_finds_something(big: Registry) -> None:
-    stats = big.search_engine._terms
+    stats = big.store.keyword.terms
     assert stats is not None
     for query in ("alpha beta ", "beta zzqx ", "beta ___", "alpha "):
-        match = fts.build(query, stats=stats)
+        match = fts.build(parse(query), stats=stats)
         assert match.rarer_words == match.any_word, query
     # `beta zzqx` still finds the `beta` skills, as without the counts.
     assert len(_numbers(big, "beta zzqx")) == 100
     # A word newer than the counts is asked of the index, and found.
     publish(big, "late", "zzqx-tool", "Handles zzqx records.")
-    assert fts.build("beta zzqx ", stats=stats).rarer_words == '"zzqx"'
+    assert fts.build(parse("beta zzqx "), stats=stats).rarer_words == '"zzqx"'
     assert [r.skill.name for r in big.search("beta zzqx", principal=ANONYMOUS,
                                              mode="keyword").results.results] == ["zzqx-tool"]
 
 
 def test_small_catalogues_leave_nothing_out(big: Registry) -> None:
-    stats = big.search_engine._terms
+    stats = big.store.keyword.terms
     assert stats is not None
     small = fts.TermStats(fts.MIN_PRUNE_DOCS - 1, 1, [("beta", 900), ("gamma", 5)],
-                          big.index.fts_terms, big.index.fts_matches)
-    assert fts.build("beta gamma ", stats=small).rarer_words == '"beta" OR "gamma"'
-    assert fts.build("beta gamma ", stats=stats).rarer_words == '"gamma"'
+                          big.store.keyword.fts_terms, big.store.keyword.fts_matches)
+    assert fts.build(parse("beta gamma "), stats=small).rarer_words == '"beta" OR "gamma"'
+    assert fts.build(parse("beta gamma "), stats=stats).rarer_words == '"gamma"'
 
 
 def test_term_counts_use_the_index_tokenizer(registry: Registry) -> None:
-    assert registry.index.fts_terms("Charts") == ["chart"]
-    assert registry.index.fts_terms("foo_bar") == ["foo", "bar"]
-    assert registry.index.fts_terms("___") == []
+    assert registry.store.keyword.fts_terms("Charts") == ["chart"]
+    assert registry.store.keyword.fts_terms("foo_bar") == ["foo", "bar"]
+    assert registry.store.keyword.fts_terms("___") == []
 
 
 def test_term_counts_are_kept_up_to_date_by_the_worker(big: Registry) -> None:
     engine: SearchEngine = big.search_engine
+    keyword = big.store.keyword
     publish(big, "late", "one-more", "Handles beta records.")
     # A search notices the change (checking every TERMS_CHECK_S; here at once) and wakes
     # the worker, which counts again.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        engine._terms_checked = float("-inf")
+        keyword._terms_checked = float("-inf")
         engine.search(SearchRequest("beta gamma", mode="keyword"))
-        stats = engine._terms
+        stats = keyword.terms
         if stats is not None and stats.total == SIZE + 1:
             break
         time.sleep(0.1)
-    assert engine._terms is not None and engine._terms.total == SIZE + 1
+    assert keyword.terms is not None and keyword.terms.total == SIZE + 1
 
 
 @pytest.mark.parametrize("query", HOSTILE)
 def test_hostile_input_with_term_counts_never_errors(big: Registry, query: str) -> None:
-    match = fts.build(query, stats=big.search_engine._terms)
-    conn = big.index.connection()
+    match = fts.build(parse(query), stats=big.store.keyword.terms)
+    conn = big.store.db.connection()
     for expression in (match.all_words, match.any_word, match.rarer_words):
         if expression:
             conn.execute("SELECT rowid FROM skills_fts WHERE skills_fts MATCH ?",
@@ -149,7 +150,7 @@ def test_hostile_input_with_term_counts_never_errors(big: Registry, query: str) 
 def _fts5_snippets(registry: Registry, match: str, ids: list[int]) -> dict[int, str]:
     """What snippets were before: snippet() over the whole index."""
     marks = ", ".join("?" for _ in ids)
-    rows = registry.index.connection().execute(
+    rows = registry.store.db.connection().execute(
         f"SELECT rowid, snippet(skills_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', "
         f"'…', 16) FROM skills_fts WHERE skills_fts MATCH ? AND rowid IN ({marks})",
         (match, *ids)).fetchall()
@@ -159,15 +160,16 @@ def _fts5_snippets(registry: Registry, match: str, ids: list[int]) -> dict[int, 
 @pytest.mark.parametrize("query", ["beta gamma", "gamma bet", "handles records", "rep",
                                    "number 150", "alpha beta delta gamma report", *HOSTILE])
 def test_snippets_are_fts5s_snippets_of_the_shown_rows(big: Registry, query: str) -> None:
-    match = fts.build(query)
+    match = fts.build(parse(query))
     if not match:
         return
     weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-    ids = [int(r[0]) for r in big.index.connection().execute(
+    ids = [int(r[0]) for r in big.store.db.connection().execute(
         f"SELECT rowid FROM skills_fts WHERE skills_fts MATCH ? ORDER BY "
         f"bm25(skills_fts, {weights}) LIMIT 10", (match.any_word,))]
     ids += [1, 2, 3]  # rows that may not match: no snippet, as before
-    assert big.index.snippets(match.any_word, ids) == _fts5_snippets(big, match.any_word, ids)
+    expected = _fts5_snippets(big, match.any_word, ids)
+    assert big.store.keyword.fts_snippets(match.any_word, ids) == expected
 
 
 # -- browsing by installs and rating ------------------------------------------------------
@@ -177,8 +179,8 @@ def _rated_catalogue(registry: Registry) -> Registry:
     """40 skills: installs from 0 to past the cap (ties included), outcomes on some
     (strong, weak, failures only: a zero Wilson bound), in two namespaces and two tags."""
     now = datetime.now(UTC)
-    registry.index.record_versions(_version(i, now) for i in range(40))
-    conn = registry.index.connection()
+    registry.store.catalogue.record_versions(_version(i, now) for i in range(40))
+    conn = registry.store.db.connection()
     for i in range(40):
         installs = (0, 3, 3, 250, INSTALLS_CAP - 1, INSTALLS_CAP, INSTALLS_CAP * 3)[i % 7]
         conn.execute("UPDATE skills SET downloads = ? WHERE name = ?",
@@ -194,7 +196,7 @@ def _rated_catalogue(registry: Registry) -> Registry:
 def _every_skill_ranked(registry: Registry, filters: SearchFilters) -> list[str]:
     """The rating order as it was computed before: rank every readable skill."""
     engine = registry.search_engine
-    rows = registry.index.filtered_skills(filters=filters, readable=frozenset())
+    rows = registry.store.catalogue.filtered_skills(filters=filters, readable=frozenset())
     ranked = engine._rank({r.id: _Candidate(r) for r in rows}, {r.id: 1.0 for r in rows},
                           set(), "rating")
     return [s.skill.name for s in ranked]
@@ -224,8 +226,8 @@ def test_browse_by_rating_is_the_order_of_ranking_every_skill(registry: Registry
 
 
 def test_browse_orders_read_their_index_not_the_catalogue(registry: Registry) -> None:
-    registry.index.record_versions(_version(i, datetime.now(UTC)) for i in range(50))
-    conn = registry.index.connection()
+    registry.store.catalogue.record_versions(_version(i, datetime.now(UTC)) for i in range(50))
+    conn = registry.store.db.connection()
     statements: list[str] = []
     conn.set_trace_callback(statements.append)  # with the parameters filled in
     try:
@@ -233,8 +235,8 @@ def test_browse_orders_read_their_index_not_the_catalogue(registry: Registry) ->
                                ("browse", {"order": "installs", "offset": 0, "limit": 10}),
                                ("unrated_skills", {"limit": 10})):
             statements.clear()
-            getattr(registry.index, method)(filters=SearchFilters(), readable=frozenset(),
-                                            **kwargs)
+            getattr(registry.store.catalogue, method)(filters=SearchFilters(),
+                                                      readable=frozenset(), **kwargs)
             sql = next(s for s in statements if "ORDER BY" in s)
             plan = [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql)]
             assert plan[0].startswith("SCAN s USING INDEX"), (method, plan)

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skills_hub.search import fts
 from skills_hub.search.embedder import ModelMismatch, verify_model
 from skills_hub.search.fusion import Ranking, calibrated, final_score, rrf
+from skills_hub.search.query import MAX_TOKENS, parse
 from skills_hub.search.vectors import VectorIndex
+from skills_hub.store.sqlite import fts
 
 HOSTILE = [
     '"', '""', "'", "a\"b", "NEAR(", "NEAR(a b", "a NEAR b", "*", "**", "a*", "*a", "^a",
@@ -36,34 +37,34 @@ def fts_table() -> sqlite3.Connection:
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_input_never_reaches_the_fts_parser(fts_table: sqlite3.Connection,
                                                     text: str) -> None:
-    match = fts.build(text)
+    match = fts.build(parse(text))
     for expression in (match.all_words, match.any_word):
         if expression:
             fts_table.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
 
 
 def test_operators_are_searched_as_words(fts_table: sqlite3.Connection) -> None:
-    match = fts.build("NEAR OR AND")
+    match = fts.build(parse("NEAR OR AND"))
     rows = fts_table.execute("SELECT name FROM t WHERE t MATCH ?", (match.all_words,)).fetchall()
     assert rows == [("near-or-and",)]
 
 
 def test_the_last_word_is_a_prefix_while_typing(fts_table: sqlite3.Connection) -> None:
-    typing = fts.build("csv tre")
+    typing = fts.build(parse("csv tre"))
     assert typing.all_words == '"csv" AND "tre" *'
     rows = fts_table.execute("SELECT name FROM t WHERE t MATCH ?", (typing.all_words,))
     assert rows.fetchall() == [("csv-trend-chart",)]
-    assert fts.build("csv tre ").all_words == '"csv" AND "tre"'  # the word is finished
-    assert fts.build("csv t").all_words == '"csv" AND "t"'  # one letter is too broad
-    assert fts.build("csv tre", prefix=False).all_words == '"csv" AND "tre"'
+    assert fts.build(parse("csv tre ")).all_words == '"csv" AND "tre"'  # the word is finished
+    assert fts.build(parse("csv t")).all_words == '"csv" AND "t"'  # one letter is too broad
+    assert fts.build(parse("csv tre", prefix=False)).all_words == '"csv" AND "tre"'
 
 
 def test_stopwords_are_dropped_unless_nothing_else_is_left() -> None:
-    assert fts.build("a skill that turns a sales CSV into a chart").words == (
+    assert parse("a skill that turns a sales CSV into a chart").words == (
         "skill", "turns", "sales", "csv", "chart")
-    assert fts.build("the").words == ("the",)
-    assert fts.build("").words == () and not fts.build("!!! ???")
-    assert len(fts.build(" ".join(f"w{i}" for i in range(100))).words) == fts.MAX_TOKENS
+    assert parse("the").words == ("the",)
+    assert parse("").words == () and not parse("!!! ???")
+    assert len(parse(" ".join(f"w{i}" for i in range(100))).words) == MAX_TOKENS
 
 
 def test_rrf_weights_and_normalises() -> None:

@@ -84,7 +84,7 @@ def test_repair_fast_forwards_main_to_a_tag_left_ahead_by_a_crash(tmp_path: Path
 
 def _publish_many(home: str, worker: int, count: int) -> None:
     registry = Registry(Settings(home=Path(home), seed=False, semantic="off"))
-    registry.index.migrate()
+    registry.store.db.migrate()
     for i in range(count):
         registry.publish("team", bundle(f"skill-{worker}-{i}"), principal=OPERATOR)
     registry.close()
@@ -117,7 +117,7 @@ def test_reindex_rebuilds_the_catalogue_from_git_alone(registry: Registry) -> No
     registry.settings.index_path.unlink()
     for suffix in ("-wal", "-shm"):
         Path(str(registry.settings.index_path) + suffix).unlink(missing_ok=True)
-    registry.index.close()
+    registry.store.close()
     fresh = Registry(registry.settings)
     report = fresh.start()
     assert report.added == 3

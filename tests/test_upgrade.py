@@ -19,8 +19,8 @@ from skills_hub.access.principal import OPERATOR
 from skills_hub.config import Settings
 from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
-from skills_hub.store import migrations
 from skills_hub.store.gitstore import GitStore
+from skills_hub.store.sqlite import migrations
 from skills_hub.web.app import create_app
 from tests.conftest import skill_md
 
@@ -89,7 +89,7 @@ def test_m007_is_applied_and_keeps_the_catalogue(upgraded: tuple[Registry, TestC
     finally:
         conn.close()
     for ns, vis in NAMESPACES.items():
-        info = registry.accounts.namespace(ns)
+        info = registry.store.namespaces.namespace(ns)
         assert info is not None and info.visibility == vis
         assert info.owner_org == (None if ns == "other" else ns)
         assert [v.version for v in registry.get_skill(ns, f"{ns}-skill", OPERATOR).versions] \
@@ -113,7 +113,7 @@ def test_an_old_namespace_token_is_a_legacy_service_account_owning_its_org(
     assert me["orgs"] == [{"org": ns, "role": "owner"}]
     assert me["roles"] == {ns: "owner"}
     assert set(me["scopes"]) == {"read", "publish", "review", "admin"}
-    row = registry.accounts.token(hashlib.sha256(token.encode()).hexdigest())
+    row = registry.store.tokens.token(hashlib.sha256(token.encode()).hexdigest())
     assert row is not None
     assert row.expires_at is None and row.revoked_at is None
     assert row.created_at == OLD_AT

@@ -7,7 +7,6 @@ results say so (`mode`, `semantic`). Every mode applies the same filters and vis
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -20,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from ..domain import EmbedJob, SearchFilters, SkillRow
 from ..ranking.quality import Quality, decayed_totals, quality
-from ..store.index import EmbedJob, Index, SearchFilters, SearchHit, SkillRow
-from . import fts, fusion
+from ..store.interfaces import Storage
+from . import fusion
 from .embedder import Embedder, SemanticUnavailable, skill_text
 from .facets import Facets, count_facets
 from .fusion import Ranking, final_score, fuse
+from .query import parse, words
 from .vectors import VectorIndex, to_bytes
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,6 @@ GAP_SIMILARITY = 0.3
 MAX_RESULTS = 500  # how deep paging reaches into one query's ranking
 FACET_DEPTH = 200  # with `facets`: the results ranked, counted and reachable by paging
 MIN_CANDIDATES = 100
-TERMS_CHECK_S = 10.0  # how often a search looks whether the term counts are out of date
-TERMS_FLOOR = 0.001   # term counts are kept for the terms in this share of skills or more
 NO_FILTERS = SearchFilters()
 
 
@@ -121,9 +120,9 @@ class _Scored:
 
 
 class SearchEngine:
-    def __init__(self, index: Index, embedder: Embedder,
+    def __init__(self, store: Storage, embedder: Embedder,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.index = index
+        self.store = store
         self.embedder = embedder
         self.vectors = VectorIndex()
         self.clock = clock
@@ -138,17 +137,7 @@ class SearchEngine:
         self._worker: threading.Thread | None = None
         self._sync_lock = threading.Lock()
         self._mark: tuple[int, str, int] | None = None
-        # Term counts for leaving very common words out of OR queries (`fts.TermStats`),
-        # recounted by a worker thread when the catalogue changed (`_term_stats`).
-        self._terms: fts.TermStats | None = None
-        self._terms_mark: tuple[int, int, int] | None = None
-        self._terms_checked = -math.inf
-        self._terms_wake = threading.Event()
-        self._terms_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
-        self._terms_worker: threading.Thread | None = None
-        self._fts_terms = functools.lru_cache(maxsize=65_536)(
-            lambda word: tuple(self.index.fts_terms(word)))
 
     # -- lifecycle and indexing ---------------------------------------------------------
 
@@ -156,10 +145,7 @@ class SearchEngine:
         """Load stored vectors, count the terms, start the model loading, embed what has
         no vector yet."""
         self.load_vectors()
-        self._terms_worker = threading.Thread(target=self._count_terms, daemon=True,
-                                              name="fts-terms")
-        self._terms_worker.start()
-        self._terms_wake.set()
+        self.store.keyword.start()
         if self.embedder.state == "off":
             return
         self.embedder.start()
@@ -170,60 +156,28 @@ class SearchEngine:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._terms_wake.set()
-        for worker in (self._worker, self._terms_worker):
-            if worker is not None:
-                worker.join(timeout=30)
-
-    def refresh_terms(self) -> None:
-        """Count how many skills each term is in (FTS5's vocabulary), for `fts.build`."""
-        with self._terms_lock:  # one at a time, so an older count never replaces a newer
-            mark = self.index.catalogue_mark()
-            total, floor, counts = self.index.fts_term_counts(TERMS_FLOOR)
-            self._terms = fts.TermStats(total, floor, counts, self._fts_terms,
-                                        self.index.fts_matches)
-            self._terms_mark = mark
-
-    def _count_terms(self) -> None:
-        while not self._stop.is_set():
-            self._terms_wake.wait()
-            self._terms_wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.refresh_terms()
-            except Exception:  # searches go on with the old counts; the next check retries
-                log.exception("counting the search terms failed")
-                self._terms_mark = None
-
-    def _term_stats(self) -> fts.TermStats | None:
-        """The term counts; every TERMS_CHECK_S, wake the worker if the catalogue changed
-        (meanwhile the old counts serve: a word only decides what an OR leaves out)."""
-        now = time.monotonic()
-        if self._terms_worker is not None and now - self._terms_checked >= TERMS_CHECK_S:
-            self._terms_checked = now
-            if self.index.catalogue_mark() != self._terms_mark:
-                self._terms_wake.set()
-        return self._terms
+        self.store.keyword.close()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
 
     def load_vectors(self) -> None:
         with self._sync_lock:
-            mark = self.index.vectors_mark()
-            self.vectors.replace_all(self.index.skill_vectors())
+            mark = self.store.vectors.vectors_mark()
+            self.vectors.replace_all(self.store.vectors.skill_vectors())
             self._mark = mark
 
     def sync(self) -> None:
         """Catch up with what other server processes wrote (one cheap query when nothing
         changed): new vectors are patched in, deletions and rebuilds reload the matrix."""
-        mark = self.index.vectors_mark()
+        mark = self.store.vectors.vectors_mark()
         if mark == self._mark:
             return
         with self._sync_lock:
             old = self._mark
             if old is None or mark[0] != old[0]:
-                self.vectors.replace_all(self.index.skill_vectors())
+                self.vectors.replace_all(self.store.vectors.skill_vectors())
             else:
-                for skill_id, blob in self.index.vectors_since(old[1], old[2]):
+                for skill_id, blob in self.store.vectors.vectors_since(old[1], old[2]):
                     self.vectors.upsert(skill_id, blob)
             self._mark = mark
 
@@ -237,7 +191,7 @@ class SearchEngine:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.embedder.wait(timeout):
             return False
-        while self.index.embed_jobs(1):
+        while self.store.vectors.embed_jobs(1):
             if self._worker is None:
                 self.embed_pending()
                 continue
@@ -263,14 +217,14 @@ class SearchEngine:
         """Embed every skill whose text has no stored vector; returns how many."""
         done = 0
         while not self._stop.is_set():
-            jobs = self.index.embed_jobs(batch)
+            jobs = self.store.vectors.embed_jobs(batch)
             if not jobs:
                 break
             texts = [_job_text(job) for job in jobs]
             vectors = self.embedder.embed(texts)
             model = self.embedder.model_id
-            self.index.save_vectors((job.embed_sha256, model, to_bytes(vec))
-                                    for job, vec in zip(jobs, vectors, strict=True))
+            self.store.vectors.save_vectors((job.embed_sha256, model, to_bytes(vec))
+                                            for job, vec in zip(jobs, vectors, strict=True))
             for job, vec in zip(jobs, vectors, strict=True):
                 self.vectors.upsert(job.skill_id, vec)
             done += len(jobs)
@@ -292,7 +246,7 @@ class SearchEngine:
         if vector is not None:
             self.vectors.upsert(skill_id, vector)
             return
-        stored = self.index.get_vector(digest) if digest else None
+        stored = self.store.vectors.get_vector(digest) if digest else None
         if stored is not None:
             self.vectors.upsert(skill_id, stored)
         else:
@@ -323,11 +277,12 @@ class SearchEngine:
         if self.embedder.ready:
             self.sync()
         semantic_state = self.embedder.state
-        if semantic_state == "ready" and len(self.vectors) == 0 and self.index.embed_jobs(1):
+        if (semantic_state == "ready" and len(self.vectors) == 0
+                and self.store.vectors.embed_jobs(1)):
             semantic_state = "indexing"  # loaded, still embedding the catalogue
         if not query:
             return self._browse(request, semantic_state)
-        match = fts.build(query, stats=self._term_stats())
+        match = parse(query)
         semantic_ok = (request.mode != "keyword" and self.embedder.ready
                        and len(self.vectors) > 0)
         if not semantic_ok:
@@ -341,7 +296,8 @@ class SearchEngine:
         keyword_scores: dict[int, float] = {}  # in rank order
         cut = False  # a list stopped at `depth`: more results exist than were ranked
         if served in ("keyword", "hybrid") and match:
-            hits = self._keyword(match, request, depth)
+            hits = self.store.keyword.search(match, filters=request.filters,
+                                             readable=request.readable, limit=depth)
             cut = len(hits) >= depth
             for hit in hits:
                 keyword_scores[hit.skill.id] = hit.score
@@ -374,44 +330,29 @@ class SearchEngine:
         ranked = self._rank(candidates, relevance, exact, request.sort)
         page = [_result(s) for s in ranked[request.offset:request.offset + request.limit]]
         if match and keyword_scores:
-            found = self.index.snippets(match.any_word, (r.skill.id for r in page
-                                                         if r.skill.id in keyword_scores))
+            found = self.store.keyword.snippets(match, (r.skill.id for r in page
+                                                                 if r.skill.id in keyword_scores))
             page = [replace(r, snippet=found.get(r.skill.id, "")) for r in page]
         more = len(ranked) > request.offset + request.limit
         return SearchResults(request.query, request.mode, served, semantic_state, page, more,
                              gap, *_counted(request, [s.skill for s in ranked], cut))
-
-    def _keyword(self, match: fts.MatchQuery, request: SearchRequest,
-                 depth: int) -> list[SearchHit]:
-        """Skills matching every word first, then those matching any word but the very
-        common ones (`fts.build`), bm25 within each."""
-        def run(expression: str) -> list[SearchHit]:
-            return self.index.keyword_search(expression, filters=request.filters,
-                                             readable=request.readable, limit=depth)
-
-        hits = run(match.all_words)
-        if len(hits) < depth and match.rarer_words != match.all_words:
-            seen = {h.skill.id for h in hits}
-            hits += [h for h in run(match.rarer_words)
-                     if h.skill.id not in seen][:depth - len(hits)]
-        return hits
 
     def _semantic(self, qvec: np.ndarray, request: SearchRequest,
                   depth: int) -> list[tuple[SkillRow, float]]:
         """The `depth` nearest readable skills that pass the filters, nearest first."""
         pool = depth * 3
         top = self.vectors.top(qvec, pool)
-        rows = self.index.skills_by_id((i for i, _ in top), filters=request.filters,
-                                       readable=request.readable)
+        rows = self.store.catalogue.skills_by_id((i for i, _ in top), filters=request.filters,
+                                                 readable=request.readable)
         ranked = [(rows[i], sim) for i, sim in top if i in rows]
         if len(ranked) < depth and len(self.vectors) > pool:
             # The filters removed too many: rank only the skills that pass them.
-            allowed = np.array(sorted(self.index.filtered_ids(filters=request.filters,
-                                                              readable=request.readable)),
+            allowed = np.array(sorted(self.store.catalogue.filtered_ids(filters=request.filters,
+                                                                        readable=request.readable)),
                                dtype=np.int64)
             top = self.vectors.top(qvec, depth, allowed)
-            rows = self.index.skills_by_id((i for i, _ in top), filters=request.filters,
-                                           readable=request.readable)
+            rows = self.store.catalogue.skills_by_id((i for i, _ in top), filters=request.filters,
+                                                     readable=request.readable)
             ranked = [(rows[i], sim) for i, sim in top if i in rows]
         return ranked[:depth]
 
@@ -422,12 +363,12 @@ class SearchEngine:
         namespace = None
         if text.count("/") == 1:
             namespace, text = text.split("/")
-        name = "-".join(fts.words(text.replace("_", " ")))
+        name = "-".join(words(text.replace("_", " ")))
         if not name or len(name) > 64:
             return set()
         exact = set()
-        for skill in self.index.find_by_name(name, filters=request.filters,
-                                             readable=request.readable):
+        for skill in self.store.catalogue.find_by_name(name, filters=request.filters,
+                                                       readable=request.readable):
             if namespace is not None and skill.namespace != namespace:
                 continue
             exact.add(skill.id)
@@ -448,7 +389,7 @@ class SearchEngine:
         return scored
 
     def _qualities(self, skills: list[SkillRow], now: datetime) -> dict[int, Quality]:
-        totals = self.index.outcome_totals([(s.namespace, s.name) for s in skills])
+        totals = self.store.outcomes.outcome_totals([(s.namespace, s.name) for s in skills])
         out = {}
         for skill in skills:
             succ, fail = decayed_totals(totals.get((skill.namespace, skill.name), []), now)
@@ -472,13 +413,14 @@ class SearchEngine:
         else:  # the database's order; only the rows shown are scored
             order = "installs" if request.sort == "installs" else "recent"
             if request.facets:
-                rows = self.index.browse(filters=filters, readable=readable, order=order,
-                                         offset=0, limit=FACET_DEPTH + 1)
+                rows = self.store.catalogue.browse(filters=filters, readable=readable, order=order,
+                                                   offset=0, limit=FACET_DEPTH + 1)
                 cut, rows = len(rows) > FACET_DEPTH, rows[:FACET_DEPTH]
                 window = rows[request.offset:end + 1]
             else:
                 cut, rows = False, []
-                window = self.index.browse(filters=filters, readable=readable, order=order,
+                window = self.store.catalogue.browse(filters=filters, readable=readable,
+                                                     order=order,
                                            offset=request.offset, limit=request.limit + 1)
             more = len(window) > request.limit
             window = window[:request.limit]
@@ -501,8 +443,8 @@ class SearchEngine:
         only the first `count` can be shown. The skills with outcomes are ranked in full
         (decayed to now), and both are sorted together: the same order as ranking every
         skill (`tests/test_search.py` compares the two)."""
-        rows = self.index.rated_skills(filters=filters, readable=readable)
-        rows += self.index.unrated_skills(filters=filters, readable=readable, limit=count)
+        rows = self.store.catalogue.rated_skills(filters=filters, readable=readable)
+        rows += self.store.catalogue.unrated_skills(filters=filters, readable=readable, limit=count)
         ranked = self._rank({r.id: _Candidate(r) for r in rows},
                             {r.id: 1.0 for r in rows}, set(), "rating")
         return ranked[:count]
@@ -515,8 +457,8 @@ class SearchEngine:
         """Readable skills at least `threshold` similar to `vector` (not `exclude` itself)."""
         self.sync()
         near = self.vectors.above(vector, threshold)
-        rows = self.index.skills_by_id((i for i, _ in near), filters=SearchFilters(),
-                                       readable=readable)
+        rows = self.store.catalogue.skills_by_id((i for i, _ in near), filters=SearchFilters(),
+                                                 readable=readable)
         return [Duplicate(rows[i], sim) for i, sim in near
                 if i in rows and (rows[i].namespace, rows[i].name) != exclude]
 

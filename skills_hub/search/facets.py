@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..store.index import TRUST_LEVELS, SkillRow
+from ..domain import TRUST_LEVELS, SkillRow
 
 VERDICT_ORDER = ("safe", "caution", "dangerous", "unchecked")
 TAG_LIMIT = 12       # the tag facet shows the most frequent tags only

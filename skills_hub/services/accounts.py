@@ -23,8 +23,7 @@ from ..access.policy import (
     require_org,
 )
 from ..access.principal import ALL_SCOPES, ANONYMOUS, OPERATOR, Principal
-from ..errors import BadRequest, Conflict, Forbidden, NotFound, Problem, Unauthorized
-from ..store.accounts import (
+from ..domain import (
     AuditRow,
     InvitationRow,
     KeepOwner,
@@ -34,6 +33,7 @@ from ..store.accounts import (
     TokenRow,
     UserRow,
 )
+from ..errors import BadRequest, Conflict, Forbidden, NotFound, Problem, Unauthorized
 from .base import RegistryBase
 from .common import (
     NAME_RE,
@@ -65,7 +65,7 @@ class AccountsMixin(RegistryBase):
         if not token:
             return ANONYMOUS
         token_id = _sha256(token.encode())
-        row = self.accounts.token(token_id)
+        row = self.store.tokens.token(token_id)
         if row is None:
             raise Unauthorized("the token is not valid for this registry",
                                extra={"hint": "create one with `skills-hub login` or "
@@ -81,22 +81,22 @@ class AccountsMixin(RegistryBase):
                                extra={"code_detail": "token_expired",
                                       "hint": "create a new token with `skills-hub token "
                                               "create` or `skills-hub login`"})
-        user = self.accounts.user_by_id(row.user_id)
+        user = self.store.users.user_by_id(row.user_id)
         if user is None or user.disabled_at is not None:
             raise Unauthorized("the account of this token is disabled",
                                extra={"hint": "ask an owner or the operator"})
         if row.last_used_at is None or row.last_used_at < (now - TOUCH_EVERY).isoformat(
                 timespec="seconds"):
-            self.accounts.touch_token(row.id, now.isoformat(timespec="seconds"))
+            self.store.tokens.touch_token(row.id, now.isoformat(timespec="seconds"))
         return self._principal_for(user, scopes=row.scopes, limit=row.namespaces,
                                    token_id=token_id, via="token")
 
     def authenticate_session(self, session_id: str) -> Principal | None:
         """The principal of a browser session; None when it is unknown or expired."""
-        found = self.accounts.session(_sha256(session_id.encode()))
+        found = self.store.sessions.session(_sha256(session_id.encode()))
         if found is None or found[2] <= _now().isoformat(timespec="seconds"):
             return None
-        user = self.accounts.user_by_id(found[0])
+        user = self.store.users.user_by_id(found[0])
         if user is None or user.disabled_at is not None:
             return None
         return self._principal_for(user, scopes=ALL_SCOPES, limit=None, token_id=None,
@@ -105,13 +105,13 @@ class AccountsMixin(RegistryBase):
     def session_info(self, session_id: str) -> tuple[str, str] | None:
         """(username, CSRF token) of a live session."""
         principal = self.authenticate_session(session_id)
-        found = self.accounts.session(_sha256(session_id.encode()))
+        found = self.store.sessions.session(_sha256(session_id.encode()))
         if principal is None or found is None or principal.username is None:
             return None
         return principal.username, found[1]
 
     def session_csrf_ok(self, session_id: str, sent: str | None) -> bool:
-        found = self.accounts.session(_sha256(session_id.encode()))
+        found = self.store.sessions.session(_sha256(session_id.encode()))
         return bool(found and sent and secrets.compare_digest(found[1], sent))
 
     def _principal_for(self, user: UserRow, *, scopes: frozenset[str],
@@ -120,9 +120,10 @@ class AccountsMixin(RegistryBase):
         principal = Principal(
             username=user.username, user_id=user.id, kind=user.kind,
             display_name=user.display_name, email=user.email, operator=user.is_operator,
-            roles=self.accounts.roles_of(user.id), org_roles=dict(self.accounts.orgs_of(user.id)),
+            roles=self.store.orgs.roles_of(user.id),
+            org_roles=dict(self.store.orgs.orgs_of(user.id)),
             scopes=scopes, limit=limit, token_id=token_id, via=via)
-        readable = frozenset(ns.name for ns in self.accounts.hidden_namespaces()
+        readable = frozenset(ns.name for ns in self.store.namespaces.hidden_namespaces()
                              if can_read(principal, ref_of(ns)))
         return replace(principal, readable=readable)
 
@@ -134,19 +135,19 @@ class AccountsMixin(RegistryBase):
     def account_principal(self, username: str | None) -> Principal:
         """An account as the author of what it published (no request of its own: every
         scope, no origin); the operator's console when there is no such account."""
-        user = None if username is None else self.accounts.user(username)
+        user = None if username is None else self.store.users.user(username)
         if user is None:
             return OPERATOR
         return self._principal_for(user, scopes=ALL_SCOPES, limit=None, token_id=None,
                                    via="author")
 
     def namespace_ref(self, namespace: str) -> NamespaceRef | None:
-        info = self.accounts.namespace(namespace)
+        info = self.store.namespaces.namespace(namespace)
         return None if info is None else ref_of(info)
 
     def require(self, principal: Principal, action: str, namespace: str) -> NamespaceInfo:
         """The namespace if `principal` may do `action` there; else the policy's error."""
-        info = self.accounts.namespace(namespace)
+        info = self.store.namespaces.namespace(namespace)
         require(principal, action, None if info is None else ref_of(info), namespace)
         assert info is not None
         return info
@@ -154,7 +155,7 @@ class AccountsMixin(RegistryBase):
     def require_org(self, principal: Principal, action: str, org: str) -> None:
         """The org exists and `principal` may do `action` to it; else the policy's error
         (404 for an org one is not a member of, whether or not it exists)."""
-        if not self.accounts.org_exists(org):
+        if not self.store.orgs.org_exists(org):
             if not principal.signed_in:
                 require_org(principal, action, org)  # 401: sign in first
             raise NotFound(f"org {org!r} does not exist, or you are not a member")
@@ -177,7 +178,7 @@ class AccountsMixin(RegistryBase):
         _check_profile(display_name, email)
         if password is not None:
             passwords.check_strength(password, username=username)
-        user = self.accounts.add_user(
+        user = self.store.users.add_user(
             username, display_name=display_name.strip(), email=email.strip(),
             password_hash=None if password is None else passwords.hash_password(password),
             operator=operator)
@@ -189,7 +190,7 @@ class AccountsMixin(RegistryBase):
         if not (by.operator or by.user_id == user.id):
             raise Forbidden("only the account itself or the operator sets its password")
         passwords.check_strength(password, username=username)
-        self.accounts.set_password(user.id, passwords.hash_password(password))
+        self.store.users.set_password(user.id, passwords.hash_password(password))
         self.audit(by, "user.password", username)
 
     def sign_in(self, username: str, password: str, origin: Principal) -> UserRow:
@@ -198,7 +199,7 @@ class AccountsMixin(RegistryBase):
         address = origin.origin.address or "unknown"
         self.signin_accounts.check(username.lower(), "this account")
         self.signin_addresses.check(address, "this address")
-        user = self.accounts.user(username)
+        user = self.store.users.user(username)
         ok = passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled_at is not None or user.kind != "user":
             self.signin_accounts.fail(username.lower())
@@ -208,7 +209,7 @@ class AccountsMixin(RegistryBase):
                                extra={"hint": "check both; after several failures you must "
                                               "wait before trying again"})
         if user.password_hash and passwords.needs_rehash(user.password_hash):
-            self.accounts.set_password(user.id, passwords.hash_password(password))
+            self.store.users.set_password(user.id, passwords.hash_password(password))
         self.audit(self.signed_in(user, "password", origin), "signin", user.username)
         return user
 
@@ -225,22 +226,22 @@ class AccountsMixin(RegistryBase):
         """A browser session for `user`: (session id for the cookie, CSRF token)."""
         session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
         expires = (_now() + timedelta(days=SESSION_DAYS)).isoformat(timespec="seconds")
-        self.accounts.add_session(_sha256(session_id.encode()), user.id, csrf, expires,
-                                  origin.origin.address, origin.origin.user_agent)
+        self.store.sessions.add_session(_sha256(session_id.encode()), user.id, csrf, expires,
+                                        origin.origin.address, origin.origin.user_agent)
         return session_id, csrf
 
     def end_session(self, session_id: str) -> None:
-        self.accounts.delete_session(_sha256(session_id.encode()))
+        self.store.sessions.delete_session(_sha256(session_id.encode()))
 
     def user_for_identity(self, issuer: str, subject: str, *, preferred: str | None,
                           email: str | None, name: str | None, origin: Principal) -> UserRow:
         """The account of an OpenID Connect identity, made at its first sign-in."""
-        user = self.accounts.user_by_oidc(issuer, subject)
+        user = self.store.users.user_by_oidc(issuer, subject)
         if user is None:
             username = self._free_username(preferred or (email or "").partition("@")[0]
                                            or "user")
-            user = self.accounts.add_user(username, display_name=(name or "")[:MAX_DISPLAY],
-                                          email=(email or "")[:200], oidc=(issuer, subject))
+            user = self.store.users.add_user(username, display_name=(name or "")[:MAX_DISPLAY],
+                                             email=(email or "")[:200], oidc=(issuer, subject))
             self.audit(origin, "user.create", username, detail={"via": "oidc",
                                                                  "issuer": issuer})
         if user.disabled_at is not None:
@@ -255,7 +256,7 @@ class AccountsMixin(RegistryBase):
         base = base if NAME_RE.match(base) else "user"
         for n in range(1000):
             name = base if n == 0 else f"{base}-{n}"
-            if name not in RESERVED_NAMESPACES and not self.accounts.name_taken(name):
+            if name not in RESERVED_NAMESPACES and not self.store.users.name_taken(name):
                 return name
         raise Conflict("no free username; ask the operator to create the account")
 
@@ -269,15 +270,15 @@ class AccountsMixin(RegistryBase):
     def list_users(self, principal: Principal) -> list[UserRow]:
         if not (principal.operator and "admin" in principal.scopes):
             raise Forbidden("only the operator lists accounts")
-        return self.accounts.users()
+        return self.store.users.users()
 
     def begin_flow(self, state: str, kind: str, data: dict[str, Any]) -> None:
         """Keep a sign-in's secrets (nonce, PKCE verifier) until the provider redirects back."""
         expires = (_now() + timedelta(minutes=10)).isoformat(timespec="seconds")
-        self.accounts.add_flow(state, kind, data, expires)
+        self.store.sessions.add_flow(state, kind, data, expires)
 
     def take_flow(self, state: str, kind: str) -> dict[str, Any] | None:
-        return self.accounts.take_flow(state, kind) if state else None
+        return self.store.sessions.take_flow(state, kind) if state else None
 
     def whoami(self, principal: Principal) -> dict[str, Any]:
         if not principal.signed_in:
@@ -301,19 +302,19 @@ class AccountsMixin(RegistryBase):
         and the token belongs to the org's service account `<ns>.ci`."""
         check_namespace(namespace)
         self.git.ensure(namespace)
-        self.index.ensure_namespace(namespace, "private" if private else "public")
+        self.store.namespaces.ensure_namespace(namespace, "private" if private else "public")
         if private is not None:
-            self.index.set_visibility(namespace, "private" if private else "public")
-        info = self.accounts.namespace(namespace)
+            self.store.namespaces.set_visibility(namespace, "private" if private else "public")
+        info = self.store.namespaces.namespace(namespace)
         assert info is not None
         if info.owner_org is None:
-            if not self.accounts.org_exists(namespace):
-                self.accounts.add_org(namespace, None, namespace=False)
-            self.accounts.set_namespace_owner(namespace, org=namespace)
-            info = self.accounts.namespace(namespace)
+            if not self.store.orgs.org_exists(namespace):
+                self.store.orgs.add_org(namespace, None, namespace=False)
+            self.store.namespaces.set_namespace_owner(namespace, org=namespace)
+            info = self.store.namespaces.namespace(namespace)
             assert info is not None
         org = info.owner_org or namespace
-        account = self.accounts.user(f"{org}.ci")
+        account = self.store.users.user(f"{org}.ci")
         if account is None:
             account = self.add_service_account(OPERATOR, org, "ci", "owner")
         _, secret = self._issue(account, label=label, scopes=ALL_SCOPES,
@@ -363,10 +364,10 @@ class AccountsMixin(RegistryBase):
                by: Principal) -> tuple[TokenRow, str]:
         label = label.strip()[:MAX_LABEL]
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token_id = self.accounts.add_token(owner.id, _sha256(secret.encode()),
-                                           secret[:len(TOKEN_PREFIX) + 6], label, scopes,
-                                           namespaces, expires_at)
-        row = self.accounts.token_by_id(token_id)
+        token_id = self.store.tokens.add_token(owner.id, _sha256(secret.encode()),
+                                               secret[:len(TOKEN_PREFIX) + 6], label, scopes,
+                                               namespaces, expires_at)
+        row = self.store.tokens.token_by_id(token_id)
         assert row is not None
         self.audit(by, "token.create", f"{owner.username}#{token_id}", org=owner.org,
                    detail={"scopes": sorted(scopes), "label": label,
@@ -377,10 +378,10 @@ class AccountsMixin(RegistryBase):
     def _token_owner(self, principal: Principal, account: str | None) -> UserRow:
         if account is None:
             assert principal.user_id is not None
-            user = self.accounts.user_by_id(principal.user_id)
+            user = self.store.users.user_by_id(principal.user_id)
             assert user is not None
             return user
-        user = self.accounts.user(account)
+        user = self.store.users.user(account)
         if user is None or user.kind != "service" or user.org is None:
             raise NotFound(f"no service account {account!r}")
         self.require_org(principal, ADMIN, user.org)
@@ -392,26 +393,26 @@ class AccountsMixin(RegistryBase):
             raise Unauthorized("sign in to list tokens")
         if org is None:
             assert principal.user_id is not None
-            return self.accounts.tokens([principal.user_id])
+            return self.store.tokens.tokens([principal.user_id])
         self.require_org(principal, ADMIN, org)
-        return self.accounts.tokens(m.user_id for m in self.accounts.members(org)
-                                    if m.kind == "service")
+        return self.store.tokens.tokens(m.user_id for m in self.store.orgs.members(org)
+                                        if m.kind == "service")
 
     def revoke_token(self, principal: Principal, token_id: int) -> TokenRow:
         """Revoke one token: one's own, or (owners) a service account's; the operator: any.
         Its next request gets 401 saying it was revoked."""
-        row = self.accounts.token_by_id(token_id)
-        owner = None if row is None else self.accounts.user_by_id(row.user_id)
+        row = self.store.tokens.token_by_id(token_id)
+        owner = None if row is None else self.store.users.user_by_id(row.user_id)
         mine = row is not None and row.user_id == principal.user_id
         if row is None or owner is None or not (mine or principal.operator or (
                 owner.org is not None and principal.org_roles.get(owner.org) == "owner")):
             raise NotFound(f"no token {token_id} of yours")
         if not mine and not principal.operator:
             self.require_org(principal, ADMIN, owner.org or "")
-        if not self.accounts.revoke_token(token_id):
+        if not self.store.tokens.revoke_token(token_id):
             raise Conflict(f"token {token_id} is already revoked")
         self.audit(principal, "token.revoke", f"{owner.username}#{token_id}", org=owner.org)
-        revoked = self.accounts.token_by_id(token_id)
+        revoked = self.store.tokens.token_by_id(token_id)
         assert revoked is not None
         return revoked
 
@@ -427,17 +428,17 @@ class AccountsMixin(RegistryBase):
         self._check_new_name(name, "org")
         _check_profile(display_name, "")
         self.git.ensure(name)
-        self.accounts.add_org(name, principal.user_id, display_name.strip())
+        self.store.orgs.add_org(name, principal.user_id, display_name.strip())
         self.audit(principal, "org.create", name, org=name, namespace=name)
 
     def delete_org(self, principal: Principal, org: str) -> None:
         self.require_org(principal, ADMIN, org)
-        self.accounts.delete_org(org)
+        self.store.orgs.delete_org(org)
         self.audit(principal, "org.delete", org, org=org)
 
     def members(self, principal: Principal, org: str) -> list[MemberRow]:
         self.require_org(principal, READ, org)
-        return self.accounts.members(org)
+        return self.store.orgs.members(org)
 
     def set_member(self, principal: Principal, org: str, username: str, role: str) -> MemberRow:
         """Add a member or change a role (owners only; nobody raises their own role)."""
@@ -446,15 +447,15 @@ class AccountsMixin(RegistryBase):
         user = self._user(username)
         if user.kind == "service" and user.org != org:
             raise BadRequest(f"{username} is a service account of another org")
-        old = self.accounts.member_role(org, user.id)
+        old = self.store.orgs.member_role(org, user.id)
         try:
-            self.accounts.set_member(org, user.id, role)
+            self.store.orgs.set_member(org, user.id, role)
         except KeepOwner as exc:
             raise Conflict(f"{org} would be left without an owner",
                            extra={"hint": "make someone else an owner first"}) from exc
         self.audit(principal, "member.role" if old else "member.add", username, org=org,
                    detail={"role": role, "old_role": old})
-        return next(m for m in self.accounts.members(org) if m.user_id == user.id)
+        return next(m for m in self.store.orgs.members(org) if m.user_id == user.id)
 
     def remove_member(self, principal: Principal, org: str, username: str) -> None:
         """Owners remove anyone; a member may leave. The last owner cannot leave."""
@@ -464,7 +465,7 @@ class AccountsMixin(RegistryBase):
         else:
             self.require_org(principal, READ, org)
         try:
-            removed = self.accounts.remove_member(org, user.id)
+            removed = self.store.orgs.remove_member(org, user.id)
         except KeepOwner as exc:
             raise Conflict(f"{username} is the last owner of {org}",
                            extra={"hint": "make someone else an owner first, or delete the "
@@ -483,11 +484,11 @@ class AccountsMixin(RegistryBase):
             raise BadRequest(f"{name!r} is not a valid service account name",
                              extra={"hint": "lowercase letters, digits and hyphens"})
         username = f"{org}.{name}"
-        if self.accounts.user(username) is not None:
+        if self.store.users.user(username) is not None:
             raise Conflict(f"{username} exists")
-        user = self.accounts.add_user(username, display_name=f"{name} ({org})",
-                                      kind="service", org=org, personal_namespace=False)
-        self.accounts.set_member(org, user.id, role, keep_an_owner=False)
+        user = self.store.users.add_user(username, display_name=f"{name} ({org})",
+                                         kind="service", org=org, personal_namespace=False)
+        self.store.orgs.set_member(org, user.id, role, keep_an_owner=False)
         self.audit(principal, "service_account.create", username, org=org,
                    detail={"role": role})
         return user
@@ -502,8 +503,8 @@ class AccountsMixin(RegistryBase):
             raise BadRequest("an invitation lives 1-30 days")
         secret = "shinv_" + secrets.token_urlsafe(24)
         expires = (_now() + timedelta(days=days)).isoformat(timespec="seconds")
-        self.accounts.add_invitation(_sha256(secret.encode()), org, role, email.strip(),
-                                     principal.user_id, expires)
+        self.store.sessions.add_invitation(_sha256(secret.encode()), org, role, email.strip(),
+                                           principal.user_id, expires)
         self.audit(principal, "invitation.create", org, org=org,
                    detail={"role": role, "email": email.strip()})
         return secret
@@ -511,7 +512,7 @@ class AccountsMixin(RegistryBase):
     def invitation(self, secret: str) -> InvitationRow:
         """An invitation that can still be accepted (which org, which role, until when);
         whoever holds the link may read this much. 404 unknown, 409 used or expired."""
-        row = self.accounts.invitation(_sha256(secret.encode()))
+        row = self.store.sessions.invitation(_sha256(secret.encode()))
         if row is None:
             raise NotFound("this invitation does not exist",
                            extra={"hint": "ask the org's owner for a new link"})
@@ -540,12 +541,12 @@ class AccountsMixin(RegistryBase):
             self._check_new_name(username, "username")
             _check_profile(display_name, email)
             passwords.check_strength(password, username=username)
-            user = self.accounts.add_user(username, display_name=display_name.strip(),
-                                          email=email.strip() or row.email,
-                                          password_hash=passwords.hash_password(password))
+            user = self.store.users.add_user(username, display_name=display_name.strip(),
+                                             email=email.strip() or row.email,
+                                             password_hash=passwords.hash_password(password))
             self.audit(principal, "user.create", username, org=row.org,
                        detail={"via": "invitation"})
-        if not self.accounts.accept_invitation(row.id_sha256, user.id):
+        if not self.store.sessions.accept_invitation(row.id_sha256, user.id):
             raise Conflict("this invitation was already used")
         actor = principal if principal.signed_in else self.signed_in(user, "invitation",
                                                                       principal)
@@ -562,10 +563,10 @@ class AccountsMixin(RegistryBase):
         if principal.kind == "console":
             check_namespace(namespace)
             self.git.ensure(namespace)
-            self.index.ensure_namespace(namespace, visibility)
+            self.store.namespaces.ensure_namespace(namespace, visibility)
         else:
             self.require(principal, ADMIN, namespace)
-        self.index.set_visibility(namespace, visibility)
+        self.store.namespaces.set_visibility(namespace, visibility)
         self.audit(principal, "namespace.visibility", namespace, namespace=namespace,
                    detail={"visibility": visibility})
 
@@ -573,11 +574,11 @@ class AccountsMixin(RegistryBase):
                            two_person: bool) -> NamespaceInfo:
         info = self.require(principal, ADMIN, namespace)
         _check_choice("release_policy", policy, RELEASE_POLICIES)
-        self.accounts.set_release_policy(namespace, policy, bool(two_person))
+        self.store.namespaces.set_release_policy(namespace, policy, bool(two_person))
         self.audit(principal, "namespace.release_policy", namespace, namespace=namespace,
                    org=info.owner_org,
                    detail={"release_policy": policy, "two_person": bool(two_person)})
-        updated = self.accounts.namespace(namespace)
+        updated = self.store.namespaces.namespace(namespace)
         assert updated is not None
         return updated
 
@@ -591,12 +592,12 @@ class AccountsMixin(RegistryBase):
               detail: dict[str, Any] | None = None) -> None:
         """Append one event to the audit log (it has no update or delete)."""
         if org is None and namespace is not None:
-            info = self.accounts.namespace(namespace)
+            info = self.store.namespaces.namespace(namespace)
             org = info.owner_org if info else None
         o = principal.origin
-        self.accounts.audit(NewAudit(principal.actor, principal.user_id, action, target, org,
-                                     namespace, o.address, o.user_agent, o.request_id,
-                                     detail or {}))
+        self.store.audit.audit(NewAudit(principal.actor, principal.user_id, action, target, org,
+                                        namespace, o.address, o.user_agent, o.request_id,
+                                        detail or {}))
 
     def audit_events(self, principal: Principal, *, org: str | None = None,
                      actor: str | None = None, action: str | None = None,
@@ -621,8 +622,8 @@ class AccountsMixin(RegistryBase):
             if not cursor.isdigit():
                 raise BadRequest("cursor is the next_cursor of the previous page")
             before = int(cursor)
-        rows = self.accounts.audit_events(orgs=orgs, actor=actor, action=action,
-                                          since=since, before_id=before, limit=limit + 1)
+        rows = self.store.audit.audit_events(orgs=orgs, actor=actor, action=action,
+                                             since=since, before_id=before, limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, str(rows[-1].id) if more and rows else None
@@ -630,7 +631,7 @@ class AccountsMixin(RegistryBase):
     # -- helpers --------------------------------------------------------------------------
 
     def _user(self, username: str) -> UserRow:
-        user = self.accounts.user(username)
+        user = self.store.users.user(username)
         if user is None:
             raise NotFound(f"no account {username!r}",
                            extra={"hint": "check the username; `skills-hub user list` "
@@ -642,7 +643,7 @@ class AccountsMixin(RegistryBase):
             raise BadRequest(f"{name!r} is not a valid {what}", problems=[Problem(
                 what, "not a valid name", "use 1-39 lowercase letters, digits and single "
                                           "hyphens, not a reserved word")])
-        if self.accounts.name_taken(name):
+        if self.store.users.name_taken(name):
             raise Conflict(f"the name {name!r} is taken (by an account, org or namespace)",
                            extra={"code_detail": "name_taken", "hint": "choose another"})
 

@@ -10,15 +10,15 @@ from ..access.oidc import OidcClient
 from ..access.throttle import SignInThrottle
 from ..checks.pipeline import Options
 from ..config import Settings
+from ..domain import NamespaceInfo
 from ..learning.outcomes import RateLimiter
 from ..search.embedder import Embedder
 from ..search.engine import SearchEngine
 from ..skill.bundle import Bundle
-from ..store.accounts import AccountStore, NamespaceInfo
 from ..store.cache import ContentCache, FactCache, ImmutableFiles
 from ..store.downloads import DownloadCounts
 from ..store.gitstore import GitStore
-from ..store.index import Index
+from ..store.interfaces import Storage
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,10 +27,9 @@ if TYPE_CHECKING:
     from ..access.policy import NamespaceRef
     from ..access.principal import Principal
     from ..checks.pipeline import Report
+    from ..domain import NewVersion, ReleaseRow, SkillRow, VersionRow
     from ..skill.manifest import Manifest
-    from ..store.accounts import ReleaseRow
     from ..store.gitstore import TagInfo
-    from ..store.index import NewVersion, SkillRow, VersionRow
     from .catalogue import Archive, PinnedVersion, SkillDetail
     from .proposals import ProposalView
     from .publishing import PublishOutcome
@@ -42,12 +41,11 @@ class RegistryBase:
 
     settings: Settings
     git: GitStore
-    index: Index
+    store: Storage
     embedder: Embedder
     search_engine: SearchEngine
     check_options: Options
     outcome_limiter: RateLimiter
-    accounts: AccountStore
     signin_accounts: SignInThrottle
     signin_addresses: SignInThrottle
     _oidc: OidcClient | None

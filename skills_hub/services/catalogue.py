@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..access.policy import READ, NamespaceRef, require
 from ..access.principal import Principal
+from ..domain import SearchFilters, SkillRow, VersionRow
 from ..errors import AmbiguousName, BadRequest, NotFound
 from ..skill.bundle import Bundle, to_targz, to_zip
-from ..store.index import SearchFilters, SkillRow, VersionRow
 from .base import RegistryBase
 from .common import _check_skill_name, _sha256, _version_key
 
@@ -73,9 +73,9 @@ class CatalogueMixin(RegistryBase):
             self.check_readable(namespace, principal)
         limit = max(1, min(limit, 200))
         after = _decode_cursor(cursor)
-        rows = self.index.list_skills(readable=principal.readable, namespace=namespace,
-                                      after=after, limit=limit + 1)
-        total = self.index.count_skills(readable=principal.readable, namespace=namespace)
+        rows = self.store.catalogue.list_skills(readable=principal.readable, namespace=namespace,
+                                                after=after, limit=limit + 1)
+        total = self.store.catalogue.count_skills(readable=principal.readable, namespace=namespace)
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = f"{rows[-1].namespace}/{rows[-1].name}" if more and rows else None
@@ -84,22 +84,23 @@ class CatalogueMixin(RegistryBase):
     def namespaces(self, principal: Principal) -> list[tuple[str, str, int]]:
         """(name, visibility, skill count) of every namespace the caller may read."""
         out = []
-        for row in self.index.list_namespaces():
+        for row in self.store.namespaces.list_namespaces():
             if row.visibility != "public" and row.name not in principal.readable:
                 continue
-            count = self.index.count_skills(readable=principal.readable, namespace=row.name)
+            count = self.store.catalogue.count_skills(readable=principal.readable,
+                                                      namespace=row.name)
             out.append((row.name, row.visibility, count))
         return out
 
     def get_skill(self, namespace: str, name: str, principal: Principal) -> SkillDetail:
         self.check_readable(namespace, principal)
-        skill = self.index.get_skill(namespace, name)
+        skill = self.store.catalogue.get_skill(namespace, name)
         if skill is None:
             raise NotFound(f"skill {namespace}/{name} does not exist")
-        versions = sorted(self.index.versions(skill.id), reverse=True,
+        versions = sorted(self.store.catalogue.versions(skill.id), reverse=True,
                           key=lambda v: _version_key(v.version))
-        ns = self.index.get_namespace(namespace)
-        verdicts = self.index.verdicts(namespace, name)
+        ns = self.store.namespaces.get_namespace(namespace)
+        verdicts = self.store.reports.verdicts(namespace, name)
         return SkillDetail(skill, versions, ns.visibility if ns else "public", verdicts,
                            self.deprecated_versions(namespace, name, verdicts))
 
@@ -107,10 +108,10 @@ class CatalogueMixin(RegistryBase):
                     principal: Principal) -> tuple[SkillRow, VersionRow]:
         """`version` may be "latest". A member may also pin a version waiting for review."""
         self.check_readable(namespace, principal)
-        skill = self.index.get_skill(namespace, name)
+        skill = self.store.catalogue.get_skill(namespace, name)
         if skill is not None:
             wanted = skill.latest_version if version == "latest" else version
-            row = self.index.get_version(skill.id, wanted)
+            row = self.store.catalogue.get_version(skill.id, wanted)
             if row is not None:
                 return skill, row
         detail = self.get_skill(namespace, name, principal)  # its errors, a pending pin
@@ -141,8 +142,8 @@ class CatalogueMixin(RegistryBase):
 
     def _pin(self, namespace: str, name: str, version: str) -> PinnedVersion | None:
         ref = self.namespace_ref(namespace)
-        skill = self.index.get_skill(namespace, name) if ref is not None else None
-        row = self.index.get_version(skill.id, version) if skill is not None else None
+        skill = self.store.catalogue.get_skill(namespace, name) if ref is not None else None
+        row = self.store.catalogue.get_version(skill.id, version) if skill is not None else None
         return None if ref is None or row is None else PinnedVersion(ref, row)
 
     def read_file(self, namespace: str, name: str, version: str, path: str,
@@ -194,8 +195,8 @@ class CatalogueMixin(RegistryBase):
         if namespace is not None:
             return self.get_skill(namespace, name, principal).skill
         _check_skill_name(name)
-        rows = self.index.find_by_name(name, filters=SearchFilters(),
-                                       readable=principal.readable)
+        rows = self.store.catalogue.find_by_name(name, filters=SearchFilters(),
+                                                 readable=principal.readable)
         if not rows:
             raise NotFound(f"no skill is called {name!r}")
         if len(rows) > 1:
@@ -217,7 +218,8 @@ class CatalogueMixin(RegistryBase):
         rows: list[SkillRow] = []
         after: tuple[str, str] | None = None
         while True:
-            page = self.index.list_skills(readable=principal.readable, namespace=namespace,
+            page = self.store.catalogue.list_skills(readable=principal.readable,
+                                                    namespace=namespace,
                                           after=after, limit=500)
             rows.extend(page)
             if len(page) < 500:

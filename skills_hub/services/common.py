@@ -9,10 +9,9 @@ from typing import Any
 
 from ..access.policy import NamespaceRef
 from ..checks.pipeline import Report
+from ..domain import NamespaceInfo, NewReport
 from ..errors import BadRequest, Problem
 from ..skill import semver
-from ..store.accounts import NamespaceInfo
-from ..store.index import NewReport
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z0-9]$")
 RESERVED_NAMESPACES = frozenset({

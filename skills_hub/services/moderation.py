@@ -11,8 +11,8 @@ from ..access.policy import MODERATE
 from ..access.principal import Principal
 from ..checks.findings import DANGEROUS, FAMILIES
 from ..checks.pipeline import Report, check_bundle
+from ..domain import ExceptionRow, HistoryRow, ReportRow, SkillRow, VersionRow
 from ..errors import BadRequest, NotFound, Problem
-from ..store.index import ExceptionRow, HistoryRow, ReportRow, SkillRow, VersionRow
 from .base import RegistryBase
 from .common import MAX_EXCEPTION_REASON, _check_skill_name, _new_report, check_namespace
 
@@ -47,7 +47,7 @@ class ModerationMixin(RegistryBase):
 
     def stored_report(self, namespace: str, name: str, row: VersionRow) -> ReportRow | None:
         """The report of a version row the caller has already been allowed to read."""
-        stored = self.index.get_report(namespace, name, row.version)
+        stored = self.store.reports.get_report(namespace, name, row.version)
         if stored is not None and stored.content_sha256 != row.content_sha256:
             return None
         return stored
@@ -55,15 +55,15 @@ class ModerationMixin(RegistryBase):
     def report_history(self, namespace: str, name: str,
                        principal: Principal) -> list[HistoryRow]:
         self.check_readable(namespace, principal)
-        return self.index.report_history(namespace, name)
+        return self.store.reports.report_history(namespace, name)
 
     def recheck(self, namespace: str, name: str, row: VersionRow, reason: str) -> HealthChange:
         """Run the pipeline again on a stored version and record the report."""
         bundle = self.bundle(namespace, row)
         report = check_bundle(bundle, self.check_options,
                               exceptions=self._exception_map(namespace, name))
-        old = self.index.save_report(_new_report(namespace, name, row.version,
-                                                 row.content_sha256, report, reason))
+        old = self.store.reports.save_report(_new_report(namespace, name, row.version,
+                                                         row.content_sha256, report, reason))
         return HealthChange(namespace, name, row.version, old, report.verdict)
 
     def health(self, namespace: str | None = None) -> tuple[int, list[HealthChange]]:
@@ -75,10 +75,10 @@ class ModerationMixin(RegistryBase):
         checked, changed = 0, []
         for ns in ([namespace] if namespace else self.git.namespaces()):
             check_namespace(ns)
-            for skill in self.index.list_skills(readable=frozenset({ns}), namespace=ns,
-                                                after=None, limit=1_000_000):
+            for skill in self.store.catalogue.list_skills(readable=frozenset({ns}), namespace=ns,
+                                                          after=None, limit=1_000_000):
                 moved = False
-                for row in self.index.versions(skill.id):
+                for row in self.store.catalogue.versions(skill.id):
                     change = self.recheck(ns, skill.name, row, "health")
                     checked += 1
                     if change.old_verdict != change.new_verdict:
@@ -91,9 +91,9 @@ class ModerationMixin(RegistryBase):
     def backfill_reports(self, pending: list[tuple[str, str, str]] | None = None) -> int:
         """Check the versions that have no report (after `reindex` or a crash); count them."""
         done = 0
-        for namespace, name, version in pending or self.index.unchecked_versions():
-            skill = self.index.get_skill(namespace, name)
-            row = self.index.get_version(skill.id, version) if skill else None
+        for namespace, name, version in pending or self.store.reports.unchecked_versions():
+            skill = self.store.catalogue.get_skill(namespace, name)
+            row = self.store.catalogue.get_version(skill.id, version) if skill else None
             if row is None:
                 continue
             try:
@@ -106,7 +106,7 @@ class ModerationMixin(RegistryBase):
 
     def exceptions(self, namespace: str, name: str, principal: Principal) -> list[ExceptionRow]:
         self.check_readable(namespace, principal)
-        return self.index.exceptions(namespace, name)
+        return self.store.reports.exceptions(namespace, name)
 
     def set_exception(self, namespace: str, name: str, rule: str, reason: str,
                       principal: Principal) -> list[HealthChange]:
@@ -126,7 +126,7 @@ class ModerationMixin(RegistryBase):
             raise BadRequest("a reviewed exception needs a reason", problems=[Problem(
                 "reason", f"give a reason of 1-{MAX_EXCEPTION_REASON} characters",
                 "say why the finding is a false alarm on this skill")])
-        self.index.set_exception(namespace, name, rule, reason)
+        self.store.reports.set_exception(namespace, name, rule, reason)
         self.audit(principal, "exception.set", f"{namespace}/{name}", namespace=namespace,
                    detail={"rule": rule, "reason": reason})
         return self._rejudge(namespace, name)
@@ -134,26 +134,26 @@ class ModerationMixin(RegistryBase):
     def remove_exception(self, namespace: str, name: str, rule: str,
                          principal: Principal) -> list[HealthChange]:
         self.require(principal, MODERATE, namespace)
-        if not self.index.delete_exception(namespace, name, rule):
+        if not self.store.reports.delete_exception(namespace, name, rule):
             raise NotFound(f"{namespace}/{name} has no exception for {rule!r}")
         self.audit(principal, "exception.remove", f"{namespace}/{name}", namespace=namespace,
                    detail={"rule": rule})
         return self._rejudge(namespace, name)
 
     def _exception_map(self, namespace: str, name: str) -> dict[str, str]:
-        return {e.rule: e.reason for e in self.index.exceptions(namespace, name)}
+        return {e.rule: e.reason for e in self.store.reports.exceptions(namespace, name)}
 
     def _rejudge(self, namespace: str, name: str) -> list[HealthChange]:
         """Apply the skill's current exceptions to its stored reports (no re-run needed)."""
         exceptions = self._exception_map(namespace, name)
-        skill = self.index.get_skill(namespace, name)
+        skill = self.store.catalogue.get_skill(namespace, name)
         changes = []
-        for row in self.index.versions(skill.id) if skill else []:
-            stored = self.index.get_report(namespace, name, row.version)
+        for row in self.store.catalogue.versions(skill.id) if skill else []:
+            stored = self.store.reports.get_report(namespace, name, row.version)
             if stored is None:
                 continue
             report = Report.from_dict(stored.report).with_exceptions(exceptions)
-            old = self.index.save_report(_new_report(namespace, name, row.version,
+            old = self.store.reports.save_report(_new_report(namespace, name, row.version,
                                                      row.content_sha256, report, "exception"))
             changes.append(HealthChange(namespace, name, row.version, old, report.verdict))
         self._refresh_latest(namespace, name)

@@ -9,12 +9,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from ..access.policy import MODERATE, REPORT
 from ..access.principal import Principal
+from ..domain import CanaryRow, NewOutcome, SkillRow, TrustEvent, VersionStats
 from ..errors import BadRequest, Conflict, InvalidReport, Problem
 from ..learning import gate
 from ..learning.outcomes import OutcomeReport, parse_reports
 from ..ranking import trust as trust_rules
 from ..ranking.quality import decay_factor, decayed_totals, wilson_lower_bound
-from ..store.index import CanaryRow, NewOutcome, SkillRow, TrustEvent, VersionStats
 from .base import RegistryBase
 from .catalogue import SkillDetail
 from .common import MAX_EXCEPTION_REASON
@@ -104,13 +104,13 @@ class OutcomesMixin(RegistryBase):
         _check_versions(reports, known, payload)
         self.outcome_limiter.take(reporter, len(reports))
         rows = [_new_outcome(reporter, r) for r in reports]
-        fresh = self.index.record_outcomes(namespace, name, rows, decay=decay_factor,
-                                           ema=trust_rules.ema_update)
+        fresh = self.store.outcomes.record_outcomes(namespace, name, rows, decay=decay_factor,
+                                                    ema=trust_rules.ema_update)
         self._judge_health(namespace, name, {r.version for r in fresh if r.counted})
         self._judge_canary(namespace, name)
         trust, change = self._judge_trust(self.get_skill(namespace, name, principal),
                                           actor=f"outcomes:{reporter[:12]}")
-        stats = self.index.version_stats(namespace, name)
+        stats = self.store.outcomes.version_stats(namespace, name)
         return OutcomeReceipt(len(fresh), len(rows) - len(fresh), trust, change,
                               {v: stats[v] for v in dict.fromkeys(r.version for r in rows)
                                if v in stats})
@@ -118,9 +118,9 @@ class OutcomesMixin(RegistryBase):
     def outcome_summary(self, namespace: str, name: str,
                         principal: Principal) -> OutcomeSummary:
         detail = self.get_skill(namespace, name, principal)
-        stats = self.index.version_stats(namespace, name)
+        stats = self.store.outcomes.version_stats(namespace, name)
         succ, fail = self._decayed(namespace, name)
-        canaries = self.index.canaries(namespace, name)
+        canaries = self.store.proposals.canaries(namespace, name)
         active = _active(canaries)
         live = None if active is None else _canary_decision(active, stats)
         versions = [(stats[v.version], wilson_lower_bound(
@@ -128,9 +128,9 @@ class OutcomesMixin(RegistryBase):
             for v in detail.versions if v.version in stats]
         return OutcomeSummary(detail.skill, versions, succ, fail,
                               wilson_lower_bound(succ, succ + fail),
-                              self.index.success_clients(namespace, name),
-                              self.index.trust_of(namespace, name),
-                              self.index.trust_events(namespace, name),
+                              self.store.outcomes.success_clients(namespace, name),
+                              self.store.outcomes.trust_of(namespace, name),
+                              self.store.outcomes.trust_events(namespace, name),
                               canaries, detail.deprecated, live)
 
     def outcome_timeline(self, namespace: str, name: str, principal: Principal, *,
@@ -140,7 +140,7 @@ class OutcomesMixin(RegistryBase):
         detail = self.get_skill(namespace, name, principal)
         today = today or datetime.now(UTC).date()
         since = today - timedelta(days=CHART_DAYS - 1)
-        rows = self.index.outcome_days(namespace, name, since.isoformat())
+        rows = self.store.outcomes.outcome_days(namespace, name, since.isoformat())
         return bucket_days(rows, [v.version for v in detail.versions], today)
 
     def set_trust(self, namespace: str, name: str, level: str, reason: str,
@@ -160,14 +160,14 @@ class OutcomesMixin(RegistryBase):
             raise BadRequest(f"give a reason of 1-{MAX_EXCEPTION_REASON} characters")
         actor = principal.actor
         for _ in range(3):  # compare-and-set against outcome reports arriving meanwhile
-            current = self.index.trust_of(namespace, name)
+            current = self.store.outcomes.trust_of(namespace, name)
             if current == level:
                 return current, None
-            if self.index.change_trust(namespace, name, current, level, reason, actor):
+            if self.store.outcomes.change_trust(namespace, name, current, level, reason, actor):
                 break
         else:
             raise Conflict("the skill's trust kept changing; try again")
-        event = self.index.trust_events(namespace, name, 1)[0]
+        event = self.store.outcomes.trust_events(namespace, name, 1)[0]
         self.audit(principal, "trust.set", f"{namespace}/{name}", namespace=namespace,
                    detail={"trust": level, "reason": reason})
         if level == trust_rules.BLOCKED:
@@ -178,31 +178,31 @@ class OutcomesMixin(RegistryBase):
     def _judge_trust(self, detail: SkillDetail, actor: str) -> tuple[str, TrustEvent | None]:
         namespace, name = detail.skill.namespace, detail.skill.name
         for _ in range(3):  # compare-and-set; another writer may move it meanwhile
-            current = self.index.trust_of(namespace, name)
+            current = self.store.outcomes.trust_of(namespace, name)
             new, reason = trust_rules.next_trust(current, self._evidence(detail))
             if new == current:
                 return current, None
-            if self.index.change_trust(namespace, name, current, new, reason, actor):
-                return new, self.index.trust_events(namespace, name, 1)[0]
-        return self.index.trust_of(namespace, name), None
+            if self.store.outcomes.change_trust(namespace, name, current, new, reason, actor):
+                return new, self.store.outcomes.trust_events(namespace, name, 1)[0]
+        return self.store.outcomes.trust_of(namespace, name), None
 
     def _decayed(self, namespace: str, name: str) -> tuple[float, float]:
         """The skill's success and failure counts over every version, decayed to now."""
-        totals = self.index.outcome_totals([(namespace, name)]).get((namespace, name), [])
+        totals = self.store.outcomes.outcome_totals([(namespace, name)]).get((namespace, name), [])
         return decayed_totals(totals, datetime.now(UTC))
 
     def _evidence(self, detail: SkillDetail) -> trust_rules.Evidence:
         namespace, name = detail.skill.namespace, detail.skill.name
-        stats = self.index.version_stats(namespace, name)
+        stats = self.store.outcomes.version_stats(namespace, name)
         succ, fail = self._decayed(namespace, name)
         # The newest version: when its success collapses the skill is quarantined, even
         # though its deprecation already sends installs back to an older version.
         latest = self._newest_row(detail).version
         current = stats.get(latest)
-        verdicts = self.index.verdicts(namespace, name)
+        verdicts = self.store.reports.verdicts(namespace, name)
         return trust_rules.Evidence(
             successes=sum(s.successes for s in stats.values()),
-            clients=self.index.success_clients(namespace, name),
+            clients=self.store.outcomes.success_clients(namespace, name),
             decayed_successes=succ, decayed_failures=fail,
             latest_outcomes=current.successes + current.failures if current else 0,
             latest_ema=current.ema if current else None,

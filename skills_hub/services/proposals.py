@@ -13,6 +13,7 @@ from ..access.policy import ADMIN, PROPOSE, REVIEW
 from ..access.principal import OPERATOR, Principal
 from ..checks.findings import DANGEROUS
 from ..checks.pipeline import Report, check_bundle
+from ..domain import ProposalRow
 from ..errors import (
     BadRequest,
     Conflict,
@@ -28,7 +29,6 @@ from ..learning.merge import rebase, unified_diff
 from ..skill import semver
 from ..skill.bundle import Bundle
 from ..skill.manifest import parse_manifest
-from ..store.index import ProposalRow
 from .base import RegistryBase
 from .catalogue import version_of
 from .common import MAX_EXCEPTION_REASON, _check_choice
@@ -88,9 +88,9 @@ class ProposalsMixin(RegistryBase):
             raise InvalidSkill(f"the edits leave {namespace}/{name} {target.version} unchanged",
                                extra={"hint": "propose edits that change the skill"})
         report = self._judge(namespace, name, bundle)
-        existing = self.index.open_proposal_like(namespace, name, bundle.content_hash())
+        existing = self.store.proposals.open_proposal_like(namespace, name, bundle.content_hash())
         if existing is not None:
-            counted = self.index.add_support(existing.id, reporter, fields.evidence)
+            counted = self.store.proposals.add_support(existing.id, reporter, fields.evidence)
             return self._after_proposal(self._proposal(existing.id), created=False,
                                         supported=counted)
         proposal_id = secrets.token_hex(6)
@@ -103,7 +103,7 @@ class ProposalsMixin(RegistryBase):
             principal.actor, fields.edits, fields.evidence, fields.reasoning,
             bundle.content_hash(), stored.commit_sha, stored.tree_sha, report.verdict,
             report.to_dict(), 1, datetime.now(UTC).isoformat())
-        self.index.add_proposal(row)
+        self.store.proposals.add_proposal(row)
         self.audit(principal, "proposal.create", f"{namespace}/{name}#{proposal_id}",
                    namespace=namespace, detail={"verdict": report.verdict})
         return self._after_proposal(row, created=True, supported=True)
@@ -112,8 +112,8 @@ class ProposalsMixin(RegistryBase):
                         supported: bool) -> ProposalOutcome:
         """Apply the namespace's policy: `auto` may accept (always as a canary)."""
         note = None
-        if row.status == "open" and self.index.review_policy(row.namespace) == "auto":
-            stats = self.index.version_stats(row.namespace, row.name).get(row.base_version)
+        if row.status == "open" and self.store.namespaces.review_policy(row.namespace) == "auto":
+            stats = self.store.outcomes.version_stats(row.namespace, row.name).get(row.base_version)
             counted = stats.successes + stats.failures if stats else 0
             accept, note = gate.auto_accept(row.verdict, row.support, counted,
                                             stats.ema if stats else None)
@@ -142,7 +142,7 @@ class ProposalsMixin(RegistryBase):
         if status is not None:
             _check_choice("status", status, PROPOSAL_STATES)
         proposer = self._reporter(principal, "your proposals") if mine else None
-        return self.index.proposals(namespace, name, status, proposer)
+        return self.store.proposals.proposals(namespace, name, status, proposer)
 
     def review(self, namespace: str, name: str, proposal_id: str, decision: str,
                comment: str, principal: Principal, *, version: str | None = None,
@@ -168,7 +168,7 @@ class ProposalsMixin(RegistryBase):
             if not comment:
                 raise BadRequest("say why the proposal is rejected (comment); the proposing "
                                  "agent reads it")
-            if not self.index.decide_proposal(proposal_id, "rejected", by, comment, None):
+            if not self.store.proposals.decide_proposal(proposal_id, "rejected", by, comment, None):
                 raise Conflict(f"proposal {proposal_id} was decided meanwhile")
             self.audit(principal, "proposal.reject", f"{namespace}/{name}#{proposal_id}",
                        namespace=namespace, detail={"comment": comment})
@@ -194,19 +194,20 @@ class ProposalsMixin(RegistryBase):
         outcome = self._release(row.namespace, Bundle(files, proposed.executables),
                                 author=self.account_principal(row.proposer_namespace),
                                 reviewer=reviewer, version=chosen, canary_share=canary_share)
-        if not self.index.decide_proposal(row.id, "accepted", by, comment, outcome.version):
+        if not self.store.proposals.decide_proposal(row.id, "accepted", by, comment,
+                                                    outcome.version):
             raise Conflict(f"proposal {row.id} was decided meanwhile")
         return self._proposal(row.id)
 
     def set_review_policy(self, namespace: str, policy: str, principal: Principal) -> None:
         self.require(principal, ADMIN, namespace)
         _check_choice("policy", policy, REVIEW_POLICIES)
-        self.index.set_review_policy(namespace, policy)
+        self.store.namespaces.set_review_policy(namespace, policy)
         self.audit(principal, "namespace.review_policy", namespace, namespace=namespace,
                    detail={"review_policy": policy})
 
     def _proposal(self, proposal_id: str) -> ProposalRow:
-        row = self.index.get_proposal(proposal_id)
+        row = self.store.proposals.get_proposal(proposal_id)
         if row is None:
             raise _no_proposal(proposal_id)
         return row

@@ -21,6 +21,7 @@ from ..access.policy import PUBLISH, RELEASE, allowed
 from ..access.principal import Principal
 from ..checks.findings import DANGEROUS
 from ..checks.pipeline import Report, check_bundle
+from ..domain import NamespaceInfo, NewVersion, VersionRow
 from ..errors import DangerousSkill, InvalidSkill, Problem, VersionExists
 from ..search.embedder import skill_text
 from ..search.engine import Duplicate
@@ -28,9 +29,7 @@ from ..search.vectors import to_bytes
 from ..skill import semver
 from ..skill.bundle import Bundle, from_directory
 from ..skill.manifest import Manifest, parse_manifest
-from ..store.accounts import NamespaceInfo
 from ..store.gitstore import StoreConflict, Unchanged
-from ..store.index import NewVersion, VersionRow
 from .base import RegistryBase
 from .common import _new_report, check_namespace, ref_of
 from .releases import _active
@@ -142,12 +141,12 @@ class PublishingMixin(RegistryBase):
         """The namespace if `principal` may publish there. The operator's console may also
         publish into a namespace that does not exist yet (seeding, imports)."""
         if principal.kind == "console":
-            return self.accounts.namespace(namespace)
+            return self.store.namespaces.namespace(namespace)
         return self.require(principal, PUBLISH, namespace)
 
     def publishable_namespaces(self, principal: Principal) -> list[NamespaceInfo]:
         """The namespaces `principal` may publish to, by name."""
-        return [info for info in self.accounts.namespaces()
+        return [info for info in self.store.namespaces.namespaces()
                 if allowed(principal, PUBLISH, ref_of(info))]
 
     def _submit(self, namespace: str, bundle: Bundle, principal: Principal,
@@ -237,25 +236,26 @@ class PublishingMixin(RegistryBase):
         # near-duplicates (the publish answer warns of them).
         similar = candidate.similar()
         text, vector = similar.text, similar.vector
-        stable = self.index.get_skill(namespace, manifest.name)
+        stable = self.store.catalogue.get_skill(namespace, manifest.name)
         canary = canary_share is not None and stable is not None
         new = _new_version(namespace, manifest, chosen, bundle, published.commit_sha,
                            published.tag_sha, published.tree_sha, published.tagged_at,
                            is_latest=not canary, embed_sha256=self.embedder.text_digest(text))
         # One transaction: the version row, its report, its text's vector and (first time)
         # the namespace.
-        skill_id = self.index.record_version(
+        skill_id = self.store.catalogue.record_version(
             new, _new_report(new.namespace, new.name, new.version, new.content_sha256, report,
                              "publish"),
             vector=None if vector is None else (self.embedder.model_id, to_bytes(vector)))
         if canary and stable is not None and canary_share is not None:
-            self.index.start_canary(namespace, new.name, chosen, stable.latest_version,
-                                    canary_share)
+            self.store.proposals.start_canary(namespace, new.name, chosen, stable.latest_version,
+                                              canary_share)
         else:
             engine.indexed(skill_id, new.embed_sha256, vector)
-            active = _active(self.index.canaries(namespace, new.name))
+            active = _active(self.store.proposals.canaries(namespace, new.name))
             if active is not None:
-                self.index.finish_canary(namespace, new.name, active.version, "superseded",
+                self.store.proposals.finish_canary(namespace, new.name, active.version,
+                                                   "superseded",
                                          {"reason": f"{chosen} was published"})
         self._count_publish(namespace)
         self.audit(author, "publish", f"{namespace}/{manifest.name}@{chosen}",
@@ -291,8 +291,8 @@ class PublishingMixin(RegistryBase):
             yield self.publish(namespace, bundle, principal=principal)
 
     def _choose_version(self, namespace: str, manifest: Manifest, asked: str | None) -> str:
-        skill = self.index.get_skill(namespace, manifest.name)
-        existing = [v.version for v in self.index.versions(skill.id)] if skill else []
+        skill = self.store.catalogue.get_skill(namespace, manifest.name)
+        existing = [v.version for v in self.store.catalogue.versions(skill.id)] if skill else []
         # The newest version, which is not `latest` while a canary or deprecation holds
         # `latest` back: versions only ever increase.
         newest = semver.latest(existing)
@@ -328,14 +328,15 @@ class PublishingMixin(RegistryBase):
             row = self._latest_row(namespace, manifest.name)
         if row is None:
             raise StoreConflict(f"{namespace}/{manifest.name} is on main but has no version tag")
-        verdict = self.index.verdicts(namespace, manifest.name).get(row.version, "unchecked")
+        verdict = self.store.reports.verdicts(namespace, manifest.name).get(row.version,
+                                                                            "unchecked")
         return PublishOutcome("unchanged", namespace, manifest.name, row.version,
                               row.commit_sha, row.tag_sha, row.content_sha256, manifest.warnings,
                               verdict=verdict)
 
     def _latest_row(self, namespace: str, name: str) -> VersionRow | None:
-        skill = self.index.get_skill(namespace, name)
-        return self.index.get_version(skill.id, skill.latest_version) if skill else None
+        skill = self.store.catalogue.get_skill(namespace, name)
+        return self.store.catalogue.get_version(skill.id, skill.latest_version) if skill else None
 
 
 def _new_version(namespace: str, manifest: Manifest, version: str, bundle: Bundle,

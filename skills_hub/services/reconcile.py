@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..domain import NewVersion
 from ..errors import InvalidSkill
 from ..skill.manifest import Manifest, parse_manifest
 from ..store.gitstore import TagInfo, tag_name
-from ..store.index import NewVersion
 from .base import RegistryBase
 from .publishing import _new_version, _skill_text
 
@@ -54,10 +54,10 @@ class ReconcileMixin(RegistryBase):
         report = ReconcileReport()
         # What the index knew before any rebuild: a tag main does not reach is removed only
         # when the index does not know its version (GitStore.recover).
-        known = self.index.catalogue_tags()
+        known = self.store.catalogue.catalogue_tags()
         indexed = _by_namespace(known)
         if full:
-            self.index.clear_catalogue()
+            self.store.catalogue.clear_catalogue()
             known = {}
         seen: set[tuple[str, str, str]] = set()
         for namespace in self.git.namespaces():
@@ -65,7 +65,7 @@ class ReconcileMixin(RegistryBase):
             report.repaired += [f"{namespace}/{t}" for t in recovery.forwarded]
             report.orphans += [f"{namespace}/{t}" for t in recovery.removed]
             report.locks += [f"{namespace}.git/{lock.path}" for lock in recovery.locks]
-            self.index.ensure_namespace(namespace)
+            self.store.namespaces.ensure_namespace(namespace)
             by_skill: dict[str, list[TagInfo]] = {}
             for info in self.git.tags(namespace):
                 by_skill.setdefault(info.name, []).append(info)
@@ -79,11 +79,11 @@ class ReconcileMixin(RegistryBase):
                 # Re-record the latest too, so the skill row and FTS follow it.
                 todo = {i.version: i for i in missing}
                 todo.update({i.version: i for i in infos if i.version == latest})
-                self.index.record_versions(
+                self.store.catalogue.record_versions(
                     self._from_git(namespace, i, i.version == latest) for i in todo.values())
                 report.added += len(missing)
         for key in set(known) - seen:
-            self.index.delete_version(*key)
+            self.store.catalogue.delete_version(*key)
             report.removed += 1
         self._drop_empty_skills(known.keys() - seen)
         if full or report.added or report.removed:
@@ -101,7 +101,7 @@ class ReconcileMixin(RegistryBase):
         lock); a publish racing the check can show up as `not-indexed`.
         """
         report = FsckReport()
-        indexed = self.index.catalogue_tags()
+        indexed = self.store.catalogue.catalogue_tags()
         by_namespace = _by_namespace(indexed)
         in_git: dict[tuple[str, str, str], str] = {}
         namespaces = self.git.namespaces()
@@ -152,9 +152,9 @@ class ReconcileMixin(RegistryBase):
 
     def _drop_empty_skills(self, removed: set[tuple[str, str, str]]) -> None:
         for namespace, name in {(ns, n) for ns, n, _ in removed}:
-            skill = self.index.get_skill(namespace, name)
-            if skill and not self.index.versions(skill.id):
-                self.index.delete_skill(namespace, name)
+            skill = self.store.catalogue.get_skill(namespace, name)
+            if skill and not self.store.catalogue.versions(skill.id):
+                self.store.catalogue.delete_skill(namespace, name)
 
     def _from_git(self, namespace: str, info: TagInfo, is_latest: bool) -> NewVersion:
         bundle = self.git.read_tree(namespace, info.tree_sha)

@@ -15,11 +15,10 @@ from ..learning.outcomes import RateLimiter
 from ..search.embedder import Embedder
 from ..search.engine import SearchEngine
 from ..skill.bundle import Bundle
-from ..store.accounts import AccountStore
+from ..store.backend import open_storage
 from ..store.cache import ContentCache, FactCache, ImmutableFiles
 from ..store.downloads import DownloadCounts
 from ..store.gitstore import GitStore
-from ..store.index import Index
 from .accounts import AccountsMixin
 from .catalogue import Archive, CatalogueMixin, PinnedVersion
 from .moderation import ModerationMixin
@@ -43,22 +42,21 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         """`embedder` may be shared between registries (tests load the model once)."""
         self.settings = settings
-        self.git = GitStore(settings.repos_dir)
-        self.index = Index(settings.index_path)
+        self.store = open_storage(settings)
+        self.git = GitStore(settings.repos_dir, write_lock=self.store.write_lock)
         self.embedder = embedder or Embedder(enabled=settings.semantic != "off")
-        self.search_engine = SearchEngine(self.index, self.embedder)
+        self.search_engine = SearchEngine(self.store, self.embedder)
         self._bundles: ContentCache[Bundle] = ContentCache(64 << 20, lambda b: b.total_bytes)
         self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data))
         self._archive_files = ImmutableFiles(settings.home / "cache" / "archives")
         self._versions: FactCache[tuple[str, str, str], PinnedVersion] = \
-            FactCache(self.index.generation)
-        self.downloads = DownloadCounts(self.index)
+            FactCache(self.store.generation)
+        self.downloads = DownloadCounts(self.store.catalogue)
         self._since_maintenance: dict[str, int] = {}
         self._maintenance_guard = threading.Lock()
         self.check_options = Options(strict=settings.strict, sandbox=settings.sandbox)
         self._backfill: threading.Thread | None = None
         self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst)
-        self.accounts = AccountStore(self.index)
         self.signin_accounts = SignInThrottle(ACCOUNT_FAILURES)
         self.signin_addresses = SignInThrottle(ADDRESS_FAILURES)
         self._oidc: OidcClient | None = None
@@ -69,7 +67,7 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
     def start(self, seed_dir: Path | None = None) -> ReconcileReport:
         """Migrate the index, reconcile it with git, and seed an empty registry."""
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        self.index.migrate()
+        self.store.db.migrate()
         # Also undoes what a killed writer left in git (GitStore.recover): stale lock files,
         # a tag left one commit ahead of main, orphan tags; each is logged as it is fixed.
         report = self.reconcile()
@@ -80,7 +78,7 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         if seed_dir is not None and not self.git.namespaces():
             for outcome in self.publish_tree(SEED_NAMESPACE, seed_dir, principal=OPERATOR):
                 log.info("seeded %s/%s %s", outcome.namespace, outcome.name, outcome.version)
-        pending = self.index.unchecked_versions()
+        pending = self.store.reports.unchecked_versions()
         if pending:
             self._backfill = threading.Thread(target=self.backfill_reports, args=(pending,),
                                               daemon=True, name="backfill-reports")
@@ -91,7 +89,7 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
     def readiness(self) -> dict[str, str]:
         """Whether this node may take traffic: each check's `ok` or what is wrong (the
         catalogue answers and its migrations are applied)."""
-        return self.index.readiness()
+        return self.store.db.readiness()
 
     def close(self) -> None:
         if self._backfill is not None:
@@ -100,4 +98,4 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         if self._oidc is not None:
             self._oidc.close()
         self.downloads.close()
-        self.index.close()
+        self.store.close()

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from ..access.principal import Principal
 from ..checks.findings import DANGEROUS
+from ..domain import CanaryRow, VersionRow, VersionStats
 from ..learning import gate
 from ..ranking import trust as trust_rules
 from ..skill import semver
-from ..store.index import CanaryRow, VersionRow, VersionStats
 from .base import RegistryBase
 from .catalogue import SkillDetail, version_of
 from .common import _version_key
@@ -36,7 +36,7 @@ class ReleasesMixin(RegistryBase):
         """The version a client gets for `latest`: the canary for clients in its share
         (by client id), else the stable version."""
         detail = self.get_skill(namespace, name, principal)
-        canary = _active(self.index.canaries(namespace, name))
+        canary = _active(self.store.proposals.canaries(namespace, name))
         if canary is not None and client_id and gate.in_canary(
                 namespace, name, canary.version, client_id, canary.share):
             return Resolution(version_of(detail, canary.version), "canary", canary)
@@ -44,15 +44,15 @@ class ReleasesMixin(RegistryBase):
 
     def _judge_canary(self, namespace: str, name: str) -> None:
         """Promote or roll back the active canary when the outcomes decide it."""
-        canary = _active(self.index.canaries(namespace, name))
+        canary = _active(self.store.proposals.canaries(namespace, name))
         if canary is None:
             return
-        decision = _canary_decision(canary, self.index.version_stats(namespace, name))
+        decision = _canary_decision(canary, self.store.outcomes.version_stats(namespace, name))
         if decision.action == gate.WAIT:
             return
         state = "promoted" if decision.action == gate.PROMOTE else "rolled_back"
-        if self.index.finish_canary(namespace, name, canary.version, state,
-                                    decision.to_dict()):
+        if self.store.proposals.finish_canary(namespace, name, canary.version, state,
+                                              decision.to_dict()):
             self._refresh_latest(namespace, name)
 
     # health
@@ -60,7 +60,7 @@ class ReleasesMixin(RegistryBase):
     def _judge_health(self, namespace: str, name: str, versions: Iterable[str]) -> None:
         """The outcome EMA deprecates a version whose success collapsed, and restores it
         when it recovers (thresholds of ranking.trust); `latest` follows."""
-        stats = self.index.version_stats(namespace, name)
+        stats = self.store.outcomes.version_stats(namespace, name)
         moved = False
         for version in versions:
             current = stats.get(version)
@@ -68,12 +68,12 @@ class ReleasesMixin(RegistryBase):
                     or current.successes + current.failures < trust_rules.COLLAPSE_MIN_OUTCOMES:
                 continue
             if current.ema < trust_rules.COLLAPSE_EMA:
-                moved |= self.index.set_health(
+                moved |= self.store.outcomes.set_health(
                     namespace, name, version, "deprecated",
                     f"success EMA {current.ema:.2f} < {trust_rules.COLLAPSE_EMA} over "
                     f"{current.successes + current.failures} outcomes")
             elif current.ema >= trust_rules.RECOVER_EMA:
-                moved |= self.index.set_health(namespace, name, version, "healthy",
+                moved |= self.store.outcomes.set_health(namespace, name, version, "healthy",
                                                f"success EMA recovered to {current.ema:.2f}")
         if moved:
             self._refresh_latest(namespace, name)
@@ -82,10 +82,10 @@ class ReleasesMixin(RegistryBase):
                             verdicts: dict[str, str] | None = None) -> dict[str, str]:
         """version -> why it is deprecated: a failed re-check, or a collapsed EMA."""
         if verdicts is None:
-            verdicts = self.index.verdicts(namespace, name)
+            verdicts = self.store.reports.verdicts(namespace, name)
         out = {v: "a re-check of the publish checks failed it"
                for v, verdict in verdicts.items() if verdict == DANGEROUS}
-        for version, (status, reason) in self.index.health(namespace, name).items():
+        for version, (status, reason) in self.store.outcomes.health(namespace, name).items():
             if status == "deprecated":
                 out.setdefault(version, reason)
         return out
@@ -93,7 +93,7 @@ class ReleasesMixin(RegistryBase):
     def _latest_choice(self, namespace: str, name: str, versions: list[str]) -> str | None:
         """`latest`: the newest version that is neither held back (an active or rolled
         back canary) nor deprecated; failing that the newest not held back."""
-        held = {c.version for c in self.index.canaries(namespace, name)
+        held = {c.version for c in self.store.proposals.canaries(namespace, name)
                 if c.state in ("active", "rolled_back")}
         deprecated = self.deprecated_versions(namespace, name)
         ordered = sorted(versions, key=_version_key, reverse=True)
@@ -105,17 +105,17 @@ class ReleasesMixin(RegistryBase):
 
     def _refresh_latest(self, namespace: str, name: str) -> None:
         """Point the catalogue's `latest` at `_latest_choice` (re-read from git)."""
-        skill = self.index.get_skill(namespace, name)
+        skill = self.store.catalogue.get_skill(namespace, name)
         if skill is None:
             return
         chosen = self._latest_choice(namespace, name,
-                                     [v.version for v in self.index.versions(skill.id)])
+                                     [v.version for v in self.store.catalogue.versions(skill.id)])
         if chosen is None or chosen == skill.latest_version:
             return
         info = next(i for i in self.git.tags(namespace)
                     if i.name == name and i.version == chosen)
         new = self._from_git(namespace, info, is_latest=True)
-        self.index.record_versions([new])
+        self.store.catalogue.record_versions([new])
         self.search_engine.indexed(skill.id, new.embed_sha256, None)
 
     def _newest_row(self, detail: SkillDetail) -> VersionRow:

@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 from ..access.policy import PUBLISH, READ, REVIEW, allowed, role_on
 from ..access.principal import Principal
 from ..checks.pipeline import Report
+from ..domain import ProposalRow, ReleaseRow, SkillRow, VersionRow
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, VersionExists
 from ..learning.merge import unified_diff
 from ..skill.bundle import Bundle
 from ..skill.manifest import Manifest, parse_manifest
-from ..store.accounts import ReleaseRow
-from ..store.index import ProposalRow, SkillRow, VersionRow
 from .base import RegistryBase
 from .common import MAX_EXCEPTION_REASON, _check_choice, ref_of
 from .publishing import file_list
@@ -50,7 +49,7 @@ class ReviewMixin(RegistryBase):
 
     def _not_waiting(self, namespace: str, name: str, version: str) -> None:
         """409 when `version` of the skill already waits for review."""
-        if self.accounts.pending_release(namespace, name, version) is not None:
+        if self.store.releases.pending_release(namespace, name, version) is not None:
             raise VersionExists(f"{name} {version} already waits for review",
                                 extra={"hint": "wait for the decision, or publish a higher "
                                                "version"})
@@ -69,7 +68,7 @@ class ReviewMixin(RegistryBase):
                          stored.tree_sha, bundle.content_hash(), report.verdict,
                          report.to_dict(), datetime.now(UTC).isoformat(timespec="seconds"),
                          None, None, None)
-        self.accounts.add_release(row)
+        self.store.releases.add_release(row)
         self.audit(principal, "release.submit", f"{namespace}/{manifest.name}@{version}",
                    namespace=namespace, detail={"release": release_id,
                                                 "verdict": report.verdict})
@@ -81,7 +80,7 @@ class ReviewMixin(RegistryBase):
         the approver in a `Reviewed-by:` trailer. Under the two-person rule the approver
         is not the author."""
         row = self._pending(principal, release_id)
-        info = self.accounts.namespace(row.namespace)
+        info = self.store.namespaces.namespace(row.namespace)
         if info is not None and info.two_person and row.author_id == principal.user_id:
             raise Forbidden("the two-person rule is on: someone other than the author "
                             "approves a release", extra={"hint": "ask another maintainer"})
@@ -89,8 +88,8 @@ class ReviewMixin(RegistryBase):
         author = self.account_principal(row.author)
         outcome = self._release(row.namespace, bundle, author=author, reviewer=principal,
                                 version=row.version)
-        if not self.accounts.decide_release(row.id, "approved", principal.actor,
-                                            comment.strip()[:MAX_EXCEPTION_REASON]):
+        if not self.store.releases.decide_release(row.id, "approved", principal.actor,
+                                                  comment.strip()[:MAX_EXCEPTION_REASON]):
             raise Conflict(f"release {row.id} was decided meanwhile")
         self.audit(principal, "release.approve", f"{row.namespace}/{row.name}@{row.version}",
                    namespace=row.namespace, detail={"release": row.id,
@@ -103,7 +102,7 @@ class ReviewMixin(RegistryBase):
         comment = comment.strip()[:MAX_EXCEPTION_REASON]
         if not comment:
             raise BadRequest("say why the release is rejected (comment); its author reads it")
-        if not self.accounts.decide_release(row.id, "rejected", principal.actor, comment):
+        if not self.store.releases.decide_release(row.id, "rejected", principal.actor, comment):
             raise Conflict(f"release {row.id} was decided meanwhile")
         self.audit(principal, "release.reject", f"{row.namespace}/{row.name}@{row.version}",
                    namespace=row.namespace, detail={"release": row.id, "comment": comment})
@@ -116,14 +115,14 @@ class ReviewMixin(RegistryBase):
             _check_choice("state", state, RELEASE_STATES)
         if mine:
             self.require(principal, PUBLISH, namespace)
-            return [r for r in self.accounts.releases([namespace], state)
+            return [r for r in self.store.releases.releases([namespace], state)
                     if r.author_id is not None and r.author_id == principal.user_id]
         self.require(principal, REVIEW, namespace)
-        return self.accounts.releases([namespace], state)
+        return self.store.releases.releases([namespace], state)
 
     def release_view(self, principal: Principal, release_id: str) -> ReleaseView:
         row = self._release_row(release_id)
-        info = self.accounts.namespace(row.namespace)
+        info = self.store.namespaces.namespace(row.namespace)
         ref = None if info is None else ref_of(info)
         if ref is None or not (allowed(principal, REVIEW, ref) or (
                 row.author_id is not None and row.author_id == principal.user_id)):
@@ -138,10 +137,10 @@ class ReviewMixin(RegistryBase):
             names = [namespace]
         else:
             names = self.reviewed_namespaces(principal)
-        releases = [self._view(r) for r in self.accounts.releases(names, "pending")]
+        releases = [self._view(r) for r in self.store.releases.releases(names, "pending")]
         proposals = []
         for ns in names:
-            for row in self.index.proposals(ns, None, "open", None):
+            for row in self.store.proposals.proposals(ns, None, "open", None):
                 proposals.append(ProposalItem(row, self.proposal(ns, row.name, row.id,
                                                                  principal).diff))
         return ReviewQueue(releases, proposals)
@@ -151,7 +150,7 @@ class ReviewMixin(RegistryBase):
         """A release waiting for review, as a version row, for members of its namespace who
         pin it explicitly (to try it before approving); None for anyone else."""
         ref = self.namespace_ref(skill.namespace)
-        row = None if version == "latest" else self.accounts.pending_release(
+        row = None if version == "latest" else self.store.releases.pending_release(
             skill.namespace, skill.name, version)
         if row is None or ref is None or role_on(principal, ref) is None:
             return None
@@ -163,13 +162,13 @@ class ReviewMixin(RegistryBase):
 
     def reviewed_namespaces(self, principal: Principal) -> list[str]:
         """Every namespace whose releases and proposals `principal` may decide."""
-        return [ns.name for ns in self.accounts.namespaces()
+        return [ns.name for ns in self.store.namespaces.namespaces()
                 if allowed(principal, REVIEW, ref_of(ns))]
 
     def waiting_count(self, names: list[str]) -> int:
         """Pending releases and open proposals in `names` (the review queue's length)."""
-        return len(self.accounts.releases(names, "pending")) + sum(
-            len(self.index.proposals(ns, None, "open", None)) for ns in names)
+        return len(self.store.releases.releases(names, "pending")) + sum(
+            len(self.store.proposals.proposals(ns, None, "open", None)) for ns in names)
 
     def _view(self, row: ReleaseRow) -> ReleaseView:
         current = self._latest_row(row.namespace, row.name)
@@ -179,7 +178,7 @@ class ReviewMixin(RegistryBase):
                            unified_diff(before, after))
 
     def _pending(self, principal: Principal, release_id: str) -> ReleaseRow:
-        row = self.accounts.release(release_id)
+        row = self.store.releases.release(release_id)
         if row is None:
             raise NotFound(f"no release {release_id!r}")
         self.require(principal, REVIEW, row.namespace)
@@ -188,7 +187,7 @@ class ReviewMixin(RegistryBase):
         return row
 
     def _release_row(self, release_id: str) -> ReleaseRow:
-        row = self.accounts.release(release_id)
+        row = self.store.releases.release(release_id)
         if row is None:
             raise NotFound(f"no release {release_id!r}")
         return row

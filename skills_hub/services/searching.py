@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..access.principal import Principal
+from ..domain import TRUST_LEVELS, SearchFilters, SkillRow
 from ..errors import BadRequest
 from ..search.engine import MAX_RESULTS, MODES, SORTS, Duplicate, Gap, SearchRequest, SearchResults
-from ..store.index import TRUST_LEVELS, SearchFilters, SkillRow
 from .base import RegistryBase
 from .common import _check_choice
 

@@ -11,7 +11,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from . import interfaces
 
 T = TypeVar("T")
 
@@ -91,7 +94,7 @@ class FactCache(Generic[K, T]):
     write that commits and then bumps can never leave a stale fact behind. `make` returning
     None (not found) is not kept: the caller takes its slow path and its errors."""
 
-    def __init__(self, generation: Generation, max_items: int = 50_000) -> None:
+    def __init__(self, generation: interfaces.Generation, max_items: int = 50_000) -> None:
         self._generation = generation
         self._max_items = max_items
         self._items: dict[K, T] = {}

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections import Counter
 
-from .index import Index
+from .interfaces import Catalogue
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,8 @@ FLUSH_SECONDS = 1.0
 class DownloadCounts:
     """Downloads per (namespace, skill name), flushed by a background thread."""
 
-    def __init__(self, index: Index, interval: float = FLUSH_SECONDS) -> None:
-        self._index = index
+    def __init__(self, catalogue: Catalogue, interval: float = FLUSH_SECONDS) -> None:
+        self._catalogue = catalogue
         self._interval = interval
         self._pending: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
@@ -47,7 +47,7 @@ class DownloadCounts:
         if not batch:
             return
         try:
-            self._index.add_downloads(batch)
+            self._catalogue.add_downloads(batch)
         except sqlite3.Error:
             log.exception("could not write %d download counts; retrying", sum(batch.values()))
             with self._lock:

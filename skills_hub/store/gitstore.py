@@ -35,6 +35,7 @@ from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 
 from ..errors import HubError, NotFound, VersionExists
 from ..skill.bundle import Bundle
+from .interfaces import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,11 @@ def tag_name(name: str, version: str) -> str:
 class GitStore:
     """The namespaces' bare repos under `root`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, write_lock: WriteLock | None = None) -> None:
         self.root = root
+        # Held inside the node's own lock around every write, when the repos are shared by
+        # several nodes (a PostgreSQL advisory lock: flock does not hold across machines).
+        self.write_lock = write_lock
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # What a write reuses from the namespace's last write (each used under its
@@ -549,7 +553,11 @@ class GitStore:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                yield fd
+                if self.write_lock is None:
+                    yield fd
+                else:
+                    with self.write_lock.hold(namespace):
+                        yield fd
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)

@@ -17,9 +17,9 @@ from starlette.routing import Route
 from ..access.oidc import OidcClient, OidcError
 from ..access.policy import SCOPES
 from ..access.principal import Principal
+from ..domain import MemberRow, NamespaceInfo, ReleaseRow, TokenRow
 from ..errors import BadRequest, NotFound, Unauthorized
 from ..services import Registry
-from ..store.accounts import MemberRow, NamespaceInfo, ReleaseRow, TokenRow
 from .api import parse_object, proposal_json, read_capped
 from .auth import SESSION_COOKIE, request_principal
 from .urls import invitation_url, public_base
@@ -538,7 +538,7 @@ class Views:
         if info.owner_org:
             owner = {"org": info.owner_org}
         elif info.owner_user is not None:
-            user = self.registry.accounts.user_by_id(info.owner_user)
+            user = self.registry.store.users.user_by_id(info.owner_user)
             owner = {"user": user.username if user else None}
         return {"name": info.name, "visibility": info.visibility, "owner": owner,
                 "release_policy": info.release_policy, "two_person": info.two_person,

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ..access.principal import Principal
 from ..config import Limits
+from ..domain import CanaryRow, ProposalRow, SkillRow, VersionRow, VersionStats
 from ..errors import BadRequest, PayloadTooLarge, Problem, SemanticUnavailable
 from ..search.engine import Duplicate, Gap, Result
 from ..services import (
@@ -31,7 +32,6 @@ from ..services import (
     version_of,
 )
 from ..skill.bundle import Bundle, from_archive, from_files
-from ..store.index import CanaryRow, ProposalRow, SkillRow, VersionRow, VersionStats
 from .auth import request_principal
 from .markdown import highlighted, plain_snippet
 from .middleware import counts_as_install

@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from ..access.policy import PUBLISH
 from ..access.principal import Principal
+from ..domain import ReportRow, SkillRow, VersionRow
 from ..errors import (
     AmbiguousName,
     BadRequest,
@@ -53,7 +54,6 @@ from ..errors import (
 )
 from ..services import PublishOutcome, Registry, SkillDetail, check_namespace, version_of
 from ..skill.bundle import from_files
-from ..store.index import ReportRow, SkillRow, VersionRow
 from .api import IMMUTABLE, int_param, parse_object, read_capped
 from .auth import request_principal
 from .middleware import counts_as_install
@@ -134,7 +134,7 @@ class ClawHub:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.staging = Staging(registry.settings.home / "clawhub-uploads")
+        self.staging = Staging(registry.settings.uploads_dir)
 
     # -- what every view needs ------------------------------------------------------------
 

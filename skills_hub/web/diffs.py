@@ -30,13 +30,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from ..domain import VersionRow
 from ..errors import BadRequest, NotFound
 from ..learning.merge import unified_diff
 from ..learning.text import decode
 from ..services import Registry, SkillDetail, version_of
 from ..skill import semver
 from ..skill.bundle import Bundle
-from ..store.index import VersionRow
 from .auth import request_principal
 from .pages import diff_lines
 

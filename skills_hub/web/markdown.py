@@ -16,7 +16,7 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markupsafe import Markup, escape
 
-from ..store.index import HIGHLIGHT_END, HIGHLIGHT_START
+from ..domain import HIGHLIGHT_END, HIGHLIGHT_START
 
 IMAGE_LINK = "image-link"
 

@@ -25,9 +25,9 @@ from starlette.routing import BaseRoute, Route
 
 from ..access.principal import Principal
 from ..checks.findings import CAUTION
+from ..domain import SkillRow, VersionRow
 from ..services import Registry, installable
 from ..store.gitstore import tag_name
-from ..store.index import SkillRow, VersionRow
 from .auth import request_principal
 from .urls import public_base
 

@@ -242,7 +242,7 @@ class Pages:
 
     def _release_item(self, view: ReleaseView, principal: Principal) -> dict[str, Any]:
         row = view.release
-        info = self.registry.accounts.namespace(row.namespace)
+        info = self.registry.store.namespaces.namespace(row.namespace)
         two_person = bool(info and info.two_person)
         return {"r": row, "current": view.current_version, "diff": diff_lines(view.diff),
                 "report": row.report, "two_person": two_person,

@@ -21,10 +21,10 @@ from starlette.templating import Jinja2Templates
 
 from ..access.policy import PUBLISH
 from ..access.principal import Principal
+from ..domain import NamespaceInfo
 from ..errors import BadRequest, Conflict, HubError, Unauthorized
 from ..services import PublishOutcome, Registry
 from ..skill.bundle import Bundle
-from ..store.accounts import NamespaceInfo
 from .api import Upload, read_upload
 from .auth import page_reader, request_principal
 from .pages import page_viewer

@@ -170,7 +170,7 @@ class SettingsPages:
         members = self.registry.members(principal, name)  # 404 for a non-member
         owner = org_role(principal, name) == "owner"
         namespaces = []
-        for info in self.registry.accounts.namespaces():
+        for info in self.registry.store.namespaces.namespaces():
             if info.owner_org == name:
                 try:
                     namespaces.append(self.registry.namespace_settings(principal, info.name))

@@ -29,11 +29,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..access.principal import Principal
+from ..domain import SkillRow, VersionRow
 from ..errors import BadRequest, NotFound
 from ..services import Registry, installable
 from ..skill.bundle import SKILL_MD
 from ..store.cache import ContentCache
-from ..store.index import SkillRow, VersionRow
 from .api import IMMUTABLE, file_type
 from .auth import request_principal
 from .urls import public_base

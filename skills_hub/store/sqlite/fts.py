@@ -1,9 +1,7 @@
-"""User text to safe FTS5 MATCH expressions.
+"""A keyword query (`search.query.parse`) as FTS5 MATCH expressions.
 
 Every word becomes a double-quoted FTS5 string, so no operator, column filter, `NEAR(`,
-`*` or parenthesis in the input reaches the parser. The last word may become a prefix
-query (search-as-you-type). Common English words are dropped unless nothing else is left:
-they add nothing to bm25 and make OR queries scan the whole index.
+`*` or parenthesis reaches the parser; the last word may be a prefix query.
 
 Words of the catalogue's own that are very common (in COMMON_SHARE of the skills or more,
 counted by `TermStats` from FTS5's vocabulary) are left out of the OR expression that
@@ -15,28 +13,19 @@ skills that match little else. The AND expression keeps every word.
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
-MAX_TOKENS = 32
-MIN_PREFIX = 2  # a one-letter prefix would match most of the index
+from ...domain import KeywordQuery
+
 COMMON_SHARE = 0.2  # a term in at least this share of the skills is very common
 MIN_PRUNE_DOCS = 1_000  # below this many skills every OR is cheap: nothing is left out
-
-_WORD = re.compile(r"\w+")
-
-STOPWORDS = frozenset("""
-a about an and any are as at be by can could do does for from get give have how i in into
-is it its me my need of on or our please should show some that the their them then there
-these this to use using want was we what when where which who why will with would you your
-""".split())
 
 
 @dataclass(frozen=True)
 class MatchQuery:
-    """The FTS5 expressions for one user query (empty when it has no words)."""
+    """The FTS5 expressions for one keyword query (empty when it has no words)."""
 
     all_words: str   # every word must match (AND)
     any_word: str    # any word may match (OR); equal to all_words for one word
@@ -49,35 +38,26 @@ class MatchQuery:
         return bool(self.words)
 
 
-def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
+def build(query: KeywordQuery, *, stats: TermStats | None = None) -> MatchQuery:
+    """FTS5 expressions for `query`: every word a double-quoted string, the last one
+    with ` *` when it is a prefix.
 
-
-def build(text: str, *, prefix: bool = True, stats: TermStats | None = None) -> MatchQuery:
-    """Expressions for `text`; `prefix` lets the last word match as a prefix.
-
-    The prefix applies only when the text does not end in a space or punctuation (the
-    user is still typing that word) and the word has at least MIN_PREFIX characters.
     With `stats`, `rarer_words` leaves out the words in COMMON_SHARE of the skills or more
     while a rarer word that some skill contains remains.
     """
-    found = words(text)[:MAX_TOKENS * 4]
-    kept = [w for w in found if w not in STOPWORDS] or found
-    kept = list(dict.fromkeys(kept))[:MAX_TOKENS]  # unique, in order
+    kept = list(query.words)
     if not kept:
         return MatchQuery("", "", ())
     terms = [_quote(w) for w in kept]
-    last = kept[-1]
-    typing = bool(text) and (text[-1].isalnum() or text[-1] == "_")
     prefixed = [False] * len(kept)
-    if prefix and typing and found and found[-1] == last and len(last) >= MIN_PREFIX:
+    if query.prefix:
         terms[-1] += " *"
         prefixed[-1] = True
     any_word = " OR ".join(terms)
     rarer = any_word
     if stats is not None and len(kept) > 1 and stats.total >= MIN_PRUNE_DOCS:
         rarer = _rarer(stats, kept, prefixed, terms) or any_word
-    return MatchQuery(" AND ".join(terms), any_word, tuple(kept), rarer)
+    return MatchQuery(" AND ".join(terms), any_word, query.words, rarer)
 
 
 def _rarer(stats: TermStats, kept: list[str], prefixed: list[bool],

@@ -1,155 +1,36 @@
-"""The SQL of accounts, orgs, roles, tokens, sessions, invitations, pending releases and the
-audit log, over the same index.db connections as `store.index`."""
+"""Accounts, orgs and roles, tokens, sessions and invitations, pending releases and the
+audit log in SQLite."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from .index import Index, now_iso
-
-
-@dataclass(frozen=True)
-class UserRow:
-    id: int
-    username: str
-    display_name: str
-    email: str
-    kind: str                 # "user" or "service"
-    org: str | None           # a service account's org
-    password_hash: str | None
-    is_operator: bool
-    oidc_issuer: str | None
-    oidc_subject: str | None
-    created_at: str
-    disabled_at: str | None
-
-
-@dataclass(frozen=True)
-class MemberRow:
-    org: str
-    user_id: int
-    username: str
-    display_name: str
-    kind: str
-    role: str
-    added_at: str
-
-
-@dataclass(frozen=True)
-class TokenRow:
-    id: int
-    user_id: int
-    username: str
-    prefix: str
-    label: str
-    scopes: frozenset[str]
-    namespaces: frozenset[str] | None
-    created_at: str
-    expires_at: str | None
-    last_used_at: str | None
-    revoked_at: str | None
-
-
-@dataclass(frozen=True)
-class NamespaceInfo:
-    name: str
-    visibility: str
-    created_at: str
-    owner_user: int | None
-    owner_org: str | None
-    release_policy: str
-    two_person: bool
-    review_policy: str
-
-
-@dataclass(frozen=True)
-class InvitationRow:
-    id_sha256: str
-    org: str
-    role: str
-    email: str
-    created_by: int | None
-    created_at: str
-    expires_at: str
-    accepted_at: str | None
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    id: int
-    at: str
-    actor: str
-    action: str
-    target: str
-    org: str | None
-    namespace: str | None
-    address: str
-    user_agent: str
-    request_id: str
-    detail: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
-                "target": self.target, "org": self.org, "namespace": self.namespace,
-                "address": self.address, "user_agent": self.user_agent,
-                "request_id": self.request_id, "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class NewAudit:
-    actor: str
-    actor_id: int | None
-    action: str
-    target: str
-    org: str | None
-    namespace: str | None
-    address: str
-    user_agent: str
-    request_id: str
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ReleaseRow:
-    id: str
-    namespace: str
-    name: str
-    version: str
-    state: str                # pending, approved, rejected, withdrawn
-    author_id: int | None
-    author: str
-    commit_sha: str
-    tree_sha: str
-    content_sha256: str
-    verdict: str
-    report: dict[str, Any]
-    created_at: str
-    decided_at: str | None
-    decided_by: str | None
-    comment: str | None
-
+from ...domain import (
+    AuditRow,
+    InvitationRow,
+    KeepOwner,
+    MemberRow,
+    NewAudit,
+    ReleaseRow,
+    TokenRow,
+    UserRow,
+    now_iso,
+)
+from .db import Table
 
 _USER = ("id, username, display_name, email, kind, org, password_hash, is_operator, "
          "oidc_issuer, oidc_subject, created_at, disabled_at")
 _TOKEN = ("t.id, t.user_id, u.username, t.prefix, t.label, t.scopes, t.namespaces_json, "
           "t.created_at, t.expires_at, t.last_used_at, t.revoked_at")
-_NAMESPACE = ("name, visibility, created_at, owner_user, owner_org, release_policy, "
-              "two_person, review_policy")
 _RELEASE = ("id, namespace, name, version, state, author_id, author, commit_sha, tree_sha, "
             "content_sha256, verdict, report_json, created_at, decided_at, decided_by, comment")
 
 
-class AccountStore:
-    """Accounts and their rights. Shares `Index`'s per-thread connections and transactions."""
-
-    def __init__(self, index: Index) -> None:
-        self._index = index
-
-    # -- users ----------------------------------------------------------------------------
+class Users(Table):
+    """People and service accounts."""
 
     def add_user(self, username: str, *, display_name: str = "", email: str = "",
                  password_hash: str | None = None, operator: bool = False,
@@ -157,7 +38,7 @@ class AccountStore:
                  oidc: tuple[str, str] | None = None,
                  personal_namespace: bool = True) -> UserRow:
         """A new account; a person's account also gets its personal namespace row."""
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "INSERT INTO users (username, display_name, email, kind, org, password_hash, "
                 "is_operator, oidc_issuer, oidc_subject, created_at) "
@@ -199,12 +80,12 @@ class AccountStore:
         return [_user(r) for r in rows]
 
     def set_password(self, user_id: int, password_hash: str) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute("UPDATE users SET password_hash = ? WHERE id = ?",
                          (password_hash, user_id))
 
     def set_operator(self, user_id: int, operator: bool) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute("UPDATE users SET is_operator = ? WHERE id = ?",
                          (int(operator), user_id))
 
@@ -216,12 +97,15 @@ class AccountStore:
             "SELECT 1 FROM namespaces WHERE name = ? LIMIT 1", (name, name, name)).fetchone()
         return row is not None
 
-    # -- orgs and members -------------------------------------------------------------------
+
+
+class Orgs(Table):
+    """Orgs and their members' roles."""
 
     def add_org(self, name: str, owner_id: int | None, display_name: str = "",
                 namespace: bool = True) -> None:
         """The org, its first owner and (unless it exists) its namespace of the same name."""
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute("INSERT INTO orgs (name, display_name, created_at) VALUES (?, ?, ?)",
                          (name, display_name, now_iso()))
             if owner_id is not None:
@@ -232,7 +116,7 @@ class AccountStore:
                              "VALUES (?, 'public', ?)", (name, now_iso()))
                 conn.execute("UPDATE namespaces SET owner_org = ?, owner_user = NULL "
                              "WHERE name = ?", (name, name))
-        self._index.generation.bump()
+        self.generation.bump()
 
     def org_exists(self, name: str) -> bool:
         return self._conn().execute("SELECT 1 FROM orgs WHERE name = ?",
@@ -241,7 +125,7 @@ class AccountStore:
     def delete_org(self, name: str) -> None:
         """The org, its members, invitations and service accounts; its namespaces stay,
         owned by nobody (the operator's to hand on), with their skills and history."""
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute("UPDATE namespaces SET owner_org = NULL, visibility = 'private' "
                          "WHERE owner_org = ?", (name,))
             conn.execute("UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL AND "
@@ -250,7 +134,7 @@ class AccountStore:
             conn.execute("UPDATE users SET disabled_at = ? WHERE kind = 'service' AND org = ?",
                          (now_iso(), name))
             conn.execute("DELETE FROM orgs WHERE name = ?", (name,))
-        self._index.generation.bump()
+        self.generation.bump()
 
     def orgs_of(self, user_id: int) -> list[tuple[str, str]]:
         rows = self._conn().execute(
@@ -274,7 +158,7 @@ class AccountStore:
     def set_member(self, org: str, user_id: int, role: str, *,
                    keep_an_owner: bool = True) -> bool:
         """Add or change a member; False (nothing changed) when it would leave no owner."""
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute(
                 "INSERT INTO org_members (org, user_id, role, added_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (org, user_id) DO UPDATE SET role = excluded.role",
@@ -285,7 +169,7 @@ class AccountStore:
 
     def remove_member(self, org: str, user_id: int) -> bool:
         """False when the member is not there; raises when it would leave no owner."""
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             cur = conn.execute("DELETE FROM org_members WHERE org = ? AND user_id = ?",
                                (org, user_id))
             if cur.rowcount and not _has_owner(conn, org):
@@ -301,43 +185,15 @@ class AccountStore:
             (user_id, user_id)).fetchall()
         return {r[0]: r[1] for r in rows}
 
-    # -- namespaces -------------------------------------------------------------------------
 
-    def namespace(self, name: str) -> NamespaceInfo | None:
-        row = self._conn().execute(f"SELECT {_NAMESPACE} FROM namespaces WHERE name = ?",
-                                   (name,)).fetchone()
-        return _namespace(row) if row else None
 
-    def namespaces(self) -> list[NamespaceInfo]:
-        rows = self._conn().execute(
-            f"SELECT {_NAMESPACE} FROM namespaces ORDER BY name").fetchall()
-        return [_namespace(r) for r in rows]
-
-    def hidden_namespaces(self) -> list[NamespaceInfo]:
-        """The namespaces that are not public (what a principal's `readable` is made of)."""
-        rows = self._conn().execute(
-            f"SELECT {_NAMESPACE} FROM namespaces WHERE visibility != 'public' "
-            "ORDER BY name").fetchall()
-        return [_namespace(r) for r in rows]
-
-    def set_namespace_owner(self, name: str, *, org: str | None = None,
-                            user_id: int | None = None) -> None:
-        with self._index.transaction() as conn:
-            conn.execute("UPDATE namespaces SET owner_org = ?, owner_user = ? WHERE name = ?",
-                         (org, user_id, name))
-        self._index.generation.bump()
-
-    def set_release_policy(self, name: str, policy: str, two_person: bool) -> None:
-        with self._index.transaction() as conn:
-            conn.execute("UPDATE namespaces SET release_policy = ?, two_person = ? "
-                         "WHERE name = ?", (policy, int(two_person), name))
-
-    # -- tokens ---------------------------------------------------------------------------
+class Tokens(Table):
+    """Personal access tokens (sha256 stored)."""
 
     def add_token(self, user_id: int, token_sha256: str, prefix: str, label: str,
                   scopes: Iterable[str], namespaces: Iterable[str] | None,
                   expires_at: str | None) -> int:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "INSERT INTO tokens (user_id, token_sha256, prefix, label, scopes, "
                 "namespaces_json, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -369,20 +225,23 @@ class AccountStore:
         return [_token(r) for r in rows]
 
     def revoke_token(self, token_id: int) -> bool:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             cur = conn.execute("UPDATE tokens SET revoked_at = ? WHERE id = ? AND "
                                "revoked_at IS NULL", (now_iso(), token_id))
         return bool(cur.rowcount)
 
     def touch_token(self, token_id: int, at: str) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (at, token_id))
 
-    # -- sessions -------------------------------------------------------------------------
+
+
+class Sessions(Table):
+    """Browser sessions, sign-in flows, invitations."""
 
     def add_session(self, id_sha256: str, user_id: int, csrf: str, expires_at: str,
                     address: str, user_agent: str) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute(
                 "INSERT INTO sessions (id_sha256, user_id, csrf, created_at, expires_at, "
                 "address, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -396,13 +255,11 @@ class AccountStore:
         return (row[0], row[1], row[2]) if row else None
 
     def delete_session(self, id_sha256: str) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute("DELETE FROM sessions WHERE id_sha256 = ?", (id_sha256,))
 
-    # -- sign-in flows (OIDC state between the redirect and the callback) ------------------
-
     def add_flow(self, state: str, kind: str, data: dict[str, Any], expires_at: str) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute("DELETE FROM auth_flows WHERE expires_at < ?", (now_iso(),))
             conn.execute("INSERT INTO auth_flows (state, kind, data_json, created_at, "
                          "expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -410,7 +267,7 @@ class AccountStore:
 
     def take_flow(self, state: str, kind: str) -> dict[str, Any] | None:
         """The flow's data, once (it is deleted), unless expired."""
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             row = conn.execute("SELECT data_json, expires_at FROM auth_flows WHERE state = ? "
                                "AND kind = ?", (state, kind)).fetchone()
             conn.execute("DELETE FROM auth_flows WHERE state = ?", (state,))
@@ -419,11 +276,9 @@ class AccountStore:
         data: dict[str, Any] = json.loads(row[0])
         return data
 
-    # -- invitations ----------------------------------------------------------------------
-
     def add_invitation(self, id_sha256: str, org: str, role: str, email: str,
                        created_by: int | None, expires_at: str) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute(
                 "INSERT INTO invitations (id_sha256, org, role, email, created_by, "
                 "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -437,7 +292,7 @@ class AccountStore:
 
     def accept_invitation(self, id_sha256: str, user_id: int) -> bool:
         """Mark it used and add the member, once; False if it was used meanwhile."""
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE invitations SET accepted_at = ?, accepted_by = ? "
                 "WHERE id_sha256 = ? AND accepted_at IS NULL", (now_iso(), user_id, id_sha256))
@@ -451,10 +306,13 @@ class AccountStore:
                 "WHERE org_members.role != 'owner'", (org, user_id, role, now_iso()))
         return True
 
-    # -- pending releases -------------------------------------------------------------------
+
+
+class Releases(Table):
+    """Releases waiting for review and their decisions."""
 
     def add_release(self, row: ReleaseRow) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute(
                 f"INSERT INTO releases ({_RELEASE}) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -488,17 +346,20 @@ class AccountStore:
 
     def decide_release(self, release_id: str, state: str, by: str, comment: str) -> bool:
         """Compare-and-set from pending; False when it was decided meanwhile."""
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE releases SET state = ?, decided_at = ?, decided_by = ?, comment = ? "
                 "WHERE id = ? AND state = 'pending'",
                 (state, now_iso(), by, comment, release_id))
         return bool(cur.rowcount)
 
-    # -- audit ----------------------------------------------------------------------------
+
+
+class Audit(Table):
+    """The audit log."""
 
     def audit(self, event: NewAudit) -> None:
-        with self._index.transaction() as conn:
+        with self._tx() as conn:
             conn.execute(
                 "INSERT INTO audit_log (at, actor, actor_id, action, target, org, namespace, "
                 "address, user_agent, request_id, detail_json) "
@@ -537,12 +398,6 @@ class AccountStore:
         return [AuditRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
                          json.loads(r[10])) for r in rows]
 
-    def _conn(self) -> sqlite3.Connection:
-        return self._index.connection()
-
-
-class KeepOwner(Exception):
-    """Raised inside a transaction (rolling it back) when an org would have no owner."""
 
 
 def _has_owner(conn: sqlite3.Connection, org: str) -> bool:
@@ -564,10 +419,6 @@ def _token(row: sqlite3.Row) -> TokenRow:
                     namespaces, data[7], data[8], data[9], data[10])
 
 
-def _namespace(row: sqlite3.Row) -> NamespaceInfo:
-    data = dict(row)
-    data["two_person"] = bool(data["two_person"])
-    return NamespaceInfo(**data)
 
 
 def _release(row: sqlite3.Row) -> ReleaseRow:
