@@ -9,7 +9,6 @@ several workers' counts add up.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections import Counter
 
@@ -48,7 +47,7 @@ class DownloadCounts:
             return
         try:
             self._catalogue.add_downloads(batch)
-        except sqlite3.Error:
+        except Exception:  # any backend's error (locked, connection lost): keep and retry
             log.exception("could not write %d download counts; retrying", sum(batch.values()))
             with self._lock:
                 self._pending.update(batch)
