@@ -292,10 +292,20 @@ SERVER_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 @click.option("--port", default=None, type=int, help="Port to bind (default 8000).")
 @click.option("--workers", default=1, show_default=True, help="Worker processes.")
 def serve(home: Path | None, host: str | None, port: int | None, workers: int) -> None:
-    """Run the registry server on HOME (default: SKILLS_HUB_HOME, else ./registry)."""
+    """Run the registry server on HOME (default: SKILLS_HUB_HOME, else ./registry).
+
+    \b
+    Logs go to stderr, one JSON object a line (SKILLS_HUB_LOG_FORMAT=text for plain lines;
+    the default `auto` is text on a terminal), with one access line per request. The server
+    answers /livez, /readyz and /metrics (Prometheus) for probes and scrapers.
+    """
+    import logging
     import os
+    import shutil
 
     import uvicorn
+
+    from . import logs
 
     settings = _settings(home)
     os.environ["SKILLS_HUB_HOME"] = str(settings.home)  # for worker processes' factory
@@ -310,9 +320,48 @@ def serve(home: Path | None, host: str | None, port: int | None, workers: int) -
     if workers > 1:  # each worker's torch pool gets its share of the cores, not all of them
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
         _nodelay_for_workers(uvicorn.config.Config)
-    click.echo(f"skills-hub {__version__}: data home {settings.home}", err=True)
-    uvicorn.run("skills_hub.web.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level="info")
+    # Worker processes keep their metrics in files there, which /metrics sums
+    # (skills_hub/metrics.py); prometheus-client reads the variable when a worker imports it.
+    metrics_dir = _metrics_dir(settings.home) if workers > 1 else None
+    if metrics_dir is not None:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    logs.configure(settings)  # from the first line: every stderr line is a log record
+    logging.getLogger("skills_hub.serve").info(
+        "skills-hub %s: data home %s", __version__, settings.home)
+    # uvicorn applies the logging config in every worker. Our middleware writes the access
+    # line (with the request id and route); uvicorn's own costs ~250 us a request: off.
+    try:
+        uvicorn.run("skills_hub.web.app:create_app", factory=True, host=host or settings.host,
+                    port=port or settings.port, workers=workers, log_level="info",
+                    log_config=logs.dict_config(settings), access_log=False)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir(home: Path) -> Path:
+    """A fresh `<home>/run/metrics-<pid>` for this server's workers' metric files; the
+    folders of servers that are gone (killed before they could clear theirs) go too."""
+    import shutil
+
+    run = home / "run"
+    for old in run.glob("metrics-*"):
+        pid = old.name.removeprefix("metrics-")
+        if not pid.isdigit() or int(pid) == os.getpid() or not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = run / f"metrics-{os.getpid()}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _nodelay_for_workers(config: Any) -> None:

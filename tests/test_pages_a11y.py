@@ -358,7 +358,7 @@ def test_no_serious_or_critical_axe_violation(hub: Hub, row: Page) -> None:
 
 # Modules of GET routes that answer JSON, git or a redirect to a client, never a page.
 NOT_PAGE_MODULES = frozenset({"app", "api", "accounts", "clawhub", "marketplace",
-                              "skillssh", "wellknown", "gitserver"})
+                              "skillssh", "wellknown", "gitserver", "observability"})
 
 
 def test_every_page_has_a_row(app: Any) -> None:

@@ -20,6 +20,7 @@ RESERVED_NAMESPACES = frozenset({
     "review", "auth",  # the review queue page, the sign-in routes
     "publish", "invite",  # publishing from the browser, the invitation page
     "clawhub",  # the ClawHub-compatible API lives under /clawhub
+    "metrics", "livez", "readyz",  # the operator's scrape and probes
     # marketplace names Claude Code refuses (a namespace's name is its marketplace's name)
     "inline", "builtin", "skills-dir", "synced", "agent-skills", "claude-plugins-official",
     "claude-official", "official-claude", "anthropic-official", "claude-marketplace",

@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from .. import metrics
 from ..access.policy import MODERATE
 from ..access.principal import Principal
 from ..checks.findings import DANGEROUS, FAMILIES
@@ -62,6 +63,7 @@ class ModerationMixin(RegistryBase):
         bundle = self.bundle(namespace, row)
         report = check_bundle(bundle, self.check_options,
                               exceptions=self._exception_map(namespace, name))
+        metrics.observe_verdict(report.verdict, "recheck")
         old = self.store.reports.save_report(_new_report(namespace, name, row.version,
                                                          row.content_sha256, report, reason))
         return HealthChange(namespace, name, row.version, old, report.verdict)

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from .. import metrics
 from ..access.policy import MODERATE, REPORT
 from ..access.principal import Principal
 from ..domain import CanaryRow, NewOutcome, SkillRow, TrustEvent, VersionStats
@@ -106,6 +107,7 @@ class OutcomesMixin(RegistryBase):
         rows = [_new_outcome(reporter, r) for r in reports]
         fresh = self.store.outcomes.record_outcomes(namespace, name, rows, decay=decay_factor,
                                                     ema=trust_rules.ema_update)
+        metrics.observe_outcomes(len(rows), len(fresh))
         self._judge_health(namespace, name, {r.version for r in fresh if r.counted})
         self._judge_canary(namespace, name)
         trust, change = self._judge_trust(self.get_skill(namespace, name, principal),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import metrics
 from ..access.policy import ADMIN, PROPOSE, REVIEW
 from ..access.principal import OPERATOR, Principal
 from ..checks.findings import DANGEROUS
@@ -219,6 +220,7 @@ class ProposalsMixin(RegistryBase):
             raise InvalidSkill(f"a proposal cannot rename {name} to {manifest.name}")
         report = check_bundle(bundle, self.check_options,
                               exceptions=self._exception_map(namespace, name))
+        metrics.observe_verdict(report.verdict, "proposal")
         if report.verdict == DANGEROUS:
             rules = ", ".join(sorted({f.rule for f in report.flagged()}))
             raise DangerousSkill(f"the proposed {name} was refused by the checks ({rules})",

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import metrics
 from ..access.policy import PUBLISH, RELEASE, allowed
 from ..access.principal import Principal
 from ..checks.findings import DANGEROUS
 from ..checks.pipeline import Report, check_bundle
 from ..domain import NamespaceInfo, NewVersion, VersionRow
-from ..errors import DangerousSkill, InvalidSkill, Problem, VersionExists
+from ..errors import DangerousSkill, HubError, InvalidSkill, Problem, VersionExists
 from ..search.embedder import skill_text
 from ..search.engine import Duplicate
 from ..search.vectors import to_bytes
@@ -105,11 +106,18 @@ class PublishingMixin(RegistryBase):
         `review` release policy a publisher's version is checked and stored as a pending
         release instead (status "pending"), which a maintainer approves or rejects; with
         the two-person rule on, every account's version waits for someone else."""
-        check_namespace(namespace)
-        if self._held_for_review(namespace, principal):
-            return self._submit(namespace, bundle, principal, version)
-        return self._release(namespace, bundle, author=principal, reviewer=None,
-                             version=version, canary_share=canary_share)
+        try:
+            check_namespace(namespace)
+            if self._held_for_review(namespace, principal):
+                outcome = self._submit(namespace, bundle, principal, version)
+            else:
+                outcome = self._release(namespace, bundle, author=principal, reviewer=None,
+                                        version=version, canary_share=canary_share)
+        except HubError as exc:
+            metrics.observe_publish(exc.code)
+            raise
+        metrics.observe_publish(outcome.status)
+        return outcome
 
     def check_publish(self, namespace: str, bundle: Bundle, *, principal: Principal,
                       version: str | None = None) -> PublishOutcome:
@@ -204,6 +212,7 @@ class PublishingMixin(RegistryBase):
         """The publish pipeline's report; 422 with it when the verdict is dangerous."""
         report = check_bundle(bundle, self.check_options,
                               exceptions=self._exception_map(namespace, manifest.name))
+        metrics.observe_verdict(report.verdict, "publish")
         if report.verdict == DANGEROUS:
             flagged = report.flagged()
             rules = ", ".join(sorted({f.rule for f in flagged}))

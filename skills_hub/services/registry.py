@@ -46,11 +46,14 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self.git = GitStore(settings.repos_dir, write_lock=self.store.write_lock)
         self.embedder = embedder or Embedder(enabled=settings.semantic != "off")
         self.search_engine = SearchEngine(self.store, self.embedder)
-        self._bundles: ContentCache[Bundle] = ContentCache(64 << 20, lambda b: b.total_bytes)
-        self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data))
-        self._archive_files = ImmutableFiles(settings.home / "cache" / "archives")
+        self._bundles: ContentCache[Bundle] = ContentCache(64 << 20, lambda b: b.total_bytes,
+                                                          name="bundles")
+        self._archives: ContentCache[Archive] = ContentCache(64 << 20, lambda a: len(a.data),
+                                                            name="archives")
+        self._archive_files = ImmutableFiles(settings.home / "cache" / "archives",
+                                             name="archive_files")
         self._versions: FactCache[tuple[str, str, str], PinnedVersion] = \
-            FactCache(self.store.generation)
+            FactCache(self.store.generation, name="versions")
         self.downloads = DownloadCounts(self.store.catalogue)
         self._since_maintenance: dict[str, int] = {}
         self._maintenance_guard = threading.Lock()

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .. import metrics
 from ..access.policy import PUBLISH, READ, REVIEW, allowed, role_on
 from ..access.principal import Principal
 from ..checks.pipeline import Report
@@ -88,6 +89,7 @@ class ReviewMixin(RegistryBase):
         author = self.account_principal(row.author)
         outcome = self._release(row.namespace, bundle, author=author, reviewer=principal,
                                 version=row.version)
+        metrics.observe_publish("approved")
         if not self.store.releases.decide_release(row.id, "approved", principal.actor,
                                                   comment.strip()[:MAX_EXCEPTION_REASON]):
             raise Conflict(f"release {row.id} was decided meanwhile")

@@ -1,6 +1,7 @@
 """Memory and disk caches: a byte-bounded, thread-safe LRU for immutable content (bundles,
 archives); per-process facts that every process drops when the home's `Generation` moves;
-content-addressed immutable files a reverse proxy can serve."""
+content-addressed immutable files a reverse proxy can serve. Each cache has a name, under
+which /metrics counts its hits and misses (`skills_hub_cache_hits_total{cache="..."}`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from ..metrics import cache_counters
+
 if TYPE_CHECKING:
     from . import interfaces
 
@@ -20,8 +23,10 @@ T = TypeVar("T")
 
 
 class ContentCache(Generic[T]):
-    def __init__(self, max_bytes: int, size_of: Callable[[T], int]) -> None:
+    def __init__(self, max_bytes: int, size_of: Callable[[T], int], *,
+                 name: str = "content") -> None:
         self.max_bytes = max_bytes
+        self._hit, self._miss = cache_counters(name)
         self._size_of = size_of
         self._items: OrderedDict[Hashable, T] = OrderedDict()
         self._bytes = 0
@@ -32,7 +37,10 @@ class ContentCache(Generic[T]):
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return self._items[key]
+                value = self._items[key]
+                self._hit()
+                return value
+        self._miss()
         value = make()
         size = self._size_of(value)
         if size > self.max_bytes:
@@ -94,7 +102,9 @@ class FactCache(Generic[K, T]):
     write that commits and then bumps can never leave a stale fact behind. `make` returning
     None (not found) is not kept: the caller takes its slow path and its errors."""
 
-    def __init__(self, generation: interfaces.Generation, max_items: int = 50_000) -> None:
+    def __init__(self, generation: interfaces.Generation, max_items: int = 50_000, *,
+                 name: str = "facts") -> None:
+        self._hit, self._miss = cache_counters(name)
         self._generation = generation
         self._max_items = max_items
         self._items: dict[K, T] = {}
@@ -109,7 +119,9 @@ class FactCache(Generic[K, T]):
                 self._seen = now
         value = self._items.get(key)
         if value is not None:
+            self._hit()
             return value
+        self._miss()
         value = make()
         if value is None or self._generation.current() != now:
             return value
@@ -125,8 +137,9 @@ class ImmutableFiles:
     """Content-addressed files under one folder (`<sha256>.<ext>`), each written once by an
     atomic rename, never changed: what a reverse proxy may serve by itself."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, name: str = "files") -> None:
         self.folder = folder
+        self._hit, self._miss = cache_counters(name)
 
     def path(self, sha256: str, ext: str) -> Path:
         return self.folder / f"{sha256}.{ext}"
@@ -134,7 +147,10 @@ class ImmutableFiles:
     def ensure(self, sha256: str, ext: str, data: bytes) -> Path:
         """The file of `data`, written first if it is not there yet."""
         path = self.path(sha256, ext)
-        if not path.exists():
+        if path.exists():
+            self._hit()
+        else:
+            self._miss()
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
             try:

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from .. import __version__
 from ..config import Settings
@@ -24,6 +25,7 @@ from . import (
     diffs,
     invitations,
     marketplace,
+    observability,
     pages,
     propose,
     publish_page,
@@ -65,10 +67,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
-    app = Starlette(
+    app = Hub(
         routes=[
             Route("/openapi.json", openapi, include_in_schema=False),
             Route("/api/v1/health", health, include_in_schema=False),
+            # Probes and the scrape (web/observability.py); no page or API operation.
+            *observability.routes(registry),
             Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", 301),
                   include_in_schema=False),
             *api.routes(registry),
@@ -96,6 +100,15 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     )
     app.state.registry = registry
     return app
+
+
+class Hub(Starlette):
+    """Starlette with `Observability` around its whole stack, outside even the handler of
+    unhandled errors, so every answer (their 500 too) has its request id, metrics and log
+    line; `middleware=` would put it inside that handler."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return observability.Observability(super().build_middleware_stack())
 
 
 def _pages(routes: list[Route]) -> list[Route]:
