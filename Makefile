@@ -39,13 +39,15 @@ server-deps:
 	    "weaker rlimits-only sandbox (Debian: sudo apt-get install bubblewrap)"; fi; \
 	fi
 
-## system-deps: Debian packages the tests drive (git, bubblewrap, headless chromium, openssl)
+## system-deps: Debian packages the tests drive (git, bubblewrap, headless chromium, openssl,
+## and postgresql, whose binaries the tests' throwaway cluster runs: tests/pgcluster.py)
 system-deps:
 	@missing=""; \
 	command -v git >/dev/null || missing="$$missing git"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from skills_hub.config import Settings
 from skills_hub.search.embedder import Embedder
 from skills_hub.services import Registry
 from skills_hub.web.app import create_app
+
+from .pgcluster import Cluster, Databases
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED_DIR = REPO_ROOT / "registry" / "seed"
@@ -50,9 +53,125 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SKILLS_HUB_SEMANTIC", "off")
 
 
+# The storage backends the `settings` fixture (so `registry`, `app`, `client`, ...) and the
+# storage contract suite run on: SKILLS_HUB_TEST_BACKENDS, comma-separated, else this.
+DEFAULT_BACKENDS = "sqlite,postgresql"
+BACKENDS = ("sqlite", "postgresql")
+
+
+# Read once, before `hermetic` clears SKILLS_HUB_* for each test.
+CHOSEN_BACKENDS = os.environ.get("SKILLS_HUB_TEST_BACKENDS") or DEFAULT_BACKENDS
+# An admin URL of a PostgreSQL of the developer's own (a role that may create databases);
+# unset: the session starts a throwaway cluster (tests/pgcluster.py) when a test needs one.
+EXTERNAL_DATABASE_URL = os.environ.get("SKILLS_HUB_TEST_DATABASE_URL") or None
+_BACKENDS = pytest.StashKey[tuple[str, ...]]()
+_DATABASES = pytest.StashKey[Databases]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: tests SQLite itself (index.db, its SQL, its upgrades); the "
+        "`settings` fixture gives it the SQLite backend only")
+    chosen = tuple(dict.fromkeys(name.strip().lower() for name in CHOSEN_BACKENDS.split(",")
+                                 if name.strip()))
+    unknown = [name for name in chosen if name not in BACKENDS]
+    if unknown or not chosen:
+        raise pytest.UsageError(f"SKILLS_HUB_TEST_BACKENDS={CHOSEN_BACKENDS!r}: name some of "
+                                f"{', '.join(BACKENDS)}, comma-separated")
+    config.stash[_BACKENDS] = chosen
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a `storage_backend` (through `settings`, `registry`, `client`,
+    `storage`, ...) runs once per backend of SKILLS_HUB_TEST_BACKENDS: `test_x[sqlite]`,
+    `test_x[postgresql]`. A `sqlite_only` test runs on SQLite alone, whatever is chosen."""
+    if "storage_backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("storage_backend",
+                             ("sqlite",) if only else metafunc.config.stash[_BACKENDS],
+                             indirect=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    databases = config.stash.get(_DATABASES, None)
+    if databases is not None and databases.summary():
+        terminalreporter.write_line(databases.summary())
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "data", seed=False, semantic="off")
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    """`sqlite` or `postgresql` (parametrised by `pytest_generate_tests`)."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pytestconfig: pytest.Config) -> Iterator[Databases]:
+    """PostgreSQL for the session: a throwaway cluster (or the developer's server) with a
+    migrated template database that each test's database is copied from."""
+    cluster = None if EXTERNAL_DATABASE_URL else Cluster()
+    try:
+        started = time.perf_counter()
+        admin_url = EXTERNAL_DATABASE_URL or cluster.start()  # type: ignore[union-attr]
+        databases = Databases(admin_url, _migrate_postgres)
+        databases.server_seconds = time.perf_counter() - started
+        pytestconfig.stash[_DATABASES] = databases
+        try:
+            yield databases
+        finally:
+            databases.close()
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def _migrate_postgres(url: str) -> None:
+    from skills_hub.store.postgres import open_postgres
+    storage = open_postgres(url)
+    try:
+        storage.db.migrate()
+    finally:
+        storage.close()
+
+
+@pytest.fixture
+def new_database(storage_backend: str,
+                 request: pytest.FixtureRequest) -> Iterator[Callable[[], str | None]]:
+    """Makes the test's databases: None on SQLite (the home's index.db), else the URL of a
+    new migrated PostgreSQL database, dropped after the test."""
+    databases: Databases | None = None
+    made: list[str] = []
+
+    def make() -> str | None:
+        nonlocal databases
+        if storage_backend == "sqlite":
+            return None
+        if databases is None:
+            databases = request.getfixturevalue("pg_databases")
+        name, url = databases.create()
+        made.append(name)
+        return url
+
+    yield make
+    for name in made:
+        assert databases is not None
+        databases.drop(name)
+
+
+@pytest.fixture
+def database_url(new_database: Callable[[], str | None]) -> str | None:
+    """The test's PostgreSQL database (None on SQLite)."""
+    return new_database()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None,
+             monkeypatch: pytest.MonkeyPatch) -> Settings:
+    if database_url is not None:
+        # Servers and CLI commands the test starts on this home find the same database.
+        monkeypatch.setenv("SKILLS_HUB_DATABASE_URL", database_url)
+    return Settings(home=tmp_path / "data", seed=False, semantic="off",
+                    database_url=database_url)
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +183,12 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture
-def semantic_registry(tmp_path: Path, embedder: Embedder) -> Iterator[Registry]:
-    """A registry with semantic search on (the shared model, already loaded)."""
-    reg = Registry(Settings(home=tmp_path / "semantic", seed=False), embedder=embedder)
+def semantic_registry(tmp_path: Path, embedder: Embedder,
+                      new_database: Callable[[], str | None]) -> Iterator[Registry]:
+    """A registry with semantic search on (the shared model, already loaded); a database of
+    its own on PostgreSQL (a test may use `registry` too)."""
+    reg = Registry(Settings(home=tmp_path / "semantic", seed=False,
+                            database_url=new_database()), embedder=embedder)
     reg.start()
     yield reg
     reg.close()

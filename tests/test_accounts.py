@@ -172,6 +172,7 @@ def without_audit(snap: tuple[dict[str, bytes], list[str]]) -> tuple[dict[str, b
                    and "sqlite_sequence" not in r]
 
 
+@pytest.mark.sqlite_only
 def test_an_expired_invitation_is_refused_and_a_fresh_one_joins_once(
         client: TestClient, team: dict[str, dict[str, str]], settings: Settings) -> None:
     made = client.post("/api/v1/orgs/acme/invitations", json={"role": "reader"},
@@ -219,6 +220,7 @@ def test_tokens_are_listed_without_secrets_and_revoked_at_once(
     assert revoked.status_code == 401 and "revoked" in revoked.json()["message"]
 
 
+@pytest.mark.sqlite_only
 def test_an_expired_token_says_so(client: TestClient, team: dict[str, dict[str, str]],
                                   settings: Settings) -> None:
     secret = client.post("/api/v1/tokens", json={}, headers=team["bob"]).json()["token"]
@@ -396,6 +398,7 @@ def test_owners_read_their_orgs_audit_log_and_the_operator_reads_all(
     assert len(lines.text.splitlines()) == len(everything)
 
 
+@pytest.mark.sqlite_only
 def test_the_audit_log_is_append_only(registry: Registry, settings: Settings) -> None:
     registry.audit(OPERATOR, "test.event", "x")
     with sqlite3.connect(settings.index_path) as conn, pytest.raises(sqlite3.DatabaseError):

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from starlette.testclient import TestClient
 
@@ -32,10 +33,25 @@ def snapshot(settings: Settings) -> tuple[dict[str, bytes], list[str]]:
     files = {str(p.relative_to(repos)): p.read_bytes() for p in sorted(repos.rglob("*"))
              if p.is_file() and p.relative_to(repos).parts[0] != ".uploads"
              } if repos.exists() else {}
-    with sqlite3.connect(settings.index_path) as conn:
-        # A token's last-used time moves when it is presented, whatever the answer.
-        rows = [r for r in conn.iterdump() if not r.startswith('INSERT INTO "tokens"')]
+    # A token's last-used time moves when it is presented, whatever the answer.
+    rows = [r for r in database_rows(settings) if not r.startswith('INSERT INTO "tokens"')]
     return files, rows
+
+
+def database_rows(settings: Settings) -> list[str]:
+    """Every row of the catalogue's database as `INSERT INTO "table" ...` lines: SQLite's
+    dump, or each PostgreSQL table's rows in a fixed order (the same prefix per table, so
+    callers filter tables alike on both backends)."""
+    if settings.database_url is None:
+        with sqlite3.connect(settings.index_path) as conn:
+            return list(conn.iterdump())
+    with psycopg.connect(settings.database_url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "ORDER BY tablename")]
+        return [f'INSERT INTO "{table}" VALUES {row!r}' for table in tables
+                for row in sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(),
+                                  key=repr)]
 
 
 def make_zip(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:

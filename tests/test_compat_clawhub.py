@@ -444,6 +444,7 @@ def test_trust_levels_set_the_moderation(client: TestClient, registry: Registry,
     assert download.status_code == (403 if blocked else 200)
 
 
+@pytest.mark.sqlite_only
 def test_an_unchecked_version_has_no_verdict(client: TestClient, registry: Registry,
                                              team: dict[str, Any]) -> None:
     import sqlite3

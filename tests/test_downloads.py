@@ -51,6 +51,7 @@ def team(registry: Registry) -> Registry:
 
 # -- one cached lookup -------------------------------------------------------------------
 
+@pytest.mark.sqlite_only
 def test_an_exact_versions_archive_asks_the_index_nothing_once_cached(team: Registry) -> None:
     first = team.archive("team", "hello-world", "0.1.0", "tar.gz", ANONYMOUS)[1]
     statements: list[str] = []
@@ -126,6 +127,7 @@ def own_registry(settings: Settings) -> Iterator[Registry]:
     yield registry
 
 
+@pytest.mark.sqlite_only
 def test_counts_are_flushed_across_the_interval_and_on_close(own_registry: Registry,
                                                              settings: Settings) -> None:
     reg = own_registry

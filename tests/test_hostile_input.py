@@ -289,6 +289,7 @@ def test_terminal_safe_strips_sequences_and_keeps_text() -> None:
     assert terminal_safe("\x1b]52;c;ZXZpbA==") == ""  # unterminated clipboard write
 
 
+@pytest.mark.sqlite_only
 def test_cli_info_and_search_strip_escapes_from_old_data(
         seeded: TestClient, settings: Settings, token: str) -> None:
     """Data stored before validation refused control characters is printed without them."""

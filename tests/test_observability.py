@@ -321,6 +321,7 @@ def test_auto_is_json_unless_stderr_is_a_terminal(tmp_path: Path) -> None:
 # -- liveness and readiness ---------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # a test's PostgreSQL database comes migrated
 def test_ready_only_once_migrations_are_applied(settings: Settings) -> None:
     settings.home.mkdir(parents=True)
     registry = Registry(settings)

@@ -111,6 +111,7 @@ BAD_REPORTS = [
 ]
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(("bad", "field"), BAD_REPORTS)
 def test_one_bad_report_refuses_the_batch_and_stores_nothing(
         published: Registry, client: TestClient, auth: dict[str, str], bad: dict[str, Any],
@@ -131,6 +132,7 @@ def test_one_bad_report_refuses_the_batch_and_stores_nothing(
     ({"outcomes": []}, 422, "invalid_report"),
     ({"outcomes": [{"x": 1}] * 1001}, 422, "invalid_report"),
 ])
+@pytest.mark.sqlite_only
 def test_malformed_bodies_are_refused(published: Registry, client: TestClient,
                                       auth: dict[str, str], payload: Any, status: int,
                                       code: str) -> None:
@@ -156,6 +158,7 @@ def test_reports_need_a_token_and_a_readable_skill(published: Registry,
     assert response.status_code == 404
 
 
+@pytest.mark.sqlite_only
 def test_reports_are_rate_limited_per_token(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "rl", seed=False, semantic="off", outcome_rate=1.0,
                         outcome_burst=3.0)

@@ -165,6 +165,7 @@ def test_a_short_span_is_daily_and_a_long_one_weekly_ending_today() -> None:
 # -- the stored counter ----------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_the_day_counter_matches_the_reports_and_the_migration_backfills_it(
         registry: Registry, owner: Principal) -> None:
     now = datetime.now(UTC)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from starlette.testclient import TestClient
 
 from skills_hub.config import Settings
@@ -107,6 +108,7 @@ def test_refusals_are_shown_and_change_nothing(
     assert client.get(f"/invite/{secret}").status_code == 200  # still usable
 
 
+@pytest.mark.sqlite_only
 def test_unknown_and_expired_links_say_what_to_do(
         registry: Registry, client: TestClient, settings: Settings,
         acme: None) -> None:  # noqa: F811

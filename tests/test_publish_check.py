@@ -90,6 +90,7 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
 # -- the service ---------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("kind", list(UPLOADS))
 def test_a_check_stores_nothing(registry: Registry, settings: Settings,
                                 team: dict[str, Principal], kind: str) -> None:

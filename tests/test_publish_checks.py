@@ -178,6 +178,7 @@ def test_health_records_changed_verdicts_and_deprecates_failing_versions(
         (None, "safe", "publish"), ("safe", "dangerous", "health")]
 
 
+@pytest.mark.sqlite_only
 def test_versions_without_a_report_are_checked_in_the_background(settings: Settings) -> None:
     registry = Registry(settings)
     registry.start()

@@ -30,6 +30,9 @@ from .conftest import send_outcomes
 from .test_search import publish
 from .test_search_units import HOSTILE
 
+# FTS5's own term counts, snippets and query plans: the SQLite backend's internals.
+pytestmark = pytest.mark.sqlite_only
+
 SIZE = 1_200
 
 

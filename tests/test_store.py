@@ -110,6 +110,7 @@ def test_concurrent_publishes_from_two_processes_lose_nothing(tmp_path: Path) ->
     assert fsck.returncode == 0, fsck.stderr
 
 
+@pytest.mark.sqlite_only
 def test_reindex_rebuilds_the_catalogue_from_git_alone(registry: Registry) -> None:
     registry.publish("team", bundle("alpha"), principal=OPERATOR, version="1.0.0")
     registry.publish("team", bundle("alpha", body="v2"), principal=OPERATOR, version="2.0.0")
