@@ -594,7 +594,7 @@ def _read_password(from_stdin: bool, *, confirm: bool = False, optional: bool = 
 @main.command()
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 def reindex(home: Path | None) -> None:
-    """Rebuild the catalogue and search index of index.db from the git repos."""
+    """Rebuild the catalogue and search index (SQLite or PostgreSQL) from the git repos."""
     registry = _registry(home, full=True)
     registry.close()
 
@@ -636,6 +636,161 @@ def fsck(home: Path | None, repair: bool, as_json: bool) -> None:
                       else "clean"))
     if not report.clean:
         sys.exit(ExitCode.ERROR)
+
+
+@main.command("migrate-db")
+@click.option("--to", "url", required=True, metavar="URL",
+              help="The PostgreSQL database: postgresql://user:password@host:port/name.")
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@click.option("--copy-repos", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Also copy the git repos into DIR (new or empty), for "
+                                  "SKILLS_HUB_REPOS_DIR (a shared volume, say).")
+@json_option
+def migrate_db(url: str, home: Path | None, copy_repos: Path | None, as_json: bool) -> None:
+    """Copy the home's embedded catalogue (index.db) into PostgreSQL, then verify it.
+
+    Stop the server on the home first (a running one is refused where it can be seen).
+    The target is migrated, then every table is copied in one transaction (all or
+    nothing) and compared: row counts, a sha256 of every table, and every version's
+    commit, tag, tree and content digest. Run it again on a target that holds exactly
+    this data: "already migrated, nothing copied". A target holding other data is
+    refused. Then run the home with SKILLS_HUB_DATABASE_URL set to URL (and
+    SKILLS_HUB_REPOS_DIR to DIR, with --copy-repos).
+    """
+    from .store.migrate_db import migrate
+
+    try:
+        result = migrate(_settings(home), url, copy_repos=copy_repos)
+    except HubError as exc:
+        report_error(exc)
+        sys.exit(exit_code(exc))
+    checked = result.verification
+    if as_json:
+        emit_json(_migrate_json(result))
+        return
+    click.echo(f"{'copied' if result.copied else 'compared'} {result.source} -> "
+               f"{result.target}")
+    for check in checked.tables:
+        click.echo(f"  {check.table.label:26} {check.table.how.value:15} "
+                   f"{check.target_rows:>9} rows  sha256 {check.target_sha256[:16]}  equal")
+    click.echo(f"verified: row counts and sha256 of {len(checked.tables)} tables, commit, "
+               f"tag, tree and content sha256 of {checked.versions} versions, "
+               f"{len(checked.sequences)} id sequences past their largest id")
+    click.echo("not copied, each backend's own: SQLite "
+               + ", ".join(m.label for m in result.not_copied if m.postgres is None)
+               + "; PostgreSQL "
+               + ", ".join(m.label for m in result.not_copied if m.sqlite is None))
+    if result.repos is not None:
+        click.echo(f"repos: {len(result.repos.copied)} namespaces copied, "
+                   f"{len(result.repos.present)} already there, into {result.repos.folder}; "
+                   f"{result.repos.versions} versions' tags checked")
+    for note in result.notes:
+        click.echo(note)
+    if result.copied:
+        click.echo(f"copied {result.rows} rows in {result.seconds:.2f} s; now run the home "
+                   "with SKILLS_HUB_DATABASE_URL set to that URL"
+                   + (f" and SKILLS_HUB_REPOS_DIR={result.repos.folder}" if result.repos
+                      else ""))
+
+
+def _migrate_json(result: Any) -> dict[str, Any]:
+    checked = result.verification
+    return {
+        "status": "copied" if result.copied else "already migrated",
+        "source": str(result.source), "target": result.target, "rows": result.rows,
+        "seconds": round(result.seconds, 3),
+        "tables": [{"sqlite": c.table.sqlite, "postgresql": c.table.postgres,
+                    "how": c.table.how.value, "rows": c.target_rows,
+                    "sha256": c.target_sha256} for c in checked.tables],
+        "versions": checked.versions, "sequences": checked.sequences,
+        "not_copied": [{"sqlite": m.sqlite, "postgresql": m.postgres, "why": m.why}
+                       for m in result.not_copied],
+        "repos": None if result.repos is None else {
+            "folder": str(result.repos.folder), "copied": result.repos.copied,
+            "present": result.repos.present, "versions": result.repos.versions},
+        "notes": result.notes,
+    }
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@json_option
+def backup(directory: Path, home: Path | None, as_json: bool) -> None:
+    """Take a consistent backup of the home into DIRECTORY (new or empty), online.
+
+    The server keeps running: the catalogue is copied first (SQLite's backup API, or
+    pg_dump with SKILLS_HUB_DATABASE_URL), then each namespace's git repo under its write
+    lock (publishes to that namespace wait for its copy), then manifest.json with every
+    ref, version and file digest. A folder without manifest.json is an unfinished backup.
+    """
+    from .backup import backup as take_backup
+
+    try:
+        result = take_backup(_settings(home), directory)
+    except HubError as exc:
+        report_error(exc)
+        sys.exit(exit_code(exc))
+    if as_json:
+        emit_json({"folder": str(result.folder), "backend": result.backend,
+                   "counts": result.counts, "versions": result.versions,
+                   "in_catalogue": result.in_catalogue, "skipped": result.skipped,
+                   "files": result.files, "seconds": round(result.seconds, 3),
+                   "catalogue_seconds": round(result.catalogue_seconds, 3),
+                   "namespaces": {r.namespace: {"refs": len(r.refs),
+                                                "locked_ms": round(r.seconds * 1000, 1)}
+                                  for r in result.repos}})
+        return
+    longest = max(result.repos, key=lambda r: r.seconds, default=None)
+    click.echo(f"backed up {result.backend} catalogue ({result.counts.get('versions', 0)} "
+               f"versions, {result.counts.get('users', 0)} users, "
+               f"{result.counts.get('tokens', 0)} tokens) in {result.catalogue_seconds:.2f} s")
+    click.echo(f"backed up {len(result.repos)} namespaces, {result.versions} versions "
+               f"({result.versions - result.in_catalogue} published during the backup)"
+               + (f"; longest lock {longest.seconds * 1000:.0f} ms ({longest.namespace})"
+                  if longest else ""))
+    for namespace in result.skipped:
+        click.echo(f"skipped namespace {namespace}: created after the catalogue was copied")
+    click.echo(f"{result.files} files in {result.folder}, manifest.json written; "
+               f"{result.seconds:.2f} s in all")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@json_option
+def restore(directory: Path, home: Path | None, as_json: bool) -> None:
+    """Restore the backup in DIRECTORY into a fresh home (no repos, an empty catalogue).
+
+    Every file is checked against manifest.json first (nothing is changed if one differs);
+    then the catalogue and the repos are put back, the registry starts (migrations, and
+    the versions published during the backup recorded from git) and every version of the
+    manifest is compared, with fsck. Do not run a server on the home meanwhile.
+    """
+    from .backup import BackupCorrupt
+    from .backup import restore as restore_backup
+
+    try:
+        result = restore_backup(_settings(home), directory)
+    except BackupCorrupt as exc:
+        report_error(exc)
+        sys.exit(ExitCode.INTEGRITY)
+    except HubError as exc:
+        report_error(exc)
+        sys.exit(exit_code(exc))
+    if as_json:
+        emit_json({"home": str(result.home), "backend": result.backend,
+                   "namespaces": result.namespaces, "versions": result.versions,
+                   "counts": result.counts, "reconciled": result.reconciled,
+                   "git_fsck": result.git_fsck, "seconds": round(result.seconds, 3)})
+        return
+    click.echo(f"restored {result.namespaces} namespaces and {result.versions} versions into "
+               f"{result.home} ({result.backend}); {result.counts.get('users', 0)} users, "
+               f"{result.counts.get('tokens', 0)} tokens")
+    for note in result.notes:
+        click.echo(note)
+    click.echo(f"every version matches the manifest; fsck clean (git fsck: "
+               f"{result.git_fsck}); {result.seconds:.2f} s")
 
 
 @main.command()

@@ -458,6 +458,22 @@ class GitStore:
         finally:
             repo.close()
 
+    def copy_to(self, namespace: str, dest: Path) -> dict[str, str]:
+        """Copy the namespace's repo to `dest` (which must not exist) under its write lock,
+        so that no publish, proposal or repack is half-way in the copy (a backup); returns
+        the copy's refs (`refs/...` -> sha). Writers to this namespace wait meanwhile;
+        readers do not."""
+        if not self.exists(namespace):
+            raise NotFound(f"namespace {namespace!r} has no repo")
+        with self._locked(namespace):
+            shutil.copytree(self.path(namespace), dest, symlinks=True)
+        repo = Repo(str(dest))
+        try:
+            return {ref.decode(): sha.decode() for ref, sha in repo.get_refs().items()
+                    if ref.startswith(b"refs/")}
+        finally:
+            repo.close()
+
     # -- serving ------------------------------------------------------------------------
 
     def smart_http_app(self, backend: str = "auto") -> WSGIApp:
