@@ -454,3 +454,17 @@ def test_clones_never_see_proposals_or_releases_under_review(
         assert b"refs/heads/main" in refs and b"refs/tags/hello-world/v1.0.0" in refs
         assert b"proposals/" not in refs and b"releases/" not in refs
         assert proposal.json()["commit"].encode() not in refs
+
+
+def test_an_audit_event_carries_the_request_id_of_its_answer(
+        client: TestClient, team: dict[str, dict[str, str]]) -> None:
+    """The audit log, the log lines and the X-Request-ID header name a request alike."""
+    given = client.post("/api/v1/orgs", json={"name": "given-id"},
+                        headers={**team["outsider"], "X-Request-ID": "audit-trail-1"})
+    made = client.post("/api/v1/orgs", json={"name": "made-id"},
+                       headers={**team["outsider"], "X-Request-ID": "not valid\tid"})
+    assert given.headers["x-request-id"] == "audit-trail-1"
+    events = {e["target"]: e for e in client.get(
+        "/api/v1/audit?action=org.create", headers=team["root"]).json()["events"]}
+    assert events["given-id"]["request_id"] == "audit-trail-1"
+    assert events["made-id"]["request_id"] == made.headers["x-request-id"] != "not valid\tid"

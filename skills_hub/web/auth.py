@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from ..access.principal import ANONYMOUS, Origin, Principal
 from ..errors import Forbidden, Unauthorized
+from ..logs import REQUEST_ID
 from ..services import Registry
 
 SESSION_COOKIE = "shub_session"
@@ -51,7 +52,8 @@ def origin(request: HTTPConnection) -> Origin:
     headers = request.headers
     return Origin(address=request.client.host if request.client else "",
                   user_agent=headers.get("user-agent", "")[:300],
-                  request_id=headers.get("x-request-id", "")[:100] or secrets.token_hex(8))
+                  # The id the answer's X-Request-ID header and the log lines carry.
+                  request_id=REQUEST_ID.get() or secrets.token_hex(8))
 
 
 def page_reader(registry: Registry, request: HTTPConnection) -> Principal:
