@@ -107,6 +107,8 @@ def main() -> int:
                         help="one skill per (function, description) instead of per function")
     parser.add_argument("--json", type=Path, help="write every figure here too")
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / ".cache")
+    parser.add_argument("--database-url", help="an empty PostgreSQL database to run on "
+                        "(postgresql://...); default: the embedded SQLite")
     args = parser.parse_args()
 
     wheel = bfcl.fetch_wheel(args.cache)
@@ -115,7 +117,9 @@ def main() -> int:
     log(f"BFCL {wheel.name}: {len(dataset.skills)} skills, {len(queries)} queries")
 
     home = Path(tempfile.mkdtemp(prefix="skills-hub-retrieval-"))
-    registry = Registry(Settings(home=home, seed=False, sandbox="off"))
+    registry = Registry(Settings(home=home, seed=False, sandbox="off",
+                                 database_url=args.database_url))
+    log(f"backend: {'PostgreSQL' if args.database_url else 'SQLite'}")
     try:
         registry.start()
         t0 = time.perf_counter()
@@ -160,6 +164,7 @@ def main() -> int:
         registry.close()
         shutil.rmtree(home, ignore_errors=True)
 
+    print(f"backend: {'PostgreSQL' if args.database_url else 'SQLite'}")
     print(f"BFCL ({wheel.name}): {len(dataset.skills)} skills, {len(queries)} queries, "
           f"{sum(len(q.relevant) > 1 for q in queries)} with several relevant skills")
     print(f"published through Registry.publish in {published['total_s']:.0f} s "
