@@ -29,14 +29,9 @@ from ...domain import (
     UserRow,
     now_iso,
 )
+from ..columns import _RELEASE, _TOKEN, _USER
 from .db import Conn, Table, nul_misses
 
-_USER = ("id, username, display_name, email, kind, org, password_hash, is_operator, "
-         "oidc_issuer, oidc_subject, created_at, disabled_at")
-_TOKEN = ("t.id, t.user_id, u.username, t.prefix, t.label, t.scopes, t.namespaces_json, "
-          "t.created_at, t.expires_at, t.last_used_at, t.revoked_at")
-_RELEASE = ("id, namespace, name, version, state, author_id, author, commit_sha, tree_sha, "
-            "content_sha256, verdict, report_json, created_at, decided_at, decided_by, comment")
 _AUDIT = ("id, at, actor, action, target, org, namespace, address, user_agent, request_id, "
           "detail_json")
 

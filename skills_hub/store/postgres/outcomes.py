@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...domain import TRUST_LEVELS, CanaryRow, NewOutcome, ProposalRow, TrustEvent, VersionStats
+from ..columns import _PROPOSAL_COLUMNS
 from .db import Conn, Table, nul_misses
-from .sql import _PROPOSAL_COLUMNS, _proposal, lock_skill
+from .sql import _proposal, lock_skill
 
 _REPORT_COLUMNS = ("reporter", "report_id", "version", "outcome", "failure_kind", "score",
                    "signals_json", "agent", "model", "client", "at")

@@ -47,9 +47,10 @@ from ...domain import (
     SearchHit,
     SkillRow,
 )
+from ..columns import _REPORT_JOIN, _SKILL_SELECT
 from .db import Database, Table, nul_misses
 from .migrations import PUNCTUATION, spaced
-from .sql import _REPORT_JOIN, _SKILL_SELECT, _filtered, insert_vectors
+from .sql import _filtered, insert_vectors
 
 if TYPE_CHECKING:
     from .catalogue import Catalogue

@@ -15,34 +15,10 @@ from ...domain import (
     VersionRow,
     now_iso,
 )
+from ..columns import (
+    _PROPOSAL_COLUMNS,
+)
 from .db import LOCK_SKILL, LOCK_VECTORS, Conn, Database
-
-BROWSE_ORDERS = {
-    "recent": "s.updated_at DESC, s.id DESC",
-    "installs": "s.downloads DESC, s.updated_at DESC, s.id DESC",
-    "name": "s.namespace, s.name",
-}
-
-_SKILL_COLUMNS = ("id, namespace, name, latest_version, description, tags, created_at, "
-                  "updated_at, downloads, trust")
-# The latest version's verdict comes from its report ("unchecked" until one exists).
-_REPORT_JOIN = ("LEFT JOIN reports r ON r.namespace = s.namespace "
-                "AND r.name = s.name AND r.version = s.latest_version")
-_SKILL_FROM = "skills s " + _REPORT_JOIN
-_VERSION_COLUMNS = ("skill_id, version, commit_sha, tag_sha, tree_sha, content_sha256, "
-                    "description, frontmatter_json, files_json, published_at")
-
-
-def _prefixed(alias: str, columns: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
-
-
-# SkillRow's fields in order: rows build it positionally (`SkillRow(*row)`).
-_SKILL_SELECT = (_prefixed("s", _SKILL_COLUMNS)
-                 + ", coalesce(r.verdict, 'unchecked') AS verdict")
-
-_NAMESPACE = ("name, visibility, created_at, owner_user, owner_org, release_policy, "
-              "two_person, review_policy")
 
 
 def _namespace(row: tuple[Any, ...]) -> NamespaceInfo:
@@ -90,12 +66,6 @@ def _version(row: tuple[Any, ...]) -> VersionRow:
      frontmatter, files, published_at) = row
     return VersionRow(skill_id, version, commit_sha, tag_sha, tree_sha, content_sha256,
                       description, json.loads(frontmatter), json.loads(files), published_at)
-
-
-_PROPOSAL_COLUMNS = ("id, namespace, name, base_version, applies_to, status, proposer, "
-                     "proposer_namespace, edits_json, evidence_json, reasoning, content_sha256, "
-                     "commit_sha, tree_sha, verdict, report_json, support, created_at, "
-                     "decided_at, decided_by, comment, version")
 
 
 def _proposal(row: tuple[Any, ...]) -> ProposalRow:

@@ -19,14 +19,8 @@ from ...domain import (
     UserRow,
     now_iso,
 )
+from ..columns import _RELEASE, _TOKEN, _USER
 from .db import Table
-
-_USER = ("id, username, display_name, email, kind, org, password_hash, is_operator, "
-         "oidc_issuer, oidc_subject, created_at, disabled_at")
-_TOKEN = ("t.id, t.user_id, u.username, t.prefix, t.label, t.scopes, t.namespaces_json, "
-          "t.created_at, t.expires_at, t.last_used_at, t.revoked_at")
-_RELEASE = ("id, namespace, name, version, state, author_id, author, commit_sha, tree_sha, "
-            "content_sha256, verdict, report_json, created_at, decided_at, decided_by, comment")
 
 
 class Users(Table):
@@ -96,7 +90,6 @@ class Users(Table):
             "SELECT 1 FROM orgs WHERE name = ? UNION ALL "
             "SELECT 1 FROM namespaces WHERE name = ? LIMIT 1", (name, name, name)).fetchone()
         return row is not None
-
 
 
 class Orgs(Table):
@@ -186,7 +179,6 @@ class Orgs(Table):
         return {r[0]: r[1] for r in rows}
 
 
-
 class Tokens(Table):
     """Personal access tokens (sha256 stored)."""
 
@@ -233,7 +225,6 @@ class Tokens(Table):
     def touch_token(self, token_id: int, at: str) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (at, token_id))
-
 
 
 class Sessions(Table):
@@ -307,7 +298,6 @@ class Sessions(Table):
         return True
 
 
-
 class Releases(Table):
     """Releases waiting for review and their decisions."""
 
@@ -354,7 +344,6 @@ class Releases(Table):
         return bool(cur.rowcount)
 
 
-
 class Audit(Table):
     """The audit log."""
 
@@ -399,7 +388,6 @@ class Audit(Table):
                          json.loads(r[10])) for r in rows]
 
 
-
 def _has_owner(conn: sqlite3.Connection, org: str) -> bool:
     return conn.execute("SELECT 1 FROM org_members m JOIN users u ON u.id = m.user_id "
                         "WHERE m.org = ? AND m.role = 'owner' AND u.disabled_at IS NULL",
@@ -417,8 +405,6 @@ def _token(row: sqlite3.Row) -> TokenRow:
     namespaces = None if data[6] is None else frozenset(json.loads(data[6]))
     return TokenRow(data[0], data[1], data[2], data[3], data[4], frozenset(data[5].split()),
                     namespaces, data[7], data[8], data[9], data[10])
-
-
 
 
 def _release(row: sqlite3.Row) -> ReleaseRow:

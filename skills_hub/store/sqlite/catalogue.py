@@ -19,13 +19,9 @@ from ...domain import (
     VersionRow,
     now_iso,
 )
+from ..columns import _NAMESPACE, _SKILL_FROM, _SKILL_SELECT, _VERSION_COLUMNS, BROWSE_ORDERS
 from .db import Table
 from .sql import (
-    _NAMESPACE,
-    _SKILL_FROM,
-    _SKILL_SELECT,
-    _VERSION_COLUMNS,
-    BROWSE_ORDERS,
     _filtered,
     _namespace,
     _version,

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...domain import TRUST_LEVELS, CanaryRow, NewOutcome, ProposalRow, TrustEvent, VersionStats
+from ..columns import _PROPOSAL_COLUMNS
 from .db import Table
-from .sql import _PROPOSAL_COLUMNS, _proposal
+from .sql import _proposal
 
 
 class Outcomes(Table):

@@ -18,10 +18,11 @@ from ...domain import (
     SearchFilters,
     SearchHit,
 )
+from ..columns import _REPORT_JOIN
 from . import fts
 from .catalogue import Catalogue
 from .db import Database, Table
-from .sql import _REPORT_JOIN, BM25_WEIGHTS, _filtered, insert_vector
+from .sql import BM25_WEIGHTS, _filtered, insert_vector
 
 log = logging.getLogger(__name__)
 

@@ -19,33 +19,6 @@ from ...domain import (
 # bm25 weights per FTS column: name, description, tags, body.
 BM25_WEIGHTS = (10.0, 5.0, 3.0, 1.0)
 
-BROWSE_ORDERS = {
-    "recent": "s.updated_at DESC, s.id DESC",
-    "installs": "s.downloads DESC, s.updated_at DESC, s.id DESC",
-    "name": "s.namespace, s.name",
-}
-
-_SKILL_COLUMNS = ("id, namespace, name, latest_version, description, tags, created_at, "
-                  "updated_at, downloads, trust")
-# The latest version's verdict comes from its report ("unchecked" until one exists).
-_REPORT_JOIN = ("LEFT JOIN reports r ON r.namespace = s.namespace "
-                "AND r.name = s.name AND r.version = s.latest_version")
-_SKILL_FROM = "skills s " + _REPORT_JOIN
-_VERSION_COLUMNS = ("skill_id, version, commit_sha, tag_sha, tree_sha, content_sha256, "
-                    "description, frontmatter_json, files_json, published_at")
-
-
-def _prefixed(alias: str, columns: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
-
-
-_SKILL_SELECT = (_prefixed("s", _SKILL_COLUMNS)
-                 + ", coalesce(r.verdict, 'unchecked') AS verdict")
-
-
-_NAMESPACE = ("name, visibility, created_at, owner_user, owner_org, release_policy, "
-              "two_person, review_policy")
-
 
 def _namespace(row: sqlite3.Row) -> NamespaceInfo:
     data = dict(row)
@@ -92,12 +65,6 @@ def _version(row: sqlite3.Row) -> VersionRow:
     data["frontmatter"] = json.loads(data.pop("frontmatter_json"))
     data["files"] = json.loads(data.pop("files_json"))
     return VersionRow(**data)
-
-
-_PROPOSAL_COLUMNS = ("id, namespace, name, base_version, applies_to, status, proposer, "
-                     "proposer_namespace, edits_json, evidence_json, reasoning, content_sha256, "
-                     "commit_sha, tree_sha, verdict, report_json, support, created_at, "
-                     "decided_at, decided_by, comment, version")
 
 
 def _proposal(row: sqlite3.Row) -> ProposalRow:
