@@ -503,7 +503,7 @@ class WriteLock(Protocol):
 
 class Uploads(Protocol):
     """Files uploaded ahead of a publish (ClawHub's two-step upload), by content digest,
-    per namespace, kept for a day."""
+    per namespace, kept for a day (`store.uploads.FileUploads`, beside the repos)."""
 
     def put(self, namespace: str, sha256: str, data: bytes) -> None: ...
 

@@ -13,8 +13,8 @@ list of candidates with the command that installs each.
 
 Publishing is ClawHub's two-step upload: `skills/-/upload-url` hands out one URL per file,
 the CLI posts each file's bytes there, then `POST skills` names the uploaded files. Uploads
-wait in a content-addressed folder per namespace beside the store (`Staging`), so every
-worker process sees them; the publish itself is `Registry.publish`, with every check.
+wait in a content-addressed folder per namespace beside the repos (`store.uploads`), so
+every worker and node sees them; the publish itself is `Registry.publish`, with every check.
 """
 
 from __future__ import annotations
@@ -24,12 +24,9 @@ import hashlib
 import inspect
 import mimetypes
 import re
-import secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -54,6 +51,8 @@ from ..errors import (
 )
 from ..services import PublishOutcome, Registry, SkillDetail, check_namespace, version_of
 from ..skill.bundle import from_files
+from ..store.interfaces import Uploads
+from ..store.uploads import FileUploads
 from .api import IMMUTABLE, int_param, parse_object, read_capped
 from .auth import request_principal
 from .middleware import counts_as_install
@@ -69,7 +68,6 @@ LIST_SORTS = {
     "installsAllTime": "installs", "trending": "installs",
     "stars": "rating", "rating": "rating",
 }
-STAGING_TTL_SECONDS = 24 * 3600
 
 View = Callable[[Request], Any]
 
@@ -134,7 +132,7 @@ class ClawHub:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.staging = Staging(registry.settings.uploads_dir)
+        self.staging: Uploads = FileUploads(registry.settings.uploads_dir)
 
     # -- what every view needs ------------------------------------------------------------
 
@@ -860,43 +858,6 @@ def ambiguous_json(exc: AmbiguousName, base: str) -> dict[str, Any]:
 
 
 # -- uploads waiting for their publish ----------------------------------------------------
-
-class Staging:
-    """Files uploaded for a coming publish, by sha256, in one folder per namespace (the
-    uploading token's). On disk beside the store, never in it, so every worker process
-    sees them; a publish removes the files it used and uploads older than a day go."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def put(self, namespace: str, sha256: str, data: bytes) -> None:
-        folder = self.root / namespace
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{sha256}.{secrets.token_hex(6)}"
-        partial.write_bytes(data)
-        partial.replace(folder / sha256)
-
-    def get(self, namespace: str, sha256: str) -> bytes | None:
-        try:
-            data = (self.root / namespace / sha256).read_bytes()
-        except FileNotFoundError:
-            return None
-        return data if hashlib.sha256(data).hexdigest() == sha256 else None
-
-    def drop(self, namespace: str, hashes: Iterable[str]) -> None:
-        for sha256 in hashes:
-            (self.root / namespace / sha256).unlink(missing_ok=True)
-
-    def sweep(self, namespace: str) -> None:
-        folder = self.root / namespace
-        cutoff = time.time() - STAGING_TTL_SECONDS
-        for path in folder.iterdir() if folder.is_dir() else ():
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-            except FileNotFoundError:  # another worker swept it first
-                continue
-
 
 # -- the CLI's fingerprint ----------------------------------------------------------------
 
