@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from skills_hub.access.principal import ANONYMOUS, OPERATOR
 from skills_hub.config import Settings
 from skills_hub.services import Registry
+from skills_hub.web.app import create_app
 
 from .conftest import skill_md
 from .test_api import snapshot
@@ -89,6 +90,22 @@ def test_failed_sign_ins_are_throttled_per_account_with_retry_after(
                        json={"username": "cara", "password": PASSWORD}).status_code == 200
     events = registry.store.audit.audit_events(orgs=None, action="signin.failed")
     assert len(events) == 10 and events[0].target == "bob" and events[0].address
+
+
+def test_a_second_process_counts_the_same_failed_sign_ins(
+        client: TestClient, people: dict[str, str], settings: Settings) -> None:
+    """Failures counted by one worker (or node) lock the account on every other one."""
+    for _ in range(10):
+        client.post("/api/v1/auth/login", json={"username": "bob", "password": "nope"})
+    other = Registry(settings)
+    other.start()
+    try:
+        with TestClient(create_app(settings, other)) as second:
+            limited = second.post("/api/v1/auth/login",
+                                  json={"username": "bob", "password": PASSWORD})
+        assert limited.status_code == 429 and "this account" in limited.json()["message"]
+    finally:
+        other.close()
 
 
 def test_failed_sign_ins_are_throttled_per_address(client: TestClient,
@@ -429,7 +446,6 @@ def test_principals_are_anonymous_without_credentials(registry: Registry) -> Non
 @pytest.mark.parametrize("backend", ["git", "dulwich"])
 def test_clones_never_see_proposals_or_releases_under_review(
         tmp_path: Any, backend: str) -> None:
-    from skills_hub.web.app import create_app
 
     settings = Settings(home=tmp_path / "data", seed=False, semantic="off",
                         git_backend=backend)

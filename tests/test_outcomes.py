@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.testclient import TestClient
 from skills_hub.access.principal import ANONYMOUS, OPERATOR
 from skills_hub.cli import main
 from skills_hub.config import Settings
+from skills_hub.errors import RateLimited
 from skills_hub.ranking import trust as rules
 from skills_hub.services import Registry
 from skills_hub.skill.bundle import Bundle
@@ -308,3 +310,25 @@ def test_the_cli_blocks_and_lifts(published: Registry, client: TestClient, token
     assert "trust community" in lifted.output
     assert [e.new for e in published.store.outcomes.trust_events("team", "weekly-report")] == [
         "community", "blocked"]
+
+
+def test_processes_and_nodes_share_one_rate_limit(settings: Settings) -> None:
+    """Two registries on one catalogue (two workers, or two nodes on one PostgreSQL)
+    spend from the same bucket per token: the limit is the registry's, not a process's."""
+    limited = replace(settings, outcome_rate=0.01, outcome_burst=4.0)
+    first, second = Registry(limited), Registry(limited)
+    first.start()
+    second.start()
+    try:
+        principal = token_principal(first, "team")
+        first.publish("team", Bundle({"SKILL.md": skill_md("weekly-report")}),
+                      principal=principal)
+        batch = {"outcomes": [report("0.1.0") for _ in range(3)]}
+        first.report_outcomes("team", "weekly-report", batch, principal)
+        with pytest.raises(RateLimited):
+            second.report_outcomes("team", "weekly-report", batch, principal)
+        assert second.report_outcomes("team", "weekly-report",
+                                      {"outcomes": [report("0.1.0")]}, principal).recorded == 1
+    finally:
+        second.close()
+        first.close()

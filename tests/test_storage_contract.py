@@ -1096,3 +1096,32 @@ def test_releases_and_audit(storage: Storage) -> None:
     assert [e.id for e in storage.audit.audit_events(orgs=None, before_id=events[0].id,
                                                      limit=1)] == [events[1].id]
     assert storage.audit.audit_events(orgs=["acme"]) == []
+
+
+# -- rate buckets ---------------------------------------------------------------------------
+
+
+def test_a_bucket_spends_what_it_holds_and_refills_at_its_rate(storage: Storage) -> None:
+    buckets, rate, burst = storage.buckets, 2.0, 5.0
+    assert buckets.level("k:a", rate=rate, burst=burst, now=100.0) == burst  # never seen
+    assert buckets.take("k:a", 3, rate=rate, burst=burst, now=100.0) is None
+    assert buckets.take("k:a", 3, rate=rate, burst=burst, now=100.0) == pytest.approx(2.0)
+    assert buckets.level("k:a", rate=rate, burst=burst, now=100.0) == pytest.approx(2.0)
+    assert buckets.take("k:a", 3, rate=rate, burst=burst, now=100.5) is None  # 2 + 0.5 x 2
+    assert buckets.level("k:a", rate=rate, burst=burst, now=1000.0) == burst  # capped
+    assert buckets.take("k:a", 6, rate=rate, burst=burst, now=1000.0) == pytest.approx(burst)
+    assert buckets.level("k:b", rate=rate, burst=burst, now=100.0) == burst  # per key
+
+
+def test_a_forced_take_goes_below_zero_and_full_buckets_are_swept(storage: Storage) -> None:
+    buckets = storage.buckets
+    for _ in range(3):
+        assert buckets.take("f:x", 1, rate=0.5, burst=2, now=10.0, force=True) is None
+    assert buckets.level("f:x", rate=0.5, burst=2, now=10.0) == pytest.approx(-1.0)
+    buckets.take("f:y", 1, rate=0.5, burst=2, now=10.0)
+    buckets.take("g:z", 1, rate=0.5, burst=2, now=10.0)
+    # At 12 s `f:y` is full again (1 + 2 x 0.5), `f:x` is not (-1 + 1): only `f:y` goes,
+    # and only keys with the prefix are looked at.
+    assert buckets.sweep("f:", rate=0.5, burst=2, now=12.0) == 1
+    assert buckets.level("f:x", rate=0.5, burst=2, now=12.0) == pytest.approx(0.0)
+    assert buckets.level("g:z", rate=0.5, burst=2, now=10.0) == pytest.approx(1.0)

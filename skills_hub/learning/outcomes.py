@@ -18,20 +18,24 @@ A report (JSON object):
 
 from __future__ import annotations
 
+import itertools
 import re
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidReport, Problem, RateLimited
 from ..ranking.trust import signal_score
+
+if TYPE_CHECKING:
+    from ..store.interfaces import RateBuckets
 
 OUTCOMES = ("success", "failure", "infra_error")
 FAILURE_KINDS = ("wrong_result", "error", "timeout", "incomplete", "unsafe", "other")
 SIGNALS = ("task_accepted", "retries", "edit_ratio", "session_continued", "error_reported")
 MAX_BATCH = 1000
+SWEEP_EVERY = 1000  # takes between two sweeps of full buckets
 MAX_AGE_DAYS = 365
 MAX_TEXT = 200
 ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -193,24 +197,27 @@ def _time(raw: object, now: datetime, bad: Any) -> datetime:
 
 
 class RateLimiter:
-    """A token bucket per key: `rate` units per second, up to `burst` at once."""
+    """A token bucket per key: `rate` units per second, up to `burst` at once, kept in the
+    storage's `RateBuckets`, so every process and node of a registry shares one limit."""
 
-    def __init__(self, rate: float, burst: float) -> None:
+    def __init__(self, rate: float, burst: float, buckets: RateBuckets,
+                 prefix: str = "outcomes:") -> None:
         self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+        self._buckets, self._prefix = buckets, prefix
+        self._takes = itertools.count()
 
     def take(self, key: str, units: float = 1.0) -> None:
         """Spend `units` for `key`, or raise RateLimited with how long to wait."""
-        now = time.monotonic()
-        with self._lock:
-            level, since = self._buckets.get(key, (self.burst, now))
-            level = min(self.burst, level + (now - since) * self.rate)
-            if units > level:
-                self._buckets[key] = (level, now)
-                wait = max(1, int((units - level) / self.rate + 0.999))
-                raise RateLimited(
-                    f"too many outcome reports for this token; try again in {wait} s",
-                    extra={"retry_after": wait, "limit_per_second": self.rate,
-                           "burst": self.burst})
-            self._buckets[key] = (level - units, now)
+        now = time.time()
+        level = self._buckets.take(self._prefix + key, units, rate=self.rate,
+                                   burst=self.burst, now=now)
+        if next(self._takes) % SWEEP_EVERY == SWEEP_EVERY - 1:
+            self._buckets.sweep(self._prefix, rate=self.rate, burst=self.burst, now=now)
+        if level is not None:
+            wait = max(1, int((units - level) / self.rate + 0.999))
+            raise RateLimited(
+                f"too many outcome reports for this token; try again in {wait} s",
+                extra={"retry_after": wait, "limit_per_second": self.rate,
+                       "burst": self.burst})
+
+

@@ -59,9 +59,12 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self._maintenance_guard = threading.Lock()
         self.check_options = Options(strict=settings.strict, sandbox=settings.sandbox)
         self._backfill: threading.Thread | None = None
-        self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst)
-        self.signin_accounts = SignInThrottle(ACCOUNT_FAILURES)
-        self.signin_addresses = SignInThrottle(ADDRESS_FAILURES)
+        self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst,
+                                           self.store.buckets)
+        self.signin_accounts = SignInThrottle(ACCOUNT_FAILURES, self.store.buckets,
+                                              "signin-account:")
+        self.signin_addresses = SignInThrottle(ADDRESS_FAILURES, self.store.buckets,
+                                               "signin-address:")
         self._oidc: OidcClient | None = None
         self._oidc_guard = threading.Lock()
 

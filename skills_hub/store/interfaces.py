@@ -501,6 +501,26 @@ class WriteLock(Protocol):
     def hold(self, namespace: str) -> AbstractContextManager[None]: ...
 
 
+class RateBuckets(Protocol):
+    """Token buckets every process and node of a registry shares (outcome reports per
+    token, sign-in failures per account and address): `rate` units a second up to
+    `burst` per key, times in seconds since the epoch. Rows are transient."""
+
+    def take(self, key: str, units: float, *, rate: float, burst: float, now: float,
+             force: bool = False) -> float | None:
+        """Spend `units` from `key`'s bucket: None when it held them; else spend nothing
+        and return the level it holds (`force` spends anyway: a failure that happened)."""
+        ...
+
+    def level(self, key: str, *, rate: float, burst: float, now: float) -> float:
+        """What `key`'s bucket holds now (`burst` for a key never seen)."""
+        ...
+
+    def sweep(self, prefix: str, *, rate: float, burst: float, now: float) -> int:
+        """Forget the buckets of keys starting with `prefix` that are full again."""
+        ...
+
+
 class Uploads(Protocol):
     """Files uploaded ahead of a publish (ClawHub's two-step upload), by content digest,
     per namespace, kept for a day (`store.uploads.FileUploads`, beside the repos)."""
@@ -550,6 +570,7 @@ class Storage:
     sessions: Sessions
     releases: Releases
     audit: Audit
+    buckets: RateBuckets
     # Set by the backend when the git writes of several nodes need a lock of its own
     # (PostgreSQL's advisory locks); None when the repo store's flock is enough.
     write_lock: WriteLock | None = None

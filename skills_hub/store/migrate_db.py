@@ -174,6 +174,7 @@ TABLES: tuple[TableMap, ...] = (
     _table("releases", How.COPY, "id namespace name version state author_id author "
            "commit_sha tree_sha content_sha256 verdict report_json created_at decided_at "
            "decided_by comment"),
+    _table("rate_buckets", How.COPY, "key level since", "key"),
     TableMap("migrations", None, How.SQLITE_ONLY,
              why="SQLite's applied migrations; the target's own are in schema_migrations"),
     TableMap("sqlite_sequence", None, How.SQLITE_ONLY,

@@ -6,6 +6,7 @@ from ..interfaces import Storage
 from .accounts import Audit, Orgs, Releases, Sessions, Tokens, Users
 from .catalogue import Catalogue, Namespaces, Reports
 from .db import Database, WriteLock
+from .limits import RateBuckets
 from .outcomes import Outcomes, Proposals
 from .search import KeywordIndex, Vectors
 
@@ -20,4 +21,4 @@ def open_postgres(url: str, *, pool_max: int | None = None) -> Storage:
         keyword=KeywordIndex(db, catalogue), vectors=Vectors(db), outcomes=Outcomes(db),
         proposals=Proposals(db), users=Users(db), orgs=Orgs(db), tokens=Tokens(db),
         sessions=Sessions(db), releases=Releases(db), audit=Audit(db),
-        write_lock=WriteLock(db))
+        buckets=RateBuckets(db), write_lock=WriteLock(db))

@@ -435,8 +435,18 @@ CREATE INDEX releases_state ON releases(namespace, state);
 """
 
 
+# Rate limits every node shares (see store/sqlite/migrations.py m010_rate_buckets).
+M002_RATE_BUCKETS = """
+CREATE TABLE rate_buckets (
+    key text COLLATE "C" PRIMARY KEY,
+    level double precision NOT NULL,
+    since double precision NOT NULL
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     ("m001_schema", M001_SCHEMA),
+    ("m002_rate_buckets", M002_RATE_BUCKETS),
 ]
 
 

@@ -8,6 +8,7 @@ from ..interfaces import Storage
 from .accounts import Audit, Orgs, Releases, Sessions, Tokens, Users
 from .catalogue import Catalogue, Namespaces, Reports
 from .db import Database
+from .limits import RateBuckets
 from .outcomes import Outcomes, Proposals
 from .search import KeywordIndex, Vectors
 
@@ -20,4 +21,5 @@ def open_sqlite(path: Path) -> Storage:
         db=db, namespaces=Namespaces(db), catalogue=catalogue, reports=Reports(db),
         keyword=KeywordIndex(db, catalogue), vectors=Vectors(db), outcomes=Outcomes(db),
         proposals=Proposals(db), users=Users(db), orgs=Orgs(db), tokens=Tokens(db),
-        sessions=Sessions(db), releases=Releases(db), audit=Audit(db))
+        sessions=Sessions(db), releases=Releases(db), audit=Audit(db),
+        buckets=RateBuckets(db))

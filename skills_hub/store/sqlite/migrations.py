@@ -500,6 +500,19 @@ def m009_browse_orders(conn: sqlite3.Connection) -> None:
     )
 
 
+def m010_rate_buckets(conn: sqlite3.Connection) -> None:
+    """Rate limits every process of a home shares (outcome reports per token, sign-in
+    failures per account and address): a token bucket per key, its level as of `since`
+    (seconds since the epoch). Rows are transient; a full bucket's row may be deleted."""
+    _script(conn, """
+        CREATE TABLE rate_buckets (
+            key TEXT PRIMARY KEY,
+            level REAL NOT NULL,
+            since REAL NOT NULL
+        ) WITHOUT ROWID;
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
     ("m002_checks", m002_checks),
@@ -510,6 +523,7 @@ MIGRATIONS: list[Migration] = [
     ("m007_teams", m007_teams),
     ("m008_outcome_days", m008_outcome_days),
     ("m009_browse_orders", m009_browse_orders),
+    ("m010_rate_buckets", m010_rate_buckets),
 ]
 
 
