@@ -91,6 +91,17 @@ class Conflict(HubError):
     code = "conflict"
 
 
+class Duplicate(Conflict):
+    """A row with the same unique key was written by another request between this one's
+    check and its write (two sign-ups of one name, two holds of one version): the
+    database's unique constraint refused the second. Raised by every backend's
+    transactions in place of the driver's error, so no race ends in a 500."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"another request wrote the same {what} a moment ago",
+                         extra={"hint": "look again: what you were making may exist now"})
+
+
 class PayloadTooLarge(HubError):
     status = 413
     code = "payload_too_large"

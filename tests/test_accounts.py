@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from starlette.testclient import TestClient
 
 from skills_hub.access.principal import ANONYMOUS, OPERATOR
 from skills_hub.config import Settings
+from skills_hub.errors import HubError
 from skills_hub.services import Registry
 from skills_hub.web.app import create_app
 
@@ -484,3 +487,24 @@ def test_an_audit_event_carries_the_request_id_of_its_answer(
         "/api/v1/audit?action=org.create", headers=team["root"]).json()["events"]}
     assert events["given-id"]["request_id"] == "audit-trail-1"
     assert events["made-id"]["request_id"] == made.headers["x-request-id"] != "not valid\tid"
+
+
+def test_two_requests_making_one_name_at_once_end_in_one_org_and_409s(
+        registry: Registry, people: dict[str, str]) -> None:
+    """Between the name check and the insert, another request may make the same name: the
+    database's unique key refuses the second (Duplicate, 409), never a 500."""
+    lead = registry.account_principal("lead")
+    start = threading.Barrier(8)
+
+    def make(_: int) -> int:
+        start.wait()
+        try:
+            registry.create_org(lead, "racers")
+        except HubError as exc:
+            return exc.status
+        return 201
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(make, range(8)))
+    assert statuses == [201] + [409] * 7
+    assert [m.username for m in registry.store.orgs.members("racers")] == ["lead"]

@@ -29,6 +29,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from skills_hub.domain import KeepOwner, NewAudit, ReleaseRow
+from skills_hub.errors import Duplicate
 from skills_hub.store.postgres import accounts as pg_accounts
 from skills_hub.store.postgres.db import Database as PgDatabase
 from skills_hub.store.sqlite import accounts as lite_accounts
@@ -208,6 +209,8 @@ def _await_waiters(url: str, waiters: int) -> None:
 
 def _kind(exc: BaseException) -> Any:
     """What an error means, the same for both backends (constraint kind for the drivers')."""
+    if isinstance(exc, Duplicate):  # a unique key, raised by both backends' transactions
+        return "duplicate"
     if isinstance(exc, sqlite3.IntegrityError):
         return "integrity: " + str(exc).split(" constraint")[0].lower()
     if isinstance(exc, psycopg.errors.UniqueViolation):
@@ -224,7 +227,7 @@ def _kind(exc: BaseException) -> Any:
 class Both:
     """Calls each store method on both backends and checks they agree: `both.users.user(x)`
     returns the result when equal; when both raise the same kind of error it re-raises
-    SQLite's (so `pytest.raises(sqlite3.IntegrityError)` reads as the service sees it)."""
+    SQLite's (so `pytest.raises(Duplicate)` reads as the service sees it)."""
 
     def __init__(self, lite: Backend, pg: Backend) -> None:
         self.lite, self.pg = lite, pg
@@ -314,15 +317,15 @@ def test_users_oidc_lookup_and_the_shared_space_of_names(both: Both) -> None:
     assert not both.users.name_taken("carol")
 
 
-def test_a_taken_name_fails_as_an_integrity_error_and_writes_nothing(both: Both) -> None:
+def test_a_taken_name_is_a_duplicate_and_writes_nothing(both: Both) -> None:
     both.orgs.add_org("acme", None)
     both.users.add_user("alice", oidc=("https://id.example", "sub-1"))
     assert both.users.name_taken("acme")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Duplicate):
         both.users.add_user("alice")
-    with pytest.raises(sqlite3.IntegrityError):  # the personal namespace exists: no user
+    with pytest.raises(Duplicate):  # the personal namespace exists: no user
         both.users.add_user("acme")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Duplicate):
         both.users.add_user("gabi", oidc=("https://id.example", "sub-1"))
     with pytest.raises(sqlite3.IntegrityError):  # a service account of no org
         both.users.add_user("ghost.ci", kind="service", org="ghost", personal_namespace=False)
@@ -447,7 +450,7 @@ def test_a_member_of_no_org_or_an_unknown_account_is_refused(both: Both) -> None
         both.orgs.set_member("acme", 99, "reader")
     with pytest.raises(sqlite3.IntegrityError):
         both.orgs.set_member("acme", alice, "emperor")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Duplicate):
         both.orgs.add_org("acme", None)
     assert [(m.username, m.role) for m in both.orgs.members("acme")] == [("alice", "owner")]
 
@@ -479,7 +482,7 @@ def test_tokens(both: Both) -> None:
     assert both.tokens.revoke_token(first) is False
     assert both.tokens.revoke_token(99) is False
     assert both.tokens.token("sha-1").revoked_at == T0
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Duplicate):
         both.tokens.add_token(bob, "sha-1", "shub_", "", ["read"], None, None)
     with pytest.raises(sqlite3.IntegrityError):
         both.tokens.add_token(99, "sha-new", "shub_", "", ["read"], None, None)
@@ -498,7 +501,7 @@ def test_sessions(both: Both) -> None:
     both.sessions.delete_session("sid-1")
     assert both.sessions.session("sid-1") is None
     both.sessions.add_session("sid-3", alice, "csrf-3", "2026-03-15T00:00:00+00:00", "", "ua")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Duplicate):
         both.sessions.add_session("sid-3", alice, "c", "2026-03-15T00:00:00+00:00", "", "")
 
 
@@ -520,7 +523,7 @@ def test_flows_are_taken_once_and_expire(both: Both, clock: Any) -> None:
         assert [r["state"] for r in backend.rows("auth_flows")] == ["st-5"]
     assert both.sessions.take_flow("st-5", "oidc") == {"z": 3}
     both.sessions.add_flow("st-6", "oidc", {}, "2026-03-01T12:20:00+00:00")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Duplicate):
         both.sessions.add_flow("st-6", "oidc", {}, "2026-03-01T12:20:00+00:00")
 
 
@@ -590,9 +593,9 @@ def test_releases(both: Both) -> None:
     assert [r.id for r in both.releases.releases(["acme"], state=None)] == ["r0", "r1", "r2"]
     assert [r.id for r in both.releases.releases(["acme"], state="approved")] == ["r1"]
     both.releases.add_release(_release("r4", "acme", "hello", "1.0.0"))  # pending again
-    with pytest.raises(sqlite3.IntegrityError):  # one pending release per version
+    with pytest.raises(Duplicate):  # one pending release per version
         both.releases.add_release(_release("r5", "acme", "hello", "1.0.0"))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Duplicate):
         both.releases.add_release(_release("r4", "acme", "hello", "3.0.0"))
 
 

@@ -44,6 +44,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from ...errors import Duplicate
 from . import migrations
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,10 @@ class Database:
                 with conn.transaction():
                     yield conn
                 changed = self._pending.pop(id(conn), set())
+            except psycopg.errors.UniqueViolation as exc:
+                diag = exc.diag
+                raise Duplicate(f"{diag.table_name or 'row'} "
+                                f"({diag.constraint_name or 'a unique key'})") from exc
             finally:
                 self._pending.pop(id(conn), None)
         for kind in changed:  # our own commits count at once, before any notification

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ...errors import Duplicate
 from ..cache import Generation
 from . import migrations
 
@@ -82,6 +83,11 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+        except sqlite3.IntegrityError as exc:
+            conn.execute("ROLLBACK")
+            if str(exc).startswith("UNIQUE constraint failed"):
+                raise Duplicate(_unique_key(str(exc))) from exc
+            raise
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -100,3 +106,8 @@ class Table:
 
     def _tx(self):  # type: ignore[no-untyped-def]
         return self.db.transaction()
+
+
+def _unique_key(message: str) -> str:
+    """`users.username` from SQLite's `UNIQUE constraint failed: users.username`."""
+    return message.split(": ", 1)[-1].split(",")[0]
