@@ -105,6 +105,7 @@ bench: $(VENV)/.test
 	$(PY) bench/pages_bench.py --json bench/out/pages.json | tee bench/out/pages.txt
 	$(PY) bench/search_page_bench.py | tee bench/out/search_page.txt
 	$(PY) bench/evidence_bench.py | tee bench/out/evidence.txt
+	$(PY) bench/nodes_bench.py --json bench/out/nodes.json | tee bench/out/nodes.txt
 
 ## clean-data: delete the run-time data of ./registry (keeps README.md and seed/)
 clean-data:

@@ -1,11 +1,12 @@
 """A throwaway PostgreSQL server for a test session, and a fresh database per test.
 
 `Cluster.start()` runs Debian's `initdb` into a temporary folder and starts the server on a
-free loopback port, tuned for speed rather than durability (fsync off): nothing in it
-outlives the session. As root, initdb refuses to run, so the cluster belongs to the
-`postgres` system user (created by Debian's `postgresql` package) and its commands run
-through `runuser`; as anyone else they run directly. A watchdog process stops the server and
-deletes the folder when the test process ends, however it ends (even `kill -9`).
+free loopback port, tuned for speed rather than durability (fsync off; `durable=True`, for
+benchmarks, keeps PostgreSQL's durable defaults): nothing in it outlives the session. As
+root, initdb refuses to run, so the cluster belongs to the `postgres` system user (created
+by Debian's `postgresql` package) and its commands run through `runuser`; as anyone else
+they run directly. A watchdog process stops the server and deletes the folder when the
+test process ends, however it ends (even `kill -9`).
 
 `Databases` makes one template database, migrated once, and gives each test a copy of it
 (`CREATE DATABASE ... TEMPLATE`), dropped after the test; a worker thread makes the copies
@@ -50,6 +51,10 @@ SERVER_SETTINGS = {
     "timezone": "'UTC'",
 }
 START_TIMEOUT = 60.0
+# `Cluster(durable=True)` (benchmarks): PostgreSQL's own defaults for these instead, so a
+# commit waits for its WAL flush as in production (fsync, synchronous_commit and
+# full_page_writes on, wal_level replica).
+FAST_ONLY = ("fsync", "synchronous_commit", "full_page_writes", "wal_level", "max_wal_senders")
 
 
 class ClusterError(RuntimeError):
@@ -91,7 +96,8 @@ def free_port() -> int:
 class Cluster:
     """One PostgreSQL server in a temporary folder, for one test session."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.folder: Path | None = None
         self.port = 0
         self._watchdog: subprocess.Popen[bytes] | None = None
@@ -122,7 +128,8 @@ class Cluster:
                    "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"], "initdb")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(f"unix_socket_directories = '{self.folder}'\n")
-            conf.writelines(f"{key} = {value}\n" for key, value in SERVER_SETTINGS.items())
+            conf.writelines(f"{key} = {value}\n" for key, value in SERVER_SETTINGS.items()
+                            if not (self.durable and key in FAST_ONLY))
         for attempt in range(3):  # a free port can be taken before the server binds it
             self.port = free_port()
             try:

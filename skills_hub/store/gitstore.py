@@ -34,6 +34,7 @@ from dulwich.server import Backend, UploadPackHandler
 from dulwich.web import GunzipFilter, HTTPGitApplication, LimitedInputFilter
 
 from ..errors import HubError, NotFound, VersionExists
+from ..skill import semver
 from ..skill.bundle import Bundle
 from .interfaces import WriteLock
 
@@ -231,6 +232,7 @@ class GitStore:
         if ref in refs:
             raise VersionExists(f"{name} {version} is already published; versions are immutable",
                                 extra={"version": version})
+        _refuse_older(refs, name, version)
         new_listing, skills = listing.with_skill(name, subtree.id)
         new_root = _with_skills(root_tree, skills.id)
         tree_objects = [skills, new_root]
@@ -660,6 +662,27 @@ def _reaches(repo: Repo, head: bytes | None, targets: set[bytes]) -> tuple[set[b
         if isinstance(commit, Commit):
             stack.extend(commit.parents)
     return found, True
+
+
+def _refuse_older(refs: DiskRefsContainer, name: str, version: str) -> None:
+    """VersionExists unless `version` is above every version tagged for `name`.
+
+    The service checks this against the catalogue before the write, but two publishes of
+    one skill (from two nodes, or two threads of one) both pass that check; under the
+    namespace lock, the one that comes second must not put an older version on main."""
+    wanted = semver.parse(version)
+    if wanted is None:
+        return
+    tagged = [found for key in refs.keys(base=Ref(TAG_PREFIX + name.encode() + b"/"))
+              if key.startswith(b"v") and (found := semver.parse(key[1:].decode())) is not None
+              and found.sort_key() >= wanted.sort_key()]
+    if tagged:
+        newest = max(tagged, key=semver.Version.sort_key)
+        how = "equals the existing version" if newest.sort_key() == wanted.sort_key() \
+            else "is older than the latest version"
+        raise VersionExists(f"{name} {version} {how} {newest}",
+                            extra={"hint": f"publish a version above {newest}",
+                                   "latest": str(newest)})
 
 
 def _untag(refs: DiskRefsContainer, ref: Ref, tag_id: bytes, commit_id: bytes) -> bool:
