@@ -139,6 +139,15 @@ class SemanticUnavailable(HubError):
     code = "semantic_unavailable"
 
 
+class Busy(HubError):
+    """A namespace's write lock was not free within its deadline (another node holds it:
+    a long repack, or a node frozen or cut off while holding it). Nothing was written;
+    `extra["retry_after"]` says when to try again."""
+
+    status = 503
+    code = "busy"
+
+
 class InvalidReport(HubError):
     """Outcome reports that do not validate; `problems` names every bad field."""
 

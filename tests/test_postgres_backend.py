@@ -28,6 +28,7 @@ import psycopg
 import pytest
 
 from skills_hub.domain import KeywordQuery, NewOutcome, NewVersion, SearchFilters
+from skills_hub.errors import Busy
 from skills_hub.search.query import parse
 from skills_hub.store.interfaces import Storage
 from skills_hub.store.postgres import open_postgres
@@ -424,6 +425,23 @@ def test_the_write_lock_holds_across_nodes(node: Storage, other_node: Storage) -
         events.append("first releases")
     waiter.join(5)
     assert events == ["other namespace", "first releases", "second holds"]
+
+
+def test_a_lock_held_too_long_elsewhere_is_a_clear_503_not_a_hang(
+        node: Storage, other_node: Storage) -> None:
+    """A node frozen while holding a namespace's lock must not stop the others' writers for
+    ever: past the deadline the write is refused (503 Busy, Retry-After), and the same
+    lock is taken at once when it is free again."""
+    assert isinstance(other_node.write_lock, WriteLock) and node.write_lock is not None
+    other_node.write_lock.wait_s = 0.3
+    with node.write_lock.hold("team"):
+        started = time.monotonic()
+        with pytest.raises(Busy) as refused, other_node.write_lock.hold("team"):
+            pass
+        assert 0.25 < time.monotonic() - started < 3
+        assert refused.value.status == 503 and refused.value.extra["retry_after"] >= 1
+    with other_node.write_lock.hold("team"):  # the refused wait left nothing behind
+        pass
 
 
 # -- outcomes ---------------------------------------------------------------------------------

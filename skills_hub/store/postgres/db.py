@@ -44,7 +44,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
-from ...errors import Duplicate
+from ...errors import Busy, Duplicate
 from . import migrations
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ KINDS = ("generation", "catalogue", "vectors")
 POOL_MAX = 10
 PING_S = 10.0           # the listener checks its connection when this long quiet
 RECONNECT_S = (0.2, 5.0)  # the listener's first and longest wait before reconnecting
+LOCK_WAIT_S = 30.0      # the longest a write waits for a namespace's lock held elsewhere
 
 # Advisory lock classes: the first key of the two-int4 form, transaction-scoped. The
 # namespaces' write locks (`WriteLock`) use the one-bigint form, a separate key space.
@@ -278,16 +279,32 @@ class Database:
 
 class WriteLock:
     """`interfaces.WriteLock` across machines: a session advisory lock per namespace (the
-    one-bigint key space), held on a connection of the lock pool while the git write runs."""
+    one-bigint key space), held on a connection of the lock pool while the git write runs.
 
-    def __init__(self, db: Database) -> None:
+    Waiting is bounded (`wait_s`, PostgreSQL's lock_timeout applies to advisory locks): a
+    node frozen or cut off while holding the lock would otherwise stop every writer to
+    that namespace until the server noticed its connection was gone (TCP keepalives: set
+    the server's tcp_keepalives_* low, docs/ARCHITECTURE.md "Deployment"). Past the
+    deadline the write is refused with 503 and Retry-After, nothing written."""
+
+    def __init__(self, db: Database, wait_s: float = LOCK_WAIT_S) -> None:
         self.db = db
+        self.wait_s = wait_s
 
     @contextmanager
     def hold(self, namespace: str) -> Iterator[None]:
         key = int64_key(namespace)
         with self.db.lock_pool.connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            conn.execute(f"SET lock_timeout = {int(self.wait_s * 1000)}")
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            except psycopg.errors.LockNotAvailable as exc:
+                raise Busy(f"namespace {namespace!r} is being written by another node and "
+                           f"its lock was not free within {self.wait_s:g} s",
+                           extra={"retry_after": 5,
+                                  "hint": "try again; if it lasts, a node may hold the "
+                                          "lock while frozen (`pg_locks` shows which)"}
+                           ) from exc
             try:
                 yield
             finally:
