@@ -729,8 +729,6 @@ def test_an_older_version_never_follows_a_newer_one_into_git(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="only a node's own start (or `fsck --repair`) undoes "
-                   "what a dead node's publish left in git; the nodes still running do not")
 def test_a_version_cut_off_on_a_dead_node_can_be_published_on_another(shared: Shared) -> None:
     """Node A died between its tag and main (its client got no answer) and is not coming
     back; the client sends the same publish to node B."""

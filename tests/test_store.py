@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
 from skills_hub.access.principal import OPERATOR
@@ -173,3 +174,28 @@ def test_maintenance_packs_objects_and_everything_still_reads(
     fsck = subprocess.run(["git", "--git-dir", str(tmp_path / "team.git"), "fsck", "--strict"],
                           capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
+
+
+def test_a_publish_cut_off_by_a_crash_is_finished_when_the_version_is_sent_again(
+        registry: Registry) -> None:
+    """A writer killed between its tag and its catalogue row (on this node or another that
+    never comes back) left the version in git only; sending the same publish again is
+    answered from what git has, not refused as `already published` of a version the
+    catalogue cannot show."""
+    registry.publish("team", Bundle({"SKILL.md": skill_md("first")}), principal=OPERATOR)
+    base = registry.git.head("team")
+    cut = Bundle({"SKILL.md": skill_md("cut-off")})
+    registry.git.publish("team", "cut-off", "1.0.0", cut, message="cut off")
+    repo = Repo(str(registry.git.path("team")))
+    try:  # the kill came before main moved: the tag is one commit ahead of it
+        assert base is not None
+        assert repo.refs.set_if_equals(MAIN, repo.refs[MAIN], ObjectID(base.encode()))
+    finally:
+        repo.close()
+    again = registry.publish("team", cut, principal=OPERATOR, version="1.0.0")
+    assert (again.status, again.version) == ("unchanged", "1.0.0")
+    assert registry.get_version("team", "cut-off", "1.0.0", OPERATOR)[1].version == "1.0.0"
+    with pytest.raises(VersionExists):  # other content under that version is still refused
+        registry.publish("team", Bundle({"SKILL.md": skill_md("cut-off", body="Other.")}),
+                         principal=OPERATOR, version="1.0.0")
+    assert registry.fsck().clean

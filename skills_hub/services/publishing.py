@@ -152,6 +152,11 @@ class PublishingMixin(RegistryBase):
             return self.store.namespaces.namespace(namespace)
         return self.require(principal, PUBLISH, namespace)
 
+    def _indexed(self, namespace: str, name: str, version: str) -> bool:
+        skill = self.store.catalogue.get_skill(namespace, name)
+        return skill is not None and self.store.catalogue.get_version(skill.id,
+                                                                      version) is not None
+
     def publishable_namespaces(self, principal: Principal) -> list[NamespaceInfo]:
         """The namespaces `principal` may publish to, by name."""
         return [info for info in self.store.namespaces.namespaces()
@@ -225,7 +230,7 @@ class PublishingMixin(RegistryBase):
 
     def _release(self, namespace: str, bundle: Bundle, *, author: Principal,
                  reviewer: Principal | None, version: str | None,
-                 canary_share: float | None = None) -> PublishOutcome:
+                 canary_share: float | None = None, _again: bool = False) -> PublishOutcome:
         """Write a version: git (commit authored by `author`, `Reviewed-by:` the reviewer),
         then the index. Rights were checked by the caller."""
         candidate = self._candidate(namespace, bundle, version, reader=author)
@@ -241,6 +246,17 @@ class PublishingMixin(RegistryBase):
                 author=author.git_identity)
         except Unchanged:
             return self._unchanged(namespace, manifest)
+        except VersionExists:
+            if _again or self._indexed(namespace, manifest.name, chosen):
+                raise
+            # Git has the version and the catalogue not: a publish cut off between its git
+            # write and its catalogue write (a node killed, here or elsewhere), or one that
+            # is just finishing on another node. Reconcile the namespace (git wins, as at a
+            # node's start: it finishes a cut-off tag or records it) and judge this
+            # publish again against what is there now.
+            self.reconcile(only=namespace)
+            return self._release(namespace, bundle, author=author, reviewer=reviewer,
+                                 version=version, canary_share=canary_share, _again=True)
         # The version is in git: wait for its text's vector (encoded meanwhile) and the
         # near-duplicates (the publish answer warns of them).
         similar = candidate.similar()

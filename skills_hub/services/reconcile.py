@@ -49,18 +49,21 @@ class FsckReport:
 class ReconcileMixin(RegistryBase):
     """Rebuild or repair the index from the namespaces' git repos."""
 
-    def reconcile(self, full: bool = False) -> ReconcileReport:
-        """Bring the index in line with git (git wins); `full` rebuilds the catalogue."""
+    def reconcile(self, full: bool = False, *, only: str | None = None) -> ReconcileReport:
+        """Bring the index in line with git (git wins); `full` rebuilds the catalogue;
+        `only` limits the work to that namespace (not with `full`)."""
+        assert not (full and only), "a full rebuild is of every namespace"
         report = ReconcileReport()
         # What the index knew before any rebuild: a tag main does not reach is removed only
         # when the index does not know its version (GitStore.recover).
-        known = self.store.catalogue.catalogue_tags()
+        known = {key: tag for key, tag in self.store.catalogue.catalogue_tags().items()
+                 if only is None or key[0] == only}
         indexed = _by_namespace(known)
         if full:
             self.store.catalogue.clear_catalogue()
             known = {}
         seen: set[tuple[str, str, str]] = set()
-        for namespace in self.git.namespaces():
+        for namespace in self.git.namespaces() if only is None else [only]:
             recovery = self.git.recover(namespace, indexed.get(namespace, set()))
             report.repaired += [f"{namespace}/{t}" for t in recovery.forwarded]
             report.orphans += [f"{namespace}/{t}" for t in recovery.removed]
