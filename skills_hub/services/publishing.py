@@ -277,6 +277,12 @@ class PublishingMixin(RegistryBase):
                                               canary_share)
         else:
             engine.indexed(skill_id, new.embed_sha256, vector)
+            # Git refuses a version below the newest tag, but two publishes of one skill
+            # (two nodes, two threads) may write the catalogue in the other order: when a
+            # newer version's row is already there, `latest` is chosen again from them all.
+            newest = semver.latest([v.version for v in self.store.catalogue.versions(skill_id)])
+            if newest is not None and newest != chosen:
+                self._refresh_latest(namespace, new.name)
             active = _active(self.store.proposals.canaries(namespace, new.name))
             if active is not None:
                 self.store.proposals.finish_canary(namespace, new.name, active.version,
