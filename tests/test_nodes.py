@@ -12,9 +12,8 @@ ports of their own, as two or three machines behind a load balancer would.
   PostgreSQL session dies with it), and the other node serves throughout;
 - three nodes started at once on an empty database migrate it once and all get ready.
 
-Known gap (a strict xfail): what a dead node's publish left in git (a tag ahead of main) is
-undone only by a node's start or `skills-hub fsck --repair`, so while no node restarts, a
-retry of that version on another node is a 409 for a version nobody can read.
+- what a dead node's publish left in git (a tag ahead of main) is finished by the other
+  node when the same version is sent to it again (no 409 for a version nobody can read).
 
 Each node's database URL names it (`application_name`), so pg_stat_activity and pg_locks
 say which node holds what.

@@ -67,7 +67,8 @@ def pg_server() -> Iterator[str]:
     en_US.UTF-8 of most production clusters does, so text ordered other than by its bytes,
     as SQLite orders it, shows."""
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"no PostgreSQL binaries in {PG_BIN}")
+        pytest.fail(f"no PostgreSQL binaries in {PG_BIN}: `make test` installs them "
+                    "(apt-get install postgresql)")
     root = Path(tempfile.mkdtemp(prefix="skills-hub-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")

@@ -58,7 +58,8 @@ def _free_port() -> int:
 def pg_server() -> Iterator[str]:
     """A server for the session; its URL without a database name."""
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL 15 is not installed ({PG_BIN}): apt-get install postgresql")
+        pytest.fail(f"PostgreSQL 15 is not installed ({PG_BIN}): `make test` installs it "
+                    "(apt-get install postgresql)")
     root = Path(tempfile.mkdtemp(prefix="skills-hub-pg-"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
