@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ...errors import Duplicate
@@ -104,7 +104,7 @@ class Table:
     def _conn(self) -> sqlite3.Connection:
         return self.db.connection()
 
-    def _tx(self):  # type: ignore[no-untyped-def]
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return self.db.transaction()
 
 
