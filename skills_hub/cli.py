@@ -306,6 +306,7 @@ def serve(home: Path | None, host: str | None, port: int | None, workers: int) -
     import uvicorn
 
     from . import logs
+    from .web.workers import supervise
 
     settings = _settings(home)
     os.environ["SKILLS_HUB_HOME"] = str(settings.home)  # for worker processes' factory
@@ -319,7 +320,6 @@ def serve(home: Path | None, host: str | None, port: int | None, workers: int) -
         os.environ.setdefault(name, value)
     if workers > 1:  # each worker's torch pool gets its share of the cores, not all of them
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
-        _nodelay_for_workers(uvicorn.config.Config)
     # Worker processes keep their metrics in files there, which /metrics sums
     # (skills_hub/metrics.py); prometheus-client reads the variable when a worker imports it.
     metrics_dir = _metrics_dir(settings.home) if workers > 1 else None
@@ -330,10 +330,19 @@ def serve(home: Path | None, host: str | None, port: int | None, workers: int) -
         "skills-hub %s: data home %s", __version__, settings.home)
     # uvicorn applies the logging config in every worker. Our middleware writes the access
     # line (with the request id and route); uvicorn's own costs ~250 us a request: off.
+    # Several workers: a socket each (SO_REUSEPORT), so the kernel spreads the connections
+    # evenly (web/workers.py), instead of uvicorn's one shared socket.
     try:
-        uvicorn.run("skills_hub.web.app:create_app", factory=True, host=host or settings.host,
-                    port=port or settings.port, workers=workers, log_level="info",
-                    log_config=logs.dict_config(settings), access_log=False)
+        if workers > 1:
+            status = supervise(host or settings.host, port or settings.port, workers,
+                               logs.dict_config(settings))
+            if status:
+                raise SystemExit(status)
+        else:
+            uvicorn.run("skills_hub.web.app:create_app", factory=True,
+                        host=host or settings.host, port=port or settings.port,
+                        log_level="info", log_config=logs.dict_config(settings),
+                        access_log=False)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -362,23 +371,6 @@ def _running(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
-
-
-def _nodelay_for_workers(config: Any) -> None:
-    """With --workers, uvicorn binds one socket for its worker processes as
-    `socket.socket(family)`, whose `proto` is 0, and asyncio sets TCP_NODELAY only on
-    connections of a socket whose `proto` is IPPROTO_TCP: every kept-alive answer then
-    waited ~40 ms for the client's delayed ACK (Nagle). Rewrap the bound socket from its fd,
-    which reads the real protocol, so asyncio sets TCP_NODELAY as it does with one worker."""
-    bind = config.bind_socket
-
-    def bind_socket(self: Any) -> socket.socket:
-        sock: socket.socket = bind(self)
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
-            return socket.socket(fileno=sock.detach())
-        return sock
-
-    config.bind_socket = bind_socket
 
 
 SCOPES = ("read", "publish", "review", "admin")

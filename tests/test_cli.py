@@ -428,23 +428,21 @@ def test_search_and_info_json(cli: Cli, tmp_path: Path) -> None:
     assert cli("info", "csv-analysis").exit_code == ExitCode.USAGE
 
 
-def test_workers_sockets_get_the_tcp_protocol_so_asyncio_sets_nodelay() -> None:
-    """uvicorn binds the workers' socket as socket.socket(family): proto 0, and asyncio then
-    never sets TCP_NODELAY (every kept-alive answer waited ~40 ms for a delayed ACK)."""
-    from skills_hub.cli import _nodelay_for_workers
+def test_each_worker_listens_on_a_tcp_socket_of_its_own() -> None:
+    """`serve --workers N`: every worker binds the port itself (SO_REUSEPORT), so the kernel
+    spreads connections over them; the sockets carry their TCP protocol, so asyncio sets
+    TCP_NODELAY (uvicorn's shared `socket.socket(family)` had proto 0: every kept-alive
+    answer waited ~40 ms for a delayed ACK)."""
+    from skills_hub.web.workers import listening_socket
 
-    class Config:
-        def bind_socket(self) -> socket.socket:
-            sock = socket.socket(socket.AF_INET)  # as uvicorn's Config.bind_socket does
-            sock.bind(("127.0.0.1", 0))
-            return sock
-
-    with Config().bind_socket() as plain:
-        assert plain.proto == 0
-    _nodelay_for_workers(Config)
-    sock = Config().bind_socket()
+    first = listening_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    second = listening_socket("127.0.0.1", port)
     try:
-        assert sock.proto == socket.IPPROTO_TCP and sock.family == socket.AF_INET
-        assert sock.getsockname()[0] == "127.0.0.1"  # the same bound socket
+        for sock in (first, second):
+            assert sock.proto == socket.IPPROTO_TCP and sock.family == socket.AF_INET
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        assert second.getsockname() == ("127.0.0.1", port)
     finally:
-        sock.close()
+        first.close()
+        second.close()
