@@ -261,3 +261,18 @@ def write_skill(parent: Path, name: str = "hello-world", **kwargs: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "SKILL.md").write_bytes(skill_md(name, **kwargs))
     return folder
+
+
+def version_rows(registry: Registry) -> dict[tuple[str, str, str], tuple[str, ...]]:
+    """(namespace, name, version) -> (tag, commit, tree, content sha256, published at) of
+    every version in the catalogue, read through the storage interfaces (what a backup, a
+    restore or a migration must bring back)."""
+    store = registry.store
+    out: dict[tuple[str, str, str], tuple[str, ...]] = {}
+    for namespace, name in sorted({(ns, n) for ns, n, _ in store.catalogue.catalogue_tags()}):
+        skill = store.catalogue.get_skill(namespace, name)
+        assert skill is not None
+        for row in store.catalogue.versions(skill.id):
+            out[(namespace, name, row.version)] = (row.tag_sha, row.commit_sha, row.tree_sha,
+                                                   row.content_sha256, row.published_at)
+    return out

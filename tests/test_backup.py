@@ -36,7 +36,7 @@ from skills_hub.skill.bundle import Bundle
 from skills_hub.store.dumps import DumpError, open_dumps
 from skills_hub.store.gitstore import GitStore
 
-from .conftest import send_outcomes, skill_md, token_principal
+from .conftest import send_outcomes, skill_md, token_principal, version_rows
 from .pgcluster import with_database
 
 PASSWORD = "correct horse battery staple"
@@ -110,15 +110,8 @@ def publish(registry: Registry, namespace: str, name: str, version: str) -> Any:
 def state(registry: Registry) -> dict[str, Any]:
     """Everything the comparison covers, read through the storage interfaces."""
     store = registry.store
-    tags = store.catalogue.catalogue_tags()
-    skills = sorted({(ns, name) for ns, name, _ in tags})
-    versions = {}
-    for ns, name in skills:
-        skill = store.catalogue.get_skill(ns, name)
-        assert skill is not None
-        for row in store.catalogue.versions(skill.id):
-            versions[(ns, name, row.version)] = (row.tag_sha, row.commit_sha, row.tree_sha,
-                                                 row.content_sha256, row.published_at)
+    versions = version_rows(registry)
+    skills = sorted({(ns, name) for ns, name, _ in versions})
     users = store.users.users()
     return {
         "namespaces": [(n.name, n.visibility) for n in store.namespaces.list_namespaces()],

@@ -51,7 +51,7 @@ from skills_hub.store.migrate_db import (
 )
 from skills_hub.store.sqlite import open_sqlite
 
-from .conftest import send_outcomes, skill_md, token_principal
+from .conftest import send_outcomes, skill_md, token_principal, version_rows
 from .pgcluster import Databases, with_database
 
 PASSWORD = "correct horse battery staple"
@@ -159,15 +159,8 @@ def publish(registry: Registry, namespace: str, name: str, version: str,
 def state(registry: Registry) -> dict[str, Any]:
     """What a registry shows of its catalogue, through the storage interfaces."""
     store = registry.store
-    tags = store.catalogue.catalogue_tags()
-    skills = sorted({(ns, name) for ns, name, _ in tags})
-    versions = {}
-    for ns, name in skills:
-        skill = store.catalogue.get_skill(ns, name)
-        assert skill is not None
-        for row in store.catalogue.versions(skill.id):
-            versions[(ns, name, row.version)] = (row.tag_sha, row.commit_sha, row.tree_sha,
-                                                 row.content_sha256, row.published_at)
+    versions = version_rows(registry)
+    skills = sorted({(ns, name) for ns, name, _ in versions})
     users = store.users.users()
     return {
         "namespaces": [(n.name, n.visibility, n.owner_org) for n in
