@@ -122,11 +122,11 @@ def test_term_counts_are_kept_up_to_date_by_the_worker(big: Registry) -> None:
     engine: SearchEngine = big.search_engine
     keyword = big.store.keyword
     publish(big, "late", "one-more", "Handles beta records.")
-    # A search notices the change (checking every TERMS_CHECK_S; here at once) and wakes
+    # A search notices the change (checking every recount.CHECK_S; here at once) and wakes
     # the worker, which counts again.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        keyword._terms_checked = float("-inf")
+        keyword._terms.checked = float("-inf")
         engine.search(SearchRequest("beta gamma", mode="keyword"))
         stats = keyword.terms
         if stats is not None and stats.total == SIZE + 1:

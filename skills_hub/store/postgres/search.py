@@ -29,11 +29,8 @@ that some skill has remains (as SQLite's `fts.build` does), from MIN_PRUNE_DOCS 
 from __future__ import annotations
 
 import bisect
-import logging
 import math
 import re
-import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
@@ -48,6 +45,7 @@ from ...domain import (
     SkillRow,
 )
 from ..columns import _REPORT_JOIN, _SKILL_SELECT
+from ..recount import Recounted
 from .db import Database, Table, nul_misses
 from .migrations import PUNCTUATION, spaced
 from .sql import _filtered, insert_vectors
@@ -55,7 +53,6 @@ from .sql import _filtered, insert_vectors
 if TYPE_CHECKING:
     from .catalogue import Catalogue
 
-log = logging.getLogger(__name__)
 
 CONFIG = "skills_hub"  # the text search configuration of migration m001
 BM25_WEIGHTS = (1.0, 3.0, 5.0, 10.0)  # FTS5's: body, tags, description, name (D, C, B, A)
@@ -64,7 +61,6 @@ _SATURATED = [w * (BM25_K1 + 1) / (w + BM25_K1) for w in BM25_WEIGHTS]
 RANK_WEIGHTS = "{" + ", ".join(f"{w / _SATURATED[-1]:.3f}" for w in _SATURATED) + "}"
 COMMON_SHARE = 0.2    # a word in at least this share of the skills is very common
 MIN_PRUNE_DOCS = 1_000  # below this many skills every any-word query is cheap
-TERMS_CHECK_S = 10.0  # how often a search looks whether the term counts are out of date
 LEXEMES_KEPT = 65_536
 HEADLINE = (f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, MaxWords=16, MinWords=6")
 ELLIPSIS = "…"
@@ -122,13 +118,9 @@ class KeywordIndex(Table):
     def __init__(self, db: Database, catalogue: Catalogue) -> None:
         super().__init__(db)
         self.catalogue = catalogue
-        self.terms: TermStats | None = None
-        self._terms_mark: tuple[int, int, int] | None = None
-        self._terms_checked = -math.inf
-        self._terms_wake = threading.Event()
-        self._terms_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
+        # Term counts (idf), counted again by a worker when the catalogue changed.
+        self._terms = Recounted(self._count_terms, catalogue.catalogue_mark,
+                                name="tsvector-terms")
         self._lexemes: dict[str, tuple[str, ...]] = {}
 
     @nul_misses(list)
@@ -172,23 +164,17 @@ class KeywordIndex(Table):
 
     def start(self) -> None:
         """Count the terms in a worker thread (searches rank without idf meanwhile)."""
-        self._worker = threading.Thread(target=self._count_terms, daemon=True,
-                                        name="tsvector-terms")
-        self._worker.start()
-        self._terms_wake.set()
+        self._terms.start()
 
     def close(self) -> None:
-        self._stop.set()
-        self._terms_wake.set()
-        if self._worker is not None:
-            self._worker.join(timeout=30)
+        self._terms.close()
 
     # -- ranking ----------------------------------------------------------------------------
 
     def _weights(self, words: list[str], prefix: bool) -> tuple[list[float], list[int]]:
         """(idf per word, the words of the any-word tier): every idf 1 and every word until
         the terms are counted."""
-        stats = self._term_stats()
+        stats = self._terms.current()
         every = list(range(len(words)))
         if stats is None:
             return [1.0] * len(words), every
@@ -242,41 +228,22 @@ class KeywordIndex(Table):
 
     # -- term counts ----------------------------------------------------------------------
 
+    @property
+    def terms(self) -> TermStats | None:
+        return self._terms.value
+
     def refresh_terms(self) -> None:
         """Count how many skills each lexeme is in (`ts_stat` over every document: run it
         off the request path)."""
-        with self._terms_lock:  # one at a time, so an older count never replaces a newer
-            mark = self.catalogue.catalogue_mark()
-            with self.db.transaction() as conn:  # one snapshot for the total and the counts
-                row = conn.execute("SELECT count(*) FROM skill_text").fetchone()
-                counts = conn.execute(
-                    "SELECT word, ndoc FROM ts_stat('SELECT document FROM skill_text')"
-                ).fetchall()
-            self.terms = TermStats(int(row[0]) if row else 0,
-                                   ((str(w), int(n)) for w, n in counts))
-            self._terms_mark = mark
+        self._terms.refresh()
 
-    def _count_terms(self) -> None:
-        while not self._stop.is_set():
-            self._terms_wake.wait()
-            self._terms_wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.refresh_terms()
-            except Exception:  # searches go on with the old counts; the next check retries
-                log.exception("counting the search terms failed")
-                self._terms_mark = None
-
-    def _term_stats(self) -> TermStats | None:
-        """The term counts; every TERMS_CHECK_S, wake the worker if the catalogue changed
-        (meanwhile the old counts serve)."""
-        now = time.monotonic()
-        if self._worker is not None and now - self._terms_checked >= TERMS_CHECK_S:
-            self._terms_checked = now
-            if self.catalogue.catalogue_mark() != self._terms_mark:
-                self._terms_wake.set()
-        return self.terms
+    def _count_terms(self) -> TermStats:
+        with self.db.transaction() as conn:  # one snapshot for the total and the counts
+            row = conn.execute("SELECT count(*) FROM skill_text").fetchone()
+            counts = conn.execute(
+                "SELECT word, ndoc FROM ts_stat('SELECT document FROM skill_text')"
+            ).fetchall()
+        return TermStats(int(row[0]) if row else 0, ((str(w), int(n)) for w, n in counts))
 
 
 def _restored(text: str, headline: str) -> str:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import functools
-import logging
-import math
 import sqlite3
-import threading
-import time
 from collections.abc import Iterable, Iterator
 
 from ...domain import (
@@ -19,14 +15,13 @@ from ...domain import (
     SearchHit,
 )
 from ..columns import _REPORT_JOIN
+from ..recount import Recounted
 from . import fts
 from .catalogue import Catalogue
 from .db import Database, Table
 from .sql import BM25_WEIGHTS, _filtered, insert_vector
 
-log = logging.getLogger(__name__)
 
-TERMS_CHECK_S = 10.0  # how often a search looks whether the term counts are out of date
 TERMS_FLOOR = 0.001   # term counts are kept for the terms in this share of skills or more
 
 
@@ -38,14 +33,8 @@ class KeywordIndex(Table):
     def __init__(self, db: Database, catalogue: Catalogue) -> None:
         super().__init__(db)
         self.catalogue = catalogue
-        # Term counts, recounted by the worker when the catalogue changed (`_term_stats`).
-        self.terms: fts.TermStats | None = None
-        self._terms_mark: tuple[int, int, int] | None = None
-        self._terms_checked = -math.inf
-        self._terms_wake = threading.Event()
-        self._terms_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._terms_worker: threading.Thread | None = None
+        # Term counts, counted again by a worker when the catalogue changed.
+        self._terms = Recounted(self._count_terms, catalogue.catalogue_mark, name="fts-terms")
         self._fts_terms = functools.lru_cache(maxsize=65_536)(
             lambda word: tuple(self.fts_terms(word)))
 
@@ -55,7 +44,7 @@ class KeywordIndex(Table):
                limit: int) -> list[SearchHit]:
         """Skills matching every word first, then those matching any word but the very
         common ones (`fts.build`), bm25 within each."""
-        match = fts.build(query, stats=self._term_stats())
+        match = fts.build(query, stats=self._terms.current())
         if not match:
             return []
         hits = self.bm25(match.all_words, filters=filters, readable=readable, limit=limit)
@@ -72,49 +61,24 @@ class KeywordIndex(Table):
 
     def start(self) -> None:
         """Count the terms in a worker thread (searches run the full OR meanwhile)."""
-        self._terms_worker = threading.Thread(target=self._count_terms, daemon=True,
-                                              name="fts-terms")
-        self._terms_worker.start()
-        self._terms_wake.set()
+        self._terms.start()
 
     def close(self) -> None:
-        self._stop.set()
-        self._terms_wake.set()
-        if self._terms_worker is not None:
-            self._terms_worker.join(timeout=30)
+        self._terms.close()
 
     # -- term counts ----------------------------------------------------------------------
 
+    @property
+    def terms(self) -> fts.TermStats | None:
+        return self._terms.value
+
     def refresh_terms(self) -> None:
         """Count how many skills each term is in (FTS5's vocabulary), for `fts.build`."""
-        with self._terms_lock:  # one at a time, so an older count never replaces a newer
-            mark = self.catalogue.catalogue_mark()
-            total, floor, counts = self.fts_term_counts(TERMS_FLOOR)
-            self.terms = fts.TermStats(total, floor, counts, self._fts_terms,
-                                       self.fts_matches)
-            self._terms_mark = mark
+        self._terms.refresh()
 
-    def _count_terms(self) -> None:
-        while not self._stop.is_set():
-            self._terms_wake.wait()
-            self._terms_wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.refresh_terms()
-            except Exception:  # searches go on with the old counts; the next check retries
-                log.exception("counting the search terms failed")
-                self._terms_mark = None
-
-    def _term_stats(self) -> fts.TermStats | None:
-        """The term counts; every TERMS_CHECK_S, wake the worker if the catalogue changed
-        (meanwhile the old counts serve: a word only decides what an OR leaves out)."""
-        now = time.monotonic()
-        if self._terms_worker is not None and now - self._terms_checked >= TERMS_CHECK_S:
-            self._terms_checked = now
-            if self.catalogue.catalogue_mark() != self._terms_mark:
-                self._terms_wake.set()
-        return self.terms
+    def _count_terms(self) -> fts.TermStats:
+        total, floor, counts = self.fts_term_counts(TERMS_FLOOR)
+        return fts.TermStats(total, floor, counts, self._fts_terms, self.fts_matches)
 
     # -- FTS5 -------------------------------------------------------------------------------
 
