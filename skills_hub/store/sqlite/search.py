@@ -21,7 +21,6 @@ from .catalogue import Catalogue
 from .db import Database, Table
 from .sql import BM25_WEIGHTS, _filtered, insert_vector
 
-
 TERMS_FLOOR = 0.001   # term counts are kept for the terms in this share of skills or more
 
 
