@@ -40,7 +40,8 @@ server-deps:
 	fi
 
 ## system-deps: Debian packages the tests drive (git, bubblewrap, headless chromium, openssl,
-## and postgresql, whose binaries the tests' throwaway cluster runs: tests/pgcluster.py)
+## postgresql, whose binaries the tests' throwaway cluster runs: tests/pgcluster.py, and
+## nginx-light, which tests/test_static_archives.py runs in front of a server)
 system-deps:
 	@missing=""; \
 	command -v git >/dev/null || missing="$$missing git"; \
@@ -48,6 +49,7 @@ system-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null || missing="$$missing nginx-light"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -8,12 +8,16 @@ b. the app's `/api/v1/health` (the reference the archive aim is set against);
 c. nginx serving the same archive bytes as a static file;
 d. nginx in front of a second app process started with `SKILLS_HUB_ACCEL_REDIRECT`: the
    app answers with the headers only and nginx sends the file from `<home>/cache/archives`
-   (plus the health route through the same nginx, the proxy's own cost).
+   (plus the health route through the same nginx, the proxy's own cost);
+e. nginx in front of a third app process started with `SKILLS_HUB_STATIC_ARCHIVES`, with
+   `skills-hub proxy-config`'s text (`web/proxy.py`): after the first download and the
+   app's next sync, nginx sends the public archive by itself and the app counts it from
+   nginx's log.
 
 It prints requests/s, latency (p50/p99) and the load average beside each figure, the
-ratios against the aims (archive >= 80 % of health; through X-Accel-Redirect equal to
-nginx), checks that the bytes and the ETag/digest headers through nginx equal the app's,
-and that the download counts come out right once flushed (every completed archive GET
+ratios against the aims (archive >= 80 % of health; through the proxy equal to nginx),
+checks that the bytes and the ETag/digest headers through nginx equal the app's, and
+that the download counts come out right once flushed (every completed archive GET
 counted; a request cut off when wrk stops may be counted too). Nothing is asserted.
 A missing `wrk` or `nginx` is reported with how to install it, not a crash.
 
@@ -42,6 +46,7 @@ from skills_hub.access.principal import OPERATOR  # noqa: E402
 from skills_hub.config import Settings  # noqa: E402
 from skills_hub.services import Registry  # noqa: E402
 from skills_hub.skill.bundle import from_files  # noqa: E402
+from skills_hub.web.proxy import nginx_http, nginx_server  # noqa: E402
 from tests.live import free_port, start_server  # noqa: E402
 
 NAMESPACE, NAME, VERSION = "bench", "weekly-report", "1.0.0"
@@ -95,6 +100,15 @@ def bench(tmp: Path, wrk: str, nginx: str | None, duration: int, connections: in
     os.environ["SKILLS_HUB_ACCEL_REDIRECT"] = ACCEL_PREFIX
     accel_app = start_server(home)  # a second process on the same home
     os.environ.pop("SKILLS_HUB_ACCEL_REDIRECT")
+    static_app = None
+    if nginx is not None:  # a third, whose public archives nginx sends itself
+        root = tmp / "nginx"
+        os.environ["SKILLS_HUB_STATIC_ARCHIVES"] = str(root / "skills-hub")
+        os.environ["SKILLS_HUB_PROXY_RELOAD"] = \
+            f"{nginx} -p {root} -c {root / 'nginx.conf'} -s reload"
+        static_app = start_server(home)
+        os.environ.pop("SKILLS_HUB_STATIC_ARCHIVES")
+        os.environ.pop("SKILLS_HUB_PROXY_RELOAD")
     proxy = None
     try:
         def measure(label: str, url: str, pid: int | None = None) -> Run:
@@ -108,8 +122,9 @@ def bench(tmp: Path, wrk: str, nginx: str | None, duration: int, connections: in
             run = measure(f"app archive.{fmt}", app.url + paths[fmt], app.process.pid)
             runs.append(run)
             counted += run.requests
-        if nginx is not None:
-            proxy = Nginx(nginx, tmp / "nginx", home, accel_app.url, app.url, paths)
+        if nginx is not None and static_app is not None:
+            proxy = Nginx(nginx, tmp / "nginx", home, accel_app.url, app.url, paths,
+                          static_app.url)
             runs.append(measure("nginx proxy -> app /api/v1/health",
                                 proxy.proxy_url + "/api/v1/health", accel_app.process.pid))
             for fmt in FORMATS:
@@ -120,15 +135,40 @@ def bench(tmp: Path, wrk: str, nginx: str | None, duration: int, connections: in
                 runs.append(run)
                 counted += run.requests
             check_same(app.url, proxy.proxy_url, paths)
-        time.sleep(2.0)  # the servers flush their counts every second
+            fast = fast_path(proxy.fast_url, paths)
+            for fmt in FORMATS:
+                run = measure(f"nginx fast path archive.{fmt}", proxy.fast_url + paths[fmt],
+                              static_app.process.pid)
+                runs.append(run)
+                fast += run.requests
+            check_same(app.url, proxy.fast_url, paths, "fast path")
+            counted += fast
+        # the servers flush their counts every second; the third reads nginx's log every 5 s
+        time.sleep(6.0 if proxy is not None else 2.0)
         report(runs)
         check_counts(app.url, before, counted, sum(1 for r in runs if "archive" in r.label
                                                    and "static" not in r.label) * connections)
     finally:
         if proxy is not None:
             proxy.stop()
-        app.stop()
-        accel_app.stop()
+        for server in (app, accel_app, static_app):
+            if server is not None:
+                server.stop()
+
+
+def fast_path(fast_url: str, paths: dict[str, str]) -> int:
+    """Download each archive once through the fast path (the app answers and writes the
+    file), then wait until nginx sends them itself (the app's next sync); returns the
+    downloads made (the waiting requests are not installs)."""
+    for path in paths.values():
+        httpx.get(fast_url + path).raise_for_status()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all("last-modified" in httpx.get(fast_url + p, headers=UNCOUNTED).headers
+               for p in paths.values()):
+            return len(paths)
+        time.sleep(0.2)
+    raise RuntimeError("nginx did not start sending the archives itself within 30 s")
 
 
 def publish(home: Path) -> None:
@@ -201,15 +241,17 @@ class Nginx:
     serves X-Accel-Redirect from the home's archive files (the README's snippet)."""
 
     def __init__(self, binary: str, root: Path, home: Path, accel_url: str, app_url: str,
-                 paths: dict[str, str]) -> None:
+                 paths: dict[str, str], static_app_url: str) -> None:
         static = root / "static"
         static.mkdir(parents=True)
         for fmt, path in paths.items():  # the very bytes the app serves
             data = httpx.get(app_url + path, headers=UNCOUNTED).content
             (static / f"archive.{fmt}").write_bytes(data)
-        static_port, proxy_port = free_port(), free_port()
+        static_port, proxy_port, fast_port = free_port(), free_port(), free_port()
         self.static_url = f"http://127.0.0.1:{static_port}"
         self.proxy_url = f"http://127.0.0.1:{proxy_port}"
+        self.fast_url = f"http://127.0.0.1:{fast_port}"
+        folder = root / "skills-hub"
         user = "user root root;" if os.geteuid() == 0 else ""  # workers must read tmp files
         conf = root / "nginx.conf"
         conf.write_text(f"""
@@ -252,11 +294,17 @@ http {{
             add_header Referrer-Policy $upstream_http_referrer_policy;
         }}
     }}
+{nginx_http(folder)}
+    server {{
+        listen 127.0.0.1:{fast_port};
+{nginx_server(folder, home / "repos", static_app_url)}
+    }}
 }}
 """)
         self.process = subprocess.Popen([binary, "-p", str(root), "-c", str(conf)],
                                         stderr=subprocess.PIPE)
-        for url in (self.static_url, self.proxy_url + "/api/v1/health"):
+        for url in (self.static_url, self.proxy_url + "/api/v1/health",
+                    self.fast_url + "/api/v1/health"):
             _wait_for(url, self.process)
 
     def stop(self) -> None:
@@ -282,18 +330,19 @@ def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
 
 # What the proxy may set itself; every other header of the app's answer must come through.
 PROXY_HEADERS = {"date", "server", "connection", "keep-alive", "content-length",
-                 "last-modified", "accept-ranges"}
+                 "last-modified", "accept-ranges", "x-request-id"}  # (new for every request)
 
 
-def check_same(app_url: str, proxy_url: str, paths: dict[str, str]) -> None:
-    """The bytes and headers through X-Accel-Redirect equal what the app sends itself."""
+def check_same(app_url: str, proxy_url: str, paths: dict[str, str],
+               how: str = "X-Accel-Redirect") -> None:
+    """The bytes and headers through the proxy equal what the app sends itself."""
     for fmt, path in paths.items():
         direct = httpx.get(app_url + path, headers=UNCOUNTED)
         served = httpx.get(proxy_url + path, headers=UNCOUNTED)
         differ = [h for h in direct.headers if h not in PROXY_HEADERS
                   and direct.headers.get(h) != served.headers.get(h)]
         same = direct.content == served.content and not differ
-        print(f"  X-Accel-Redirect archive.{fmt}: "
+        print(f"  {how} archive.{fmt}: "
               + ("bytes and headers equal the app's" if same else
                  f"DIFFERENT (bytes equal: {direct.content == served.content}, "
                  f"headers differing: {differ})"))
@@ -316,14 +365,21 @@ def report(runs: list[Run]) -> None:
         print(f"  X-Accel-Redirect archive.{fmt} / nginx static: {accel.rps / static.rps:6.1%} "
               f"(aim: equal); / the app's health through the same nginx: "
               f"{accel.rps / proxied.rps:6.1%}")
+        fast = by.get(f"nginx fast path archive.{fmt}")
+        if fast is not None:
+            ratio = fast.rps / static.rps
+            print(f"  nginx fast path archive.{fmt} / nginx static: {ratio:6.1%} (aim: equal; "
+                  f"{'met' if ratio >= 0.9 else 'missed'} at 90 %)")
 
 
-def check_counts(url: str, before: int, completed: int, in_flight: int) -> None:
+def check_counts(url: str, before: int, completed: int, in_flight: int,
+                 what: str = "Download count after the flush") -> None:
     """Every completed archive GET is counted once flushed; a request wrk cut off at the
     end of a run may have been served (and counted) too, at most one per connection."""
     counted = downloads(url) - before
     ok = completed <= counted <= completed + in_flight
-    print(f"\nDownload count after the flush: {counted:,} counted for {completed:,} completed "
+    print(f"\n{what} (the app's and, from its log, nginx's): {counted:,} counted for "
+          f"{completed:,} completed "
           f"GETs (up to {in_flight} more may be cut-off requests): {'right' if ok else 'WRONG'}")
 
 

@@ -630,6 +630,31 @@ def fsck(home: Path | None, repair: bool, as_json: bool) -> None:
         sys.exit(ExitCode.ERROR)
 
 
+@main.command("proxy-config")
+@click.option("--home", type=click.Path(path_type=Path), default=None)
+@click.option("--upstream", default="http://127.0.0.1:8000", show_default=True,
+              metavar="URL", help="The app's address as nginx's proxy_pass takes it.")
+def proxy_config(home: Path | None, upstream: str) -> None:
+    """Print the nginx configuration that sends public archives without asking the app.
+
+    Needs SKILLS_HUB_STATIC_ARCHIVES (this node's folder for nginx's maps and download
+    log); makes the folder and empty maps, so nginx starts before the server has run.
+    """
+    from .web.proxy import nginx_http, nginx_server
+
+    settings = _settings(home)
+    folder = settings.static_archives
+    if folder is None:
+        fail("set SKILLS_HUB_STATIC_ARCHIVES to this node's folder for nginx's maps and "
+             "download log (README, \"Running it\"), then run this again", 2)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("sha256.map", "digest.map"):
+        (folder / name).touch()
+    click.echo("# in the http {} block\n" + nginx_http(folder))
+    click.echo("# in the server {} block\n"
+               + nginx_server(folder, settings.repos_dir.absolute(), upstream))
+
+
 @main.command("migrate-db")
 @click.option("--to", "url", required=True, metavar="URL",
               help="The PostgreSQL database: postgresql://user:password@host:port/name.")

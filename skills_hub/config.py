@@ -63,6 +63,11 @@ class Settings:
     # mod_xsendfile, lighttpd). At most one of them.
     accel_redirect: str | None = None
     x_sendfile: bool = False
+    # Public archives nginx sends by itself, without asking the app (store.static_archives;
+    # README, "Running it"): this node's folder for nginx's maps and download log, and the
+    # command that reloads nginx when the maps change. Off (None) by default.
+    static_archives: Path | None = None
+    proxy_reload: str | None = None
     # The catalogue's database: None is the embedded SQLite file `<home>/index.db`;
     # `postgresql://...` (SKILLS_HUB_DATABASE_URL) is a PostgreSQL server shared by nodes.
     database_url: str | None = None
@@ -118,6 +123,9 @@ class Settings:
             token_max_days=int(env.get("SKILLS_HUB_TOKEN_MAX_DAYS", "365")),
             accel_redirect=_accel_prefix(env.get("SKILLS_HUB_ACCEL_REDIRECT")),
             x_sendfile=_flag(env.get("SKILLS_HUB_X_SENDFILE")),
+            static_archives=Path(env["SKILLS_HUB_STATIC_ARCHIVES"]).expanduser().absolute()
+            if env.get("SKILLS_HUB_STATIC_ARCHIVES") else None,
+            proxy_reload=(env.get("SKILLS_HUB_PROXY_RELOAD") or "").strip() or None,
             database_url=(env.get("SKILLS_HUB_DATABASE_URL") or "").strip() or None,
             repos=Path(env["SKILLS_HUB_REPOS_DIR"]).expanduser()
             if env.get("SKILLS_HUB_REPOS_DIR") else None,

@@ -304,7 +304,7 @@ class AccountsMixin(RegistryBase):
         self.git.ensure(namespace)
         self.store.namespaces.ensure_namespace(namespace, "private" if private else "public")
         if private is not None:
-            self.store.namespaces.set_visibility(namespace, "private" if private else "public")
+            self._set_visibility(namespace, "private" if private else "public")
         info = self.store.namespaces.namespace(namespace)
         assert info is not None
         if info.owner_org is None:
@@ -566,9 +566,17 @@ class AccountsMixin(RegistryBase):
             self.store.namespaces.ensure_namespace(namespace, visibility)
         else:
             self.require(principal, ADMIN, namespace)
-        self.store.namespaces.set_visibility(namespace, visibility)
+        self._set_visibility(namespace, visibility)
         self.audit(principal, "namespace.visibility", namespace, namespace=namespace,
                    detail={"visibility": visibility})
+
+    def _set_visibility(self, namespace: str, visibility: str) -> None:
+        """Set it under the namespace's lock; a namespace that stops being public loses its
+        static archives first, so the proxy sends none of them once this returns."""
+        with self.git.locked(namespace):
+            if visibility != "public":
+                self.static_archives.remove_namespace(namespace)
+            self.store.namespaces.set_visibility(namespace, visibility)
 
     def set_release_policy(self, principal: Principal, namespace: str, policy: str,
                            two_person: bool) -> NamespaceInfo:

@@ -19,6 +19,7 @@ from ..store.cache import ContentCache, FactCache, ImmutableFiles
 from ..store.downloads import DownloadCounts
 from ..store.gitstore import GitStore
 from ..store.interfaces import Storage
+from ..store.static_archives import StaticArchives
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -55,6 +56,7 @@ class RegistryBase:
     _archive_files: ImmutableFiles
     _versions: FactCache[tuple[str, str, str], PinnedVersion]
     downloads: DownloadCounts
+    static_archives: StaticArchives
     _since_maintenance: dict[str, int]
     _maintenance_guard: threading.Lock
     _backfill: threading.Thread | None

@@ -178,7 +178,28 @@ class CatalogueMixin(RegistryBase):
         archive = self._archives.get_or_make((namespace, row.tree_sha, fmt, prefix), make)
         if count:
             self.downloads.add(namespace, name)
+        if self.static_archives.enabled and version != "latest" and not at_root:
+            self._offer_static(namespace, name, row, archive)
         return row, archive
+
+    def _offer_static(self, namespace: str, name: str, row: VersionRow,
+                      archive: Archive) -> None:
+        """Give the proxy the archive of a public namespace's version, so that it sends
+        the next downloads itself (`store.static_archives`): once per version and format,
+        under the namespace's lock with the visibility read again, so that no file is
+        written after the namespace went private (`set_visibility` removes them under the
+        same lock)."""
+        pinned = self._versions.get_or_make((namespace, name, row.version),
+                                            lambda: self._pin(namespace, name, row.version))
+        static = self.static_archives
+        if pinned is None or pinned.namespace.visibility != "public" or \
+                static.has(namespace, name, row.version, archive.sha256, archive.fmt):
+            return
+        with self.git.locked(namespace):
+            ref = self.namespace_ref(namespace)
+            if ref is not None and ref.visibility == "public":
+                static.put(namespace, name, row.version, archive.sha256, archive.fmt,
+                           archive.data)
 
     def archive_file(self, archive: Archive) -> Path:
         """The archive as an immutable file, `<home>/cache/archives/<sha256>.<fmt>`, for a

@@ -87,6 +87,7 @@ class ReconcileMixin(RegistryBase):
                 report.added += len(missing)
         for key in set(known) - seen:
             self.store.catalogue.delete_version(*key)
+            self.static_archives.remove_version(*key)  # nginx must not send it either
             report.removed += 1
         self._drop_empty_skills(known.keys() - seen)
         if full or report.added or report.removed:

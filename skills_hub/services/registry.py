@@ -19,6 +19,7 @@ from ..store.backend import open_storage
 from ..store.cache import ContentCache, FactCache, ImmutableFiles
 from ..store.downloads import DownloadCounts
 from ..store.gitstore import GitStore
+from ..store.static_archives import StaticArchives
 from .accounts import AccountsMixin
 from .catalogue import Archive, CatalogueMixin, PinnedVersion
 from .moderation import ModerationMixin
@@ -33,6 +34,7 @@ from .searching import SearchingMixin
 log = logging.getLogger(__name__)
 
 SEED_NAMESPACE = "examples"
+STATIC_SYNC_SECONDS = 5.0
 
 
 class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, ProposalsMixin,
@@ -55,6 +57,10 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self._versions: FactCache[tuple[str, str, str], PinnedVersion] = \
             FactCache(self.store.generation, name="versions")
         self.downloads = DownloadCounts(self.store.catalogue)
+        self.static_archives = StaticArchives(settings.repos_dir, settings.static_archives,
+                                              settings.proxy_reload)
+        self._static_sync: threading.Thread | None = None
+        self._static_stop = threading.Event()
         self._since_maintenance: dict[str, int] = {}
         self._maintenance_guard = threading.Lock()
         self.check_options = Options(strict=settings.strict, sandbox=settings.sandbox)
@@ -90,7 +96,24 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
                                               daemon=True, name="backfill-reports")
             self._backfill.start()
         self.search_engine.start()
+        if self.static_archives.enabled:
+            self._sync_static_once()  # the maps exist before the first answer
+            self._static_sync = threading.Thread(target=self._sync_static_archives,
+                                                 daemon=True, name="static-archives")
+            self._static_sync.start()
         return report
+
+    def _sync_static_archives(self) -> None:
+        """Every few seconds: count the proxy's downloads, refresh its maps
+        (`store.static_archives`); one process of the node at a time."""
+        while not self._static_stop.wait(STATIC_SYNC_SECONDS):
+            self._sync_static_once()
+
+    def _sync_static_once(self) -> None:
+        try:
+            self.static_archives.sync(self.store.catalogue)
+        except Exception:  # a full disk, a lost database: log, retry next time
+            log.exception("syncing the static archives failed")
 
     def readiness(self) -> dict[str, str]:
         """Whether this node may take traffic: each check's `ok` or what is wrong (the
@@ -100,6 +123,9 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
     def close(self) -> None:
         if self._backfill is not None:
             self._backfill.join()
+        self._static_stop.set()
+        if self._static_sync is not None:
+            self._static_sync.join()
         self.search_engine.close()
         if self._oidc is not None:
             self._oidc.close()

@@ -548,6 +548,14 @@ class GitStore:
     # -- locking ------------------------------------------------------------------------
 
     @contextmanager
+    def locked(self, namespace: str) -> Iterator[None]:
+        """Hold the namespace's write lock (see `_locked`) around something outside git
+        that must not interleave with its other holders: the static archives' files and the
+        namespace's visibility (`services.catalogue`, `services.accounts`)."""
+        with self._locked(namespace):
+            yield
+
+    @contextmanager
     def _locked(self, namespace: str, create: bool = False) -> Iterator[int]:
         """A per-namespace lock held across threads (Lock) and processes (flock); yields the
         flock's file descriptor (a child process that inherits it holds the lock too).
