@@ -130,6 +130,8 @@ def bench(tmp: Path, wrk: str, nginx: str | None, duration: int, connections: in
             for fmt in FORMATS:
                 runs.append(measure(f"nginx static archive.{fmt}",
                                     proxy.static_url + f"/archive.{fmt}"))
+                runs.append(measure(f"nginx static archive.{fmt}, the app's headers",
+                                    proxy.static_url + f"/same-headers/archive.{fmt}"))
                 run = measure(f"nginx + X-Accel-Redirect archive.{fmt}",
                               proxy.proxy_url + paths[fmt], accel_app.process.pid)
                 runs.append(run)
@@ -252,6 +254,10 @@ class Nginx:
         self.proxy_url = f"http://127.0.0.1:{proxy_port}"
         self.fast_url = f"http://127.0.0.1:{fast_port}"
         folder = root / "skills-hub"
+        same_headers = "\n".join(
+            f"            add_header {name} \"{_quoted(value)}\";" for name, value in
+            httpx.get(app_url + paths["tar.gz"], headers=UNCOUNTED).headers.items()
+            if name not in PROXY_HEADERS and name not in ("content-type", "content-length"))
         user = "user root root;" if os.geteuid() == 0 else ""  # workers must read tmp files
         conf = root / "nginx.conf"
         conf.write_text(f"""
@@ -270,6 +276,11 @@ http {{
     server {{
         listen 127.0.0.1:{static_port};
         location / {{ root {static}; }}
+        location /same-headers/ {{  # the same file with the app's headers, as constants
+            alias {static}/;
+            etag off;
+{same_headers}
+        }}
     }}
     upstream skills_hub {{ server {accel_url.removeprefix("http://")}; keepalive 32; }}
     server {{
@@ -310,6 +321,10 @@ http {{
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -48,7 +48,8 @@ location ~ "{ARCHIVE_LOCATION}" {{
     set $sh_sha256 $skills_hub_sha256;
     set $sh_digest $skills_hub_digest;
     try_files /$sh_ns/$sh_name/$sh_version/$sh_sha256.$sh_fmt @skills_hub;
-    access_log {folder}/downloads.log skills_hub_downloads;
+    # buffered: one write a second, not one a download (a crash of nginx loses that second)
+    access_log {folder}/downloads.log skills_hub_downloads buffer=64k flush=1s;
     types {{ application/gzip gz; application/zip zip; }}
     etag off;
     add_header ETag '"sha256:$sh_sha256"';
