@@ -7,6 +7,9 @@ rate limit raised out of the way (SKILLS_HUB_OUTCOME_RATE and SKILLS_HUB_OUTCOME
 1e9: the bench sends over a million reports with three tokens; the default, 500/s and a
 burst of 5,000 per token, would otherwise be what is measured). Every agent is simulated in
 this process; everything the registry decides, it decides in the server from the reports.
+The skills are published (and canary edits proposed) with their namespace's token; the
+agents report and search with a token of another account (`agents`), since an author's
+own reports (a proposer's included) do not count.
 
 1. Ranking convergence. K skills (true success rates `--rates`, default 0.55, 0.65, 0.70,
    0.75, 0.85) with the same description and body, differing only in their equally long
@@ -16,11 +19,14 @@ this process; everything the registry decides, it decides in the server from the
    compete. Rounds of `--round` outcomes: each simulated agent picks a skill, draws
    success with that skill's true rate and reports it (one POST per skill per round, each
    report with a client id from a pool of `--clients`); after the round the bench searches
-   `q=tidy messy csv files` with sort=relevance and sort=rating. Two policies:
-   `uniform` (every pick uniform over the K) and `greedy` (the top result of the last
-   relevance search with probability 1 - epsilon, else uniform; epsilon `--epsilon` 0.1).
-   Per run: the total outcomes after the first round in which the truly best skill is
-   first, and the total from which it is first after every later round up to the horizon
+   `q=tidy messy csv files` with sort=relevance (as one agent of the population, its
+   `client_id` drawn per round: it seeds the registry's exploration) and sort=rating. Two
+   policies: `uniform` (every pick uniform over the K) and `greedy` (the top result of the
+   last relevance search with probability 1 - epsilon, else uniform; epsilon `--epsilon`
+   0.1). "First" is the registry's plain order (`score_parts.explore.plain_rank` on a page
+   that explores). Per run: the total outcomes after the first round in which the truly
+   best skill is first, and the total from which it is first after every later round up to
+   the horizon
    (`--horizon` outcomes; a run where it is not first at the end has not converged).
    Median, p90 and max over `--rank-seeds` runs per policy (nearest rank; a run that did
    not converge counts as infinitely late).
@@ -56,11 +62,20 @@ this process; everything the registry decides, it decides in the server from the
    popular skill; filled untimed). The clients share the machine's cores with the server,
    so the rate is a lower bound of the server alone.
 
-Aims (marked met/MISSED; nothing is asserted): a worse canary (delta < 0) is promoted in
-under 5 % of trials; >= 2,000 reports/s in batches. Deterministic for a given `--seed`
-(server-side timestamps aside). Loopback only; every wait and loop has a limit.
+4. One client floods (`--parts flood`): K skills as in part 1 get `--flood-honest` (3,000)
+   outcomes from the population, then one client (a token of its own, one client id)
+   sends `--flood` (5,000) successes to the truly worst skill, half of them naming one task
+   again and again. The plain order before and after, the flooded skill's counted gain, and
+   where it would rank had every report counted. `--flood-runs` (5) runs.
 
-    .venv/bin/python bench/loop_sim.py [--quick] [--parts rank,canary,throughput]
+Aims (marked met/MISSED; nothing is asserted): greedy clients find the best skill for good
+by p90 500 outcomes; a worse canary (delta < 0) is promoted in under 2 % of trials, an
+equal one under 5 %, one 0.05 better in at least 90 %; a flood never moves the flooded
+skill up; >= 2,000 reports/s in batches. Deterministic for a given `--seed` (server-side
+timestamps and the hour that seeds exploration aside). Loopback only; every wait and loop
+has a limit.
+
+    .venv/bin/python bench/loop_sim.py [--quick] [--parts rank,canary,flood,throughput]
         [--seed 1] [--workers 2] [--threads 4] [--json PATH] [--keep]
 """
 
@@ -94,13 +109,18 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from skills_hub.learning import gate  # noqa: E402 - after the path set-up above
-from skills_hub.ranking.quality import Z as WILSON_Z  # noqa: E402
+from skills_hub.ranking.quality import quality  # noqa: E402
 
 START_TIMEOUT_S = 60
 HTTP_TIMEOUT_S = 120
-AIM_WORSE_PROMOTED = 0.05
+AIM_WORSE_PROMOTED = 0.02
+AIM_EQUAL_PROMOTED = 0.05
+AIM_BETTER_PROMOTED = 0.90  # a canary AIM_BETTER_DELTA better than the stable version
+AIM_BETTER_DELTA = 0.05
+AIM_GREEDY_P90 = 500        # outcomes until greedy clients' best skill is first for good
 AIM_REPORTS_PER_S = 2000.0
 RANK_NS, CANARY_NS, LOAD_NS = "rank", "canary", "load"
+AGENTS_NS = "agents"  # the simulated agents' token is of this namespace, not the skills'
 QUERY = "tidy messy csv files"
 AGENTS = ("claude-code", "codex", "hermes", "opencode")
 MODELS = ("model-a", "model-b", "model-c")
@@ -109,7 +129,8 @@ DEFAULTS: dict[str, Any] = {
     "rates": "0.55,0.65,0.70,0.75,0.85", "rank_seeds": 20, "horizon": 5000, "round": 50,
     "epsilon": 0.1, "deltas": "-0.10,-0.05,0,0.05,0.10,0.15", "trials": 50,
     "stable_rate": 0.70, "stable_outcomes": 200, "share": 0.2, "batch": 50, "clients": 2000,
-    "cap": 20000, "model_trials": 600, "tp_reports": 60000, "wide_clients": 100_000,
+    "cap": 25000, "model_trials": 600, "flood_runs": 5, "flood_honest": 3000,
+    "flood": 5000, "tp_reports": 60000, "wide_clients": 100_000,
 }
 QUICK: dict[str, Any] = {"rank_seeds": 5, "horizon": 3000, "trials": 10, "model_trials": 300,
                          "tp_reports": 20000, "wide_clients": 50_000}
@@ -231,6 +252,8 @@ def decision_kind(decision: dict[str, Any] | None) -> str:
     """better / worse (the intervals separated) or max (rolled back at the cap)."""
     if not decision:
         return ""
+    if decision.get("rule"):  # the sequential gate records which rule decided
+        return str(decision["rule"])
     canary, stable = decision.get("canary", {}), decision.get("stable", {})
     if decision.get("action") == gate.PROMOTE:
         return "better"
@@ -408,12 +431,19 @@ def self_cpu() -> float:
 class Api:
     """The few calls the simulated agents and maintainers make, on one keep-alive client."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, agent_token: str | None = None) -> None:
         self.http = httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_S,
                                  headers={"Authorization": f"Bearer {token}"})
+        # The agents report and search with a token of their own: outcomes from the token
+        # that published (or proposed) a version do not count (authors rating their work).
+        self.agent = self.http if agent_token is None else httpx.Client(
+            base_url=url, timeout=HTTP_TIMEOUT_S,
+            headers={"Authorization": f"Bearer {agent_token}"})
 
     def close(self) -> None:
         self.http.close()
+        if self.agent is not self.http:
+            self.agent.close()
 
     def _ok(self, response: httpx.Response, *codes: int) -> Any:
         if response.status_code not in (codes or (200,)):
@@ -428,25 +458,30 @@ class Api:
         return str(self._ok(response, 201)["version"])
 
     def report(self, namespace: str, name: str, reports: list[dict[str, Any]]) -> None:
-        body = self._ok(self.http.post(f"/api/v1/skills/{namespace}/{name}/outcomes",
-                                       json={"outcomes": reports}))
+        body = self._ok(self.agent.post(f"/api/v1/skills/{namespace}/{name}/outcomes",
+                                        json={"outcomes": reports}))
         if body["recorded"] != len(reports):
             raise RuntimeError(f"{name}: {body['recorded']} of {len(reports)} recorded")
 
     def summary(self, namespace: str, name: str) -> dict[str, Any]:
-        return dict(self._ok(self.http.get(f"/api/v1/skills/{namespace}/{name}/outcomes")))
+        return dict(self._ok(self.agent.get(f"/api/v1/skills/{namespace}/{name}/outcomes")))
 
     def resolve(self, namespace: str, name: str, client_id: str) -> dict[str, Any]:
-        return dict(self._ok(self.http.get(f"/api/v1/skills/{namespace}/{name}/resolve",
-                                           params={"client_id": client_id})))
+        return dict(self._ok(self.agent.get(f"/api/v1/skills/{namespace}/{name}/resolve",
+                                            params={"client_id": client_id})))
 
-    def search(self, query: str, *, tag: str, sort: str, limit: int = 20) -> list[dict[str, Any]]:
-        body = self._ok(self.http.get("/api/v1/search", params={
-            "q": query, "tag": tag, "sort": sort, "limit": limit}))
+    def search(self, query: str, *, tag: str, sort: str, limit: int = 20,
+               client_id: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"q": query, "tag": tag, "sort": sort, "limit": limit}
+        if client_id is not None:
+            params["client_id"] = client_id
+        body = self._ok(self.agent.get("/api/v1/search", params=params))
         return list(body["results"])
 
     def propose(self, namespace: str, name: str, base: str, target: str, content: str,
                 evidence: dict[str, Any]) -> str:
+        # Proposed with the namespace's token: a proposer is an author of the version its
+        # edit makes, and the agents' reports on the canary must count.
         body = self._ok(self.http.post(f"/api/v1/skills/{namespace}/{name}/proposals", json={
             "base_version": base, "edits": [{"op": "replace", "target": target,
                                              "content": content}],
@@ -465,8 +500,8 @@ class Api:
 class ApiPool:
     """One Api (connection) per thread."""
 
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
+    def __init__(self, url: str, token: str, agent_token: str | None = None) -> None:
+        self.url, self.token, self.agent_token = url, token, agent_token
         self._local = threading.local()
         self._all: list[Api] = []
         self._lock = threading.Lock()
@@ -474,7 +509,7 @@ class ApiPool:
     def get(self) -> Api:
         api = getattr(self._local, "api", None)
         if api is None:
-            api = self._local.api = Api(self.url, self.token)
+            api = self._local.api = Api(self.url, self.token, self.agent_token)
             with self._lock:
                 self._all.append(api)
         return api
@@ -494,6 +529,10 @@ class RankRun:
     best: str = ""
     history: list[tuple[int, bool, bool]] = field(default_factory=list)  # n, rel, rating
     picks: dict[str, int] = field(default_factory=dict)
+    explored: int = 0         # rounds whose relevance page explored (score_parts.explore)
+    served_other: int = 0     # ... whose first result was not the plain order's first
+    late_rounds: int = 0      # rounds in the second half of the horizon
+    late_served_other: int = 0
     relevance_spread: float = 0.0  # max - min relevance of the K results, worst round
     final_order: list[str] = field(default_factory=list)
     error: str = ""
@@ -521,13 +560,13 @@ def rank_run(pool: ApiPool, policy: str, run: int, *, seed: int, rates: Sequence
         for name in names:
             api.publish(RANK_NS, name, skill_md(name, tags=tag), "1.0.0")
 
-        def ranked(sort: str) -> list[dict[str, Any]]:
-            found = api.search(QUERY, tag=tag, sort=sort)
+        def ranked(sort: str, client: str | None = None) -> list[dict[str, Any]]:
+            found = api.search(QUERY, tag=tag, sort=sort, client_id=client)
             if sorted(r["name"] for r in found) != sorted(names):
                 raise RuntimeError(f"search {tag} found {[r['name'] for r in found]}")
             return found
 
-        top = names.index(ranked("relevance")[0]["name"])
+        top = names.index(ranked("relevance", clients[rng.randrange(len(clients))])[0]["name"])
         total = 0
         while total < horizon:
             batches: dict[int, list[dict[str, Any]]] = {}
@@ -541,17 +580,36 @@ def rank_run(pool: ApiPool, policy: str, run: int, *, seed: int, rates: Sequence
                 api.report(RANK_NS, names[i], reports)
                 result.picks[names[i]] += len(reports)
             total += round_size
-            by_relevance, by_rating = ranked("relevance"), ranked("rating")
+            # The agents of the next round use the page one of them gets (its client id
+            # seeds the exploration); the registry's own order is the plain one.
+            by_relevance = ranked("relevance", clients[rng.randrange(len(clients))])
+            by_rating = ranked("rating")
             relevances = [r["score_parts"]["relevance"] for r in by_relevance]
             result.relevance_spread = max(result.relevance_spread,
                                           max(relevances) - min(relevances))
             top = names.index(by_relevance[0]["name"])
-            result.history.append((total, by_relevance[0]["name"] == result.best,
+            plain = plain_first(by_relevance)
+            result.explored += "explore" in by_relevance[0]["score_parts"]
+            result.served_other += by_relevance[0]["name"] != plain
+            if total > horizon // 2:
+                result.late_rounds += 1
+                result.late_served_other += by_relevance[0]["name"] != plain
+            result.history.append((total, plain == result.best,
                                    by_rating[0]["name"] == result.best))
             result.final_order = [r["name"] for r in by_relevance]
     except Exception as exc:  # reported, and the run left out of the figures
         result.error = f"{type(exc).__name__}: {exc}"[:400]
     return result
+
+
+def plain_first(results: Sequence[dict[str, Any]]) -> str:
+    """The name first in the registry's plain order: on a page that explores, the result
+    whose `score_parts.explore.plain_rank` is 1; otherwise the first result."""
+    for result in results:
+        explore = result["score_parts"].get("explore")
+        if explore is not None and explore["plain_rank"] == 1:
+            return str(result["name"])
+    return str(results[0]["name"])
 
 
 def rank_figures(runs: Sequence[RankRun], horizon: int) -> dict[str, Any]:
@@ -571,6 +629,11 @@ def rank_figures(runs: Sequence[RankRun], horizon: int) -> dict[str, Any]:
         picks = sum(r.picks[r.best] for r in mine)
         entry["best_pick_share"] = picks / max(1, sum(sum(r.picks.values()) for r in mine))
         entry["max_relevance_spread"] = max((r.relevance_spread for r in mine), default=0.0)
+        rounds = sum(len(r.history) for r in mine)
+        entry["explored_share"] = sum(r.explored for r in mine) / max(1, rounds)
+        entry["served_other_share"] = sum(r.served_other for r in mine) / max(1, rounds)
+        entry["late_served_other_share"] = (sum(r.late_served_other for r in mine)
+                                            / max(1, sum(r.late_rounds for r in mine)))
         entry["horizon"] = horizon
         out[policy] = entry
     return out
@@ -649,6 +712,115 @@ def canary_trial(pool: ApiPool, trial: CanaryTrial, *, seed: int, stable_rate: f
         trial.state, trial.error = "error", f"{type(exc).__name__}: {exc}"[:400]
     trial.wall_s = time.perf_counter() - started
     return trial
+
+
+# -- part 4: one client floods ---------------------------------------------------------
+
+@dataclass
+class FloodRun:
+    """One flood: the K skills' plain order before and after one client floods the worst."""
+
+    run: int
+    rates: dict[str, float] = field(default_factory=dict)
+    flooded: str = ""
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    counted_before: int = 0     # the flooded skill's counted successes
+    counted_after: int = 0
+    discounted: int = 0         # its reports stored but not counted
+    unguarded_rank: int = 0     # where it would rank if every flooded report counted
+    error: str = ""
+
+
+def plain_order(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The names in the registry's plain order (a page that explores says each result's
+    place without exploration in `score_parts.explore.plain_rank`)."""
+    def rank(pair: tuple[int, dict[str, Any]]) -> int:
+        explore = pair[1]["score_parts"].get("explore")
+        return int(explore["plain_rank"]) if explore else pair[0]
+    return [r["name"] for _, r in sorted(enumerate(results, start=1), key=rank)]
+
+
+def flood_run(pool: ApiPool, flooder: Api, run: int, *, seed: int, rates: Sequence[float],
+              honest: int, flood: int, clients: Sequence[str]) -> FloodRun:
+    """K skills get `honest` outcomes from the population (uniform picks); then one client
+    (its own token, one client id) sends `flood` successes to the truly worst skill, half
+    of them naming one task again and again, half naming none."""
+    api = pool.get()
+    result = FloodRun(run)
+    rng = random.Random(seed_for("flood", seed, run))
+    letters = "abcdefghijklmnopqrstuvwxyz"[:len(rates)]
+    names = [f"tidy-csv-f{run:03d}-{letter}" for letter in letters]
+    shuffled = list(rates)
+    rng.shuffle(shuffled)
+    result.rates = dict(zip(names, shuffled, strict=True))
+    result.flooded = min(names, key=lambda n: result.rates[n])
+    tag = f"loop-flood-{run:03d}"
+    try:
+        for name in names:
+            api.publish(RANK_NS, name, skill_md(name, tags=tag), "1.0.0")
+        batches: dict[str, list[dict[str, Any]]] = {}
+        for j in range(honest):
+            name = names[rng.randrange(len(names))]
+            batches.setdefault(name, []).append(make_report(
+                rng, f"{name}-{j}", "1.0.0", rng.random() < result.rates[name],
+                clients[rng.randrange(len(clients))]))
+        for name, reports in batches.items():
+            for start in range(0, len(reports), 1000):
+                api.report(RANK_NS, name, reports[start:start + 1000])
+        result.before = plain_order(api.search(QUERY, tag=tag, sort="relevance"))
+
+        def counts() -> tuple[int, int, int]:
+            version = api.summary(RANK_NS, result.flooded)["versions"][0]
+            return version["successes"], version["failures"], version["discounted"]
+
+        result.counted_before, failures, _ = counts()
+        for start in range(0, flood, 1000):
+            reports = []
+            for j in range(start, min(flood, start + 1000)):
+                report = make_report(rng, f"flood-{result.flooded}-{j}", "1.0.0", True,
+                                     "flooder")
+                if j % 2:
+                    report["task"] = "tidy the same csv file"
+                reports.append(report)
+            flooder.report(RANK_NS, result.flooded, reports)
+        result.after = plain_order(api.search(QUERY, tag=tag, sort="relevance"))
+        result.counted_after, _, result.discounted = counts()
+        # Unguarded: every flooded report counted, the others' quality as shown.
+        shown = {r["name"]: r["score_parts"] for r in api.search(QUERY, tag=tag,
+                                                                  sort="relevance")}
+        unguarded = {n: p["quality"] for n, p in shown.items()}
+        unguarded[result.flooded] = quality(result.counted_before + flood, failures, 0).quality
+        order = sorted(names, key=lambda n: (-unguarded[n], result.before.index(n)))
+        result.unguarded_rank = order.index(result.flooded) + 1
+    except Exception as exc:  # reported, and the run left out of the figures
+        result.error = f"{type(exc).__name__}: {exc}"[:400]
+    return result
+
+
+def flood_figures(runs: Sequence[FloodRun], flood: int) -> dict[str, Any]:
+    ok = [r for r in runs if not r.error]
+    return {
+        "runs": len(ok), "errors": len(runs) - len(ok), "flood": flood,
+        "order_unchanged": sum(1 for r in ok if r.before == r.after),
+        "rank_before": [r.before.index(r.flooded) + 1 for r in ok],
+        "rank_after": [r.after.index(r.flooded) + 1 for r in ok],
+        "unguarded_rank": [r.unguarded_rank for r in ok],
+        "counted_gain": [r.counted_after - r.counted_before for r in ok],
+        "discounted": [r.discounted for r in ok],
+    }
+
+
+def render_flood(f: dict[str, Any], p: dict[str, Any], w: Callable[[str], None]) -> None:
+    w(f"4. one client floods: {len(p['rates'])} skills as in part 1 get {p['flood_honest']:,} "
+      f"outcomes from the population, then one client (its own token, one client id) sends "
+      f"{f['flood']:,} successes to the worst ({f['runs']} runs)")
+    w(f"   plain order unchanged in {f['order_unchanged']}/{f['runs']} runs; the flooded "
+      f"skill's place before -> after: "
+      + ", ".join(f"{a}->{b}" for a, b in zip(f["rank_before"], f["rank_after"], strict=True))
+      + f"; had every report counted: {', '.join(map(str, f['unguarded_rank']))}")
+    w(f"   its counted successes rose by {', '.join(map(str, f['counted_gain']))}; stored and "
+      f"not counted: {', '.join(map(str, f['discounted']))}")
 
 
 # -- part 3: throughput ------------------------------------------------------------------
@@ -804,8 +976,9 @@ def render_rank(figures: dict[str, Any], p: dict[str, Any], w: Callable[[str], N
       f"round: {max((e['max_relevance_spread'] for e in f.values()), default=0.0):.6f}); "
       f"rounds of {p['round']} outcomes, horizon {p['horizon']:,}; {p['rank_seeds']} runs "
       "per policy")
-    w("   outcomes reported (all skills together) until the truly best skill is the first "
-      "search result: 'first time' after")
+    w("   outcomes reported (all skills together) until the truly best skill is first in the "
+      "registry's plain order (relevance: score_parts.explore.plain_rank on a page that "
+      "explores): 'first time' after")
     w("   the first round where it is, 'first for good' after the round from which on it "
       "stays first up to the horizon;")
     w("   median / p90 (max) over runs ('never': not first at the horizon); 'best used': its "
@@ -820,6 +993,9 @@ def render_rank(figures: dict[str, Any], p: dict[str, Any], w: Callable[[str], N
                          f"{_mp(e['stays'])} ({_n(e['stays']['max'])})",
                          f"{e['not_converged']}/{entry['runs']}",
                          _pc(entry["best_pick_share"]) if sort == "relevance" else ""))
+        w(f"   {label}: relevance pages that explored {_pc(entry['explored_share'])}; first "
+          f"result not the plain order's first on {_pc(entry['served_other_share'])} of rounds "
+          f"({_pc(entry['late_served_other_share'])} in the second half)")
         if entry["errors"]:
             w(f"   {policy}: {entry['errors']} run(s) failed (see the JSON)")
 
@@ -829,8 +1005,10 @@ def render_canary(f: dict[str, Any], p: dict[str, Any], w: Callable[[str], None]
       f"{p['stable_rate']:.2f} with {p['stable_outcomes']} outcomes first, then canary 1.0.1 "
       f"(share {p['share']}) at {p['stable_rate']:.2f} + delta;")
     w(f"   {p['clients']:,} client ids resolve on first use; POSTs of {p['batch']} reports, the "
-      f"decision read after each; cap {p['cap']:,} outcomes. Gate: Wilson z={WILSON_Z}, "
-      f"min {gate.CANARY_MIN_OUTCOMES} each, max {gate.CANARY_MAX_OUTCOMES} canary")
+      f"decision read after each; cap {p['cap']:,} outcomes. Gate: mSPRT tau "
+      f"{gate.CANARY_TAU}, alpha {gate.CANARY_ALPHA_PROMOTE} (promote) / "
+      f"{gate.CANARY_ALPHA_ROLL_BACK} (roll back), min {gate.CANARY_MIN_OUTCOMES} each, "
+      f"max {gate.CANARY_MAX_OUTCOMES} canary")
     w("   n = the canary's outcomes at the decision; total = both versions' outcomes since "
       "the canary started; median / p90 over decided trials")
     row = "   {:>6} {:>6} {:>9} {:>19} {:>9} {:>15} {:>15} {:>15}"
@@ -845,7 +1023,8 @@ def render_canary(f: dict[str, Any], p: dict[str, Any], w: Callable[[str], None]
     w(f"   worse canaries promoted: {h['worse_promoted']} of {h['worse_trials']} "
       f"({_pc(h['worse_promoted_share'])}; aim < {AIM_WORSE_PROMOTED:.0%}: "
       f"{verdict(h['worse_promoted_share'] < AIM_WORSE_PROMOTED)}); equal promoted "
-      f"{_pc(h['equal_promoted_share'])}")
+      f"{_pc(h['equal_promoted_share'])} (aim < {AIM_EQUAL_PROMOTED:.0%}: "
+      f"{verdict(h['equal_promoted_share'] < AIM_EQUAL_PROMOTED)})")
     for b in h["better"]:
         w(f"   delta {b['delta']:+.2f}: promoted {_pc(b['promoted'])}, after "
           f"{_mp(b['total'])} outcomes in all ({_mp(b['canary_n'])} on the canary), "
@@ -857,8 +1036,9 @@ def render_canary(f: dict[str, Any], p: dict[str, Any], w: Callable[[str], None]
     m = f.get("model")
     if m:
         w(f"   model: the same trials in-process against gate.canary_decision, "
-          f"{p['model_trials']} per delta, canary share exactly {p['share']} per report "
-          f"(promoted / total median), per batch of {p['batch']} | per report:")
+          f"{p['model_trials']} per delta judged per batch of {p['batch']} | "
+          f"{m['single'][0]['trials']} judged per report; canary share exactly {p['share']} "
+          "per report (promoted / total median):")
         for a, b in zip(m["batch"], m["single"], strict=True):
             w(f"     {a['delta']:+.2f}: {_pc(a['promoted'])} / {_n(a['total']['median'])}"
               f"   |   {_pc(b['promoted'])} / {_n(b['total']['median'])}")
@@ -916,6 +1096,9 @@ def render(res: dict[str, Any]) -> str:
     if "canary" in f:
         render_canary(f["canary"], p, w)
         w("")
+    if "flood" in f:
+        render_flood(f["flood"], p, w)
+        w("")
     if "throughput" in f:
         render_throughput(f["throughput"], f.get("wide"), f.get("idle", []), w)
         w("")
@@ -929,12 +1112,37 @@ def render(res: dict[str, Any]) -> str:
 
 def collect_verdicts(f: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
+    greedy = f.get("rank", {}).get("policies", {}).get("greedy")
+    if greedy:
+        p90 = greedy["relevance"]["stays"]["p90"]
+        out.append({"figure": "greedy clients: outcomes until the best is first for good, p90",
+                    "value": _n(p90), "aim": f"<= {AIM_GREEDY_P90}",
+                    "met": p90 <= AIM_GREEDY_P90})
     if "canary" in f:
         h = f["canary"]["headline"]
         out.append({"figure": "worse canaries promoted", "value": _pc(h["worse_promoted_share"]),
                     "aim": f"< {AIM_WORSE_PROMOTED:.0%}",
                     "met": None if not h["worse_trials"]
                     else h["worse_promoted_share"] < AIM_WORSE_PROMOTED})
+        equal = h["equal_promoted_share"]
+        out.append({"figure": "equal canaries promoted", "value": _pc(equal),
+                    "aim": f"< {AIM_EQUAL_PROMOTED:.0%}",
+                    "met": None if math.isnan(equal) else equal < AIM_EQUAL_PROMOTED})
+        better = next((b for b in h["better"] if abs(b["delta"] - AIM_BETTER_DELTA) < 1e-9),
+                      None)
+        if better is not None:
+            out.append({"figure": f"canaries {AIM_BETTER_DELTA:+.2f} better promoted",
+                        "value": f"{_pc(better['promoted'])} (median / p90 "
+                                 f"{_mp(better['total'])} outcomes)",
+                        "aim": f">= {AIM_BETTER_PROMOTED:.0%}",
+                        "met": better["promoted"] >= AIM_BETTER_PROMOTED})
+    flood = f.get("flood")
+    if flood and flood["runs"]:
+        rose = sum(1 for a, b in zip(flood["rank_before"], flood["rank_after"], strict=True)
+                   if b < a)
+        out.append({"figure": "one client's flood moved the flooded skill up",
+                    "value": f"in {rose} of {flood['runs']} runs", "aim": "in none",
+                    "met": rose == 0})
     for workers in sorted({r["workers"] for r in f.get("throughput", [])}):
         rows = [r for r in f["throughput"] if r["workers"] == workers]
         worst = min(rows, key=lambda r: r["reports_per_s"])
@@ -977,7 +1185,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     add = parser.add_argument
     add("--quick", action="store_true", help="fewer runs and trials (about 2 minutes)")
-    add("--parts", default="rank,canary,throughput", help="which parts to run")
+    add("--parts", default="rank,canary,flood,throughput", help="which parts to run")
     add("--seed", type=int, default=1)
     add("--threads", type=int, default=4, help="concurrent simulated trials/runs (parts 1-2)")
     add("--workers", type=int, default=2, help="also measure throughput with --workers N (1: no)")
@@ -994,9 +1202,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--stable-outcomes", type=int, help="part 2: outcomes before the canary (200)")
     add("--share", type=float, help="part 2: canary share (0.2)")
     add("--batch", type=int, help="part 2: reports per POST (50)")
-    add("--cap", type=int, help="part 2: canary-phase outcomes before giving up (20000)")
+    add("--cap", type=int, help="part 2: canary-phase outcomes before giving up (25000)")
     add("--model-trials", type=int, help="part 2 model: trials per delta (600; quick 300)")
     add("--tp-reports", type=int, help="part 3: reports per configuration (60000; quick 20000)")
+    add("--flood-runs", type=int, help="part 4: runs (default 5; --parts flood)")
+    add("--flood-honest", type=int, help="part 4: honest outcomes first (3000)")
+    add("--flood", type=int, help="part 4: the flooding client's reports (5000)")
     add("--wide-clients", type=int, help="part 3: distinct clients already on the skill of "
         "the popular-skill measurement (100000; quick 50000; 0 skips it)")
     add("--json", type=Path, default=None, help="also write every figure here")
@@ -1008,7 +1219,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.rates = [float(x) for x in str(args.rates).split(",")]
     args.deltas = [float(x) for x in str(args.deltas).split(",")]
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
-    unknown = set(args.parts) - {"rank", "canary", "throughput"}
+    unknown = set(args.parts) - {"rank", "canary", "flood", "throughput"}
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}")
     if not 0 < args.share < 1 or args.batch < 1 or args.round < 1 or args.clients < 1:
@@ -1076,10 +1287,13 @@ def run_canary(args: argparse.Namespace, pool: ApiPool, clients: list[str]) -> d
         "wall_s": time.perf_counter() - started,
     }
     log("  model run (in-process, gate.canary_decision)")
-    model = {key: model_run(args.deltas, args.model_trials, seed=args.seed,
+    # Judged per report the model is slow in pure Python (an equal canary runs ~20,000
+    # reports): a quarter of the trials.
+    model = {key: model_run(args.deltas, trials, seed=args.seed,
                             stable_rate=args.stable_rate, pre=args.stable_outcomes,
                             share=args.share, batch=batch, cap=args.cap)
-             for key, batch in (("batch", args.batch), ("single", 1))}
+             for key, batch, trials in (("batch", args.batch, args.model_trials),
+                                        ("single", 1, max(1, args.model_trials // 4)))}
     return {"rows": rows, "headline": headline, "model": model,
             "trials": [asdict(t) for t in finished]}
 
@@ -1107,13 +1321,14 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     server: Server | None = None
     try:
-        tokens = {ns: make_token(home, ns, args.semantic) for ns in (RANK_NS, CANARY_NS, LOAD_NS)}
+        tokens = {ns: make_token(home, ns, args.semantic)
+                  for ns in (RANK_NS, CANARY_NS, LOAD_NS, AGENTS_NS)}
         server = start_server(home, server_log, workers=1, semantic=args.semantic)
         log(f"server pid {server.process.pid} at {server.url}, home {home}")
         if "rank" in args.parts:
             log(f"part 1: ranking convergence, {args.rank_seeds} runs per policy")
             t0, cpu0 = time.perf_counter(), (tree_cpu(server.process.pid), self_cpu())
-            pool = ApiPool(server.url, tokens[RANK_NS])
+            pool = ApiPool(server.url, tokens[RANK_NS], tokens[AGENTS_NS])
             try:
                 figures["rank"] = run_rank(args, pool, clients)
             finally:
@@ -1123,13 +1338,32 @@ def main(argv: list[str] | None = None) -> int:
         if "canary" in args.parts:
             log(f"part 2: canaries, {args.trials} trials x {len(args.deltas)} deltas")
             t0, cpu0 = time.perf_counter(), (tree_cpu(server.process.pid), self_cpu())
-            pool = ApiPool(server.url, tokens[CANARY_NS])
+            pool = ApiPool(server.url, tokens[CANARY_NS], tokens[AGENTS_NS])
             try:
                 figures["canary"] = run_canary(args, pool, clients)
             finally:
                 pool.close()
             part_s["canary"] = time.perf_counter() - t0
             part_cpu["canary"] = (tree_cpu(server.process.pid) - cpu0[0], self_cpu() - cpu0[1])
+        if "flood" in args.parts:
+            log(f"part 4: one client floods, {args.flood_runs} runs")
+            t0 = time.perf_counter()
+            flood_token = make_token(home, "flooder", args.semantic)
+            pool, flooder = (ApiPool(server.url, tokens[RANK_NS], tokens[AGENTS_NS]),
+                             Api(server.url, flood_token))
+            try:
+                runs = [flood_run(pool, flooder, run, seed=args.seed, rates=args.rates,
+                                  honest=args.flood_honest, flood=args.flood, clients=clients)
+                        for run in range(args.flood_runs)]
+            finally:
+                pool.close()
+                flooder.close()
+            for run in runs:
+                if run.error:
+                    log(f"  flood run {run.run} failed: {run.error}")
+            figures["flood"] = {**flood_figures(runs, args.flood),
+                                "runs_detail": [asdict(r) for r in runs]}
+            part_s["flood"] = time.perf_counter() - t0
         if "throughput" in args.parts:
             t0 = time.perf_counter()
             rows, idle = [], []

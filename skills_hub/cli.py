@@ -7,6 +7,7 @@ operator commands so that the client commands never load starlette, dulwich or t
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -874,15 +875,24 @@ def _report_lines(name: str, report: dict[str, Any], show_all: bool) -> list[str
 @main.command()
 @click.option("--home", type=click.Path(path_type=Path), default=None)
 @click.option("--namespace", "-n", default=None, help="Only this namespace.")
+@click.option("--status", "show_status", is_flag=True,
+              help="Check nothing: show the server's scheduled health checks (the queue "
+                   "with priorities and reasons, the last check, recent changes).")
 @json_option
-def health(home: Path | None, namespace: str | None, as_json: bool) -> None:
+def health(home: Path | None, namespace: str | None, show_status: bool,
+           as_json: bool) -> None:
     """Re-run the publish checks on every stored version and record changed verdicts.
 
-    Run it after upgrading skills-hub or bandit (new rules). A version that now fails is
+    The server does this by itself, a budget an hour, most important first
+    (SKILLS_HUB_HEALTH_BUDGET; --status shows it); run this for a one-off pass, after
+    upgrading skills-hub or bandit (new rules) say. A version that now fails is
     deprecated: search, pages and installs say so.
     """
     registry = _registry(home)
     try:
+        if show_status:
+            _health_status(registry, namespace, as_json)
+            return
         checked, changes = registry.health(namespace)
     finally:
         registry.close()
@@ -895,6 +905,42 @@ def health(home: Path | None, namespace: str | None, as_json: bool) -> None:
         mark = "  -> deprecated" if c.deprecated else ""
         click.echo(f"  {c.namespace}/{c.name} {c.version}: {c.old_verdict or 'unchecked'} -> "
                    f"{c.new_verdict}{mark}")
+
+
+def _health_status(registry: Any, namespace: str | None, as_json: bool) -> None:
+    """`health --status`: the operator's view of the schedule (what the API route shows)."""
+    from .access.principal import OPERATOR
+    from .web.health import schedule_json
+
+    data = schedule_json(registry.health_status(OPERATOR, namespace=namespace))
+    if as_json:
+        emit_json(data)
+        return
+    state = "on" if data["enabled"] else "off (SKILLS_HUB_HEALTH_BUDGET=0)"
+    click.echo(f"scheduled health checks: {state}, budget {data['budget_per_hour']} versions "
+               f"an hour, {data['checked_last_hour']} checked in the last hour")
+    click.echo(f"checks: {data['checks']}")
+    click.echo(f"lease: held by {data['holder']} until {data['lease_expires_at']}"
+               if data["holder"] else "lease: not held (no server is checking)")
+    last = data["last_check"]
+    click.echo(f"last check: {last['at']} {last['namespace']}/{last['name']} "
+               f"{last['version']} ({last['kind']}): {last['new_verdict']}"
+               if last else "last check: none yet")
+    if not data["queue"]:
+        click.echo("queue: nothing due")
+    else:
+        click.echo(f"queue ({data['due']} due, the first {len(data['queue'])}):")
+    for item in data["queue"]:
+        click.echo(terminal_safe(f"  {item['priority']:7.2f}  {item['namespace']}/"
+                                 f"{item['name']} {item['version']}: "
+                                 + "; ".join(item["reasons"])))
+    click.echo("recent changes:" if data["changes"] else "recent changes: none")
+    for c in data["changes"]:
+        moved = f"  {c['health']}" + (f": {c['note']}" if c["note"] else "") \
+            if c["health"] else ""
+        click.echo(terminal_safe(f"  {c['at']} {c['namespace']}/{c['name']} {c['version']}: "
+                                 f"{c['old_verdict'] or 'unchecked'} -> {c['new_verdict']}"
+                                 f"{moved}"))
 
 
 def _registry(home: Path | None, full: bool = False):  # type: ignore[no-untyped-def]
@@ -1026,6 +1072,73 @@ def gaps(client: Client, query: str, namespace: str | None, as_json: bool) -> No
         verdict = "gap" if body["gap"] else "covered"
         click.echo(f"{verdict}: closest is {near} (similarity {body['best_similarity']:.2f}, "
                    f"threshold {body['threshold']})")
+
+
+@main.group(cls=HubGroup, invoke_without_command=True)
+@click.option("--status", type=click.Choice(["open", "closed", "all"]), default="open",
+              show_default=True, help="Which demands.")
+@click.option("--namespace", "-n", default=None, help="Only those asked in this namespace.")
+@click.option("--mine", is_flag=True, help="Only those you asked.")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(0, 10_000), default=0)
+@json_option
+@pass_client
+@click.pass_context
+def demands(ctx: click.Context, client: Client, status: str, namespace: str | None,
+            mine: bool, limit: int, offset: int, as_json: bool) -> None:
+    """The demand list: searches no skill answered, clustered, most askers first.
+
+    \b
+    skills-hub demands                  open demands, one line each
+    skills-hub demands --mine           the ones you asked (closed ones name the answer)
+    skills-hub demands show ID          one demand, its phrasings and its answer
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    body = client.hub().demands(status=status, namespace=namespace, mine=mine, limit=limit,
+                                offset=offset)
+    if as_json:
+        emit_json(body)
+        return
+    for row in body["demands"]:
+        click.echo(_demand_line(row))
+    if not body["demands"]:
+        click.echo(f"no {'' if status == 'all' else status + ' '}demands", err=True)
+    elif body.get("next_offset") is not None:
+        click.echo(f"more: --offset {body['next_offset']}", err=True)
+
+
+@demands.command("show")
+@click.argument("demand_id")
+@json_option
+@pass_client
+def demands_show(client: Client, demand_id: str, as_json: bool) -> None:
+    """Show demand DEMAND_ID: its phrasings and, once closed, the skill that answered it."""
+    body = client.hub().demand(demand_id)
+    if as_json:
+        emit_json(body)
+        return
+    click.echo(_demand_line(body))
+    click.echo(f"asked {body['asks']} times by {body['askers']} askers, "
+               f"{body['first_asked']} to {body['last_asked']}"
+               + ("; you asked it" if body.get("asked_by_you") else ""))
+    for phrasing in body.get("phrasings") or []:
+        click.echo(terminal_safe(f"  {phrasing['asks']:>4}  {phrasing['query']}"))
+    answer = body.get("answer")
+    if answer:
+        click.echo(terminal_safe(
+            f"answered {body['closed_at']} by {answer['namespace']}/{answer['name']}@"
+            f"{answer['version']} (similarity {answer['similarity']:.2f}): "
+            f"{answer['install']}"))
+
+
+def _demand_line(row: dict[str, Any]) -> str:
+    scope = row.get("namespace") or "registry"
+    answer = row.get("answer")
+    state = f"answered by {answer['namespace']}/{answer['name']}@{answer['version']}" \
+        if answer else row["status"]
+    return terminal_safe(f"#{row['id']}  {row['askers']} askers  {scope}  {state}  "
+                         f"{_short(row['representative'])}")
 
 
 def _flag(body: dict[str, Any]) -> str:
@@ -2363,6 +2476,66 @@ def audit(client: Client, org: str | None, actor: str | None, action: str | None
         click.echo("no events", err=True)
     if cursor and not as_json:
         click.echo(f"more: --cursor {cursor} (or --all)", err=True)
+
+
+@main.command("export-evidence")
+@click.option("--namespace", "-n", default=None,
+              help="Only this namespace (default: every namespace you own).")
+@click.option("--skill", default=None, metavar="NAME", help="Only this skill (with -n).")
+@click.option("--since", default=None, metavar="TIME", help="From this ISO 8601 date or time.")
+@click.option("--until", default=None, metavar="TIME", help="Before this ISO 8601 date or time.")
+@click.option("--tier", "tiers", multiple=True,
+              help="Only this tier: gold, silver, bronze or rejected (repeatable).")
+@click.option("--kind", "kinds", multiple=True,
+              help="Only this kind: outcome, proposal or review (repeatable).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the lines to this file (default: stdout).")
+@click.option("--home", type=click.Path(path_type=Path), default=None,
+              help="Offline, as the operator: export from this data home instead of the "
+                   "server.")
+@pass_client
+def export_evidence(client: Client, namespace: str | None, skill: str | None,
+                    since: str | None, until: str | None, tiers: tuple[str, ...],
+                    kinds: tuple[str, ...], out: Path | None, home: Path | None) -> None:
+    """Export evidence for training as JSON lines: outcome reports with their signal score,
+    proposals with edits, diff, evidence, reasoning and review, and review decisions, each
+    with a quality tier, secrets redacted (docs/LEARNING.md, "Evidence export").
+
+    \b
+    Through the server with your token: the namespaces you own (the operator: all).
+    With --home (operator, offline): straight from the data home.
+    """
+    query: dict[str, Any] = {"namespace": namespace, "skill": skill, "since": since,
+                             "until": until, "tiers": list(tiers), "kinds": list(kinds)}
+    if home is None:
+        _write_lines(client.hub().export_evidence(**query), out)
+        return
+    from .access.principal import OPERATOR
+    from .services.evidence import evidence_jsonl, parse_evidence_filters
+
+    registry = _registry(home)
+    try:
+        lines = registry.export_evidence(OPERATOR, parse_evidence_filters(**query))
+        _write_lines(evidence_jsonl(lines), out)
+    finally:
+        registry.close()
+
+
+def _write_lines(chunks: Iterator[str], out: Path | None) -> None:
+    """Write JSON lines text as it arrives; the file is made once the first chunk (or the
+    end) arrived, so a refused export leaves none. Says how many lines on stderr."""
+    first = next(chunks, "")  # an error raises here, before anything is written
+    count = 0
+    if out is None:
+        for chunk in itertools.chain([first], chunks):
+            click.echo(terminal_safe(chunk), nl=False)
+            count += chunk.count("\n")
+    else:
+        with out.open("w", encoding="utf-8") as handle:
+            for chunk in itertools.chain([first], chunks):
+                handle.write(chunk)
+                count += chunk.count("\n")
+    click.echo(f"exported {count} lines" + (f" to {out}" if out else ""), err=True)
 
 
 def _audit_line(event: dict[str, Any]) -> str:

@@ -49,6 +49,12 @@ class Settings:
     # Outcome reports each token may send: a sustained rate per second and a burst.
     outcome_rate: float = 500.0
     outcome_burst: float = 5000.0
+    # Gap answers recorded into the demand list, per asker (services.demands).
+    demand_rate: float = 0.2
+    demand_burst: float = 30.0
+    # Scheduled health checks (services.health): stored versions re-checked an hour, most
+    # important first, by one process of the deployment; 0 turns the scheduler off.
+    health_budget: int = 120
     # OpenID Connect sign-in, on when an issuer is set (discovery at its well-known URL).
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
@@ -116,6 +122,9 @@ class Settings:
                                 if name.strip()),
             outcome_rate=float(env.get("SKILLS_HUB_OUTCOME_RATE", "500")),
             outcome_burst=float(env.get("SKILLS_HUB_OUTCOME_BURST", "5000")),
+            demand_rate=float(env.get("SKILLS_HUB_DEMAND_RATE", "0.2")),
+            demand_burst=float(env.get("SKILLS_HUB_DEMAND_BURST", "30")),
+            health_budget=int(env.get("SKILLS_HUB_HEALTH_BUDGET", "120")),
             oidc_issuer=env.get("SKILLS_HUB_OIDC_ISSUER") or None,  # exact: issuers compare as is
             oidc_client_id=env.get("SKILLS_HUB_OIDC_CLIENT_ID") or None,
             oidc_client_secret=env.get("SKILLS_HUB_OIDC_CLIENT_SECRET") or None,
@@ -140,6 +149,9 @@ class Settings:
                 ("postgresql://", "postgres://")):
             raise ValueError("SKILLS_HUB_DATABASE_URL must be a postgresql:// URL (leave it "
                              "unset for the embedded SQLite catalogue in the home folder)")
+        if self.health_budget < 0:
+            raise ValueError("SKILLS_HUB_HEALTH_BUDGET must be a whole number of versions an "
+                             "hour, 0 or more (0 turns the scheduled health checks off)")
         if self.log_format not in ("auto", "json", "text"):
             raise ValueError("SKILLS_HUB_LOG_FORMAT must be json, text or auto")
 

@@ -113,6 +113,58 @@ class ExceptionRow:
 
 
 @dataclass(frozen=True)
+class HealthCandidate:
+    """A stored version as the health-check scheduler weighs it (`learning.schedule`): what
+    its last check saw, and how it has been used since. Times in seconds since the epoch,
+    except the catalogue's own ISO 8601 columns."""
+
+    namespace: str
+    name: str
+    version: str
+    visibility: str
+    published_at: str            # ISO 8601
+    is_latest: bool
+    downloads: int               # the skill's installs so far (counted per skill)
+    verdict: str | None          # of its stored report; None: never checked
+    report_pipeline: str | None  # what produced that report (`checks.pipeline_id`)
+    report_checked_at: str | None  # ISO 8601
+    fingerprint: str | None      # of its last recorded health check; None: never re-checked
+    checked_at: float | None
+    downloads_at_check: int | None
+    ema_at_check: float | None
+    ema: float | None            # the success EMA now
+    recent_reports: int          # counted outcome reports on it since `since_day`
+    claimed_by: str | None = None
+    claimed_until: float | None = None
+
+
+@dataclass(frozen=True)
+class HealthCheckRow:
+    """One health check of a stored version, as logged (`services.health`)."""
+
+    namespace: str
+    name: str
+    version: str
+    at: float                    # seconds since the epoch
+    kind: str                    # "scheduled", or "health" (the one-off command)
+    holder: str                  # the process that ran it
+    fingerprint: str             # the checks it ran (`services.health.fingerprint`)
+    priority: float
+    reasons: str                 # why it was chosen, "; "-separated
+    old_verdict: str | None
+    new_verdict: str
+    health: str                  # "deprecated", "restored" or "" (no change)
+    note: str                    # the deprecation's reason, or ""
+    ms: float
+    downloads: int               # the skill's installs when checked
+    ema: float | None            # the success EMA when checked
+
+    @property
+    def changed(self) -> bool:
+        return self.old_verdict != self.new_verdict or bool(self.health)
+
+
+@dataclass(frozen=True)
 class SearchHit:
     skill: SkillRow
     score: float    # bm25, higher is better
@@ -170,10 +222,37 @@ class NewOutcome:
     model: str | None
     client: str     # the distinct-client key
     at: datetime
+    task_key: str | None = None  # the task it served, hashed (`learning.outcomes.task_key`)
+    # Why it is stored but not counted (`ranking.guards`): author, repeat_task, client_cap
+    discount: str | None = None
 
     @property
     def counted(self) -> bool:
-        return self.outcome != "infra_error"
+        return self.outcome != "infra_error" and self.discount is None
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """A stored outcome report, read back (the evidence export's rows)."""
+
+    namespace: str
+    name: str
+    version: str
+    outcome: str
+    failure_kind: str | None
+    score: float | None
+    signals_json: str
+    agent: str | None
+    model: str | None
+    reporter: str
+    report_id: str
+    at: str         # ISO 8601, as stored
+    discount: str | None = None  # why it is stored but not counted (`ranking.guards`)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Its place in the export's keyset order within a namespace: (at, reporter, id)."""
+        return self.at, self.reporter, self.report_id
 
 
 @dataclass(frozen=True)
@@ -185,6 +264,7 @@ class VersionStats:
     score_mean: float | None
     ema: float | None
     last_at: str | None
+    discounted: int = 0  # reports stored but not counted (`ranking.guards`)
 
 
 @dataclass(frozen=True)
@@ -367,6 +447,38 @@ class ReleaseRow:
     decided_by: str | None
     comment: str | None
 
+
+@dataclass(frozen=True)
+class NewGapAsk:
+    """One gap answer to record (`services.demands`): a query no readable skill is close
+    to, its embedding, who asked (an opaque key, never a raw address) and where."""
+
+    query: str
+    vector: bytes        # float32, unit norm: the query's embedding at search time
+    model: str           # the embedding model's id (centroids of two models never mix)
+    asker: str           # `services.demands.asker_key`
+    scope: str | None    # the namespace searched in; None: the whole registry
+    asked_at: str
+
+
+@dataclass(frozen=True)
+class DemandRow:
+    """Similar gap queries clustered into one demand (`learning.demands`)."""
+
+    id: int
+    scope: str | None    # the namespace it was asked in; None: the whole registry
+    status: str          # open, closed
+    representative: str  # the member phrasing nearest the centroid
+    model: str
+    asks: int
+    askers: int          # distinct askers
+    first_asked: str
+    last_asked: str
+    closed_at: str | None = None
+    answer_namespace: str | None = None  # the skill version that answered it
+    answer_name: str | None = None
+    answer_version: str | None = None
+    answer_similarity: float | None = None
 
 class KeepOwner(Exception):
     """Raised inside a transaction (rolling it back) when an org would have no owner."""

@@ -114,10 +114,15 @@ def _decision(canary: tuple[int, int], stable: tuple[int, int]) -> dict[str, Any
 def test_decision_kind() -> None:
     assert sim.decision_kind(_decision((95, 100), (600, 1000))) == "better"
     assert sim.decision_kind(_decision((30, 100), (700, 1000))) == "worse"
-    at_max = _decision((700, gate.CANARY_MAX_OUTCOMES), (2800, 4000))
+    at_max = _decision((2800, gate.CANARY_MAX_OUTCOMES), (11200, 16000))
     assert at_max["action"] == gate.ROLL_BACK
     assert sim.decision_kind(at_max) == "max"
     assert sim.decision_kind(None) == ""
+    # Decisions recorded before the sequential gate carry no rule: read from the intervals.
+    old = {"action": gate.ROLL_BACK, "canary": {"wilson_upper": 0.5},
+           "stable": {"wilson_lower": 0.6}}
+    assert sim.decision_kind(old) == "worse"
+    assert sim.decision_kind({**old, "canary": {"wilson_upper": 0.7}}) == "max"
 
 
 def test_tally_per_delta() -> None:
@@ -148,7 +153,7 @@ def test_model_separates_clear_cases_and_is_deterministic() -> None:
     assert rows[1]["canary_n"]["median"] >= gate.CANARY_MIN_OUTCOMES
     assert sim.plain(sim.model_run([-0.3, 0.25], 20, **kwargs)) == sim.plain(rows)  # nan
     action, canary_n, total = sim.model_trial(random.Random(2), 0.7, 0.0, pre=200, share=0.2,
-                                              batch=1, cap=20000)
+                                              batch=1, cap=25000)
     assert action in (gate.PROMOTE, gate.ROLL_BACK)
     assert canary_n <= gate.CANARY_MAX_OUTCOMES and total >= canary_n
 
@@ -182,9 +187,9 @@ def test_rank_figures_and_the_report_render() -> None:
                                 batch=1, cap=20000)}}
     canary["headline"] = {
         "worse_trials": 2, "worse_promoted": 0, "worse_promoted_share": 0.0,
-        "equal_promoted_share": 1.0, "better": [{"delta": 0.1, "promoted": 1.0,
-                                                 "total": sim.summary([500]),
-                                                 "canary_n": sim.summary([100])}],
+        "equal_promoted_share": 0.0, "better": [{"delta": 0.05, "promoted": 0.92,
+                                                  "total": sim.summary([3000]),
+                                                  "canary_n": sim.summary([600])}],
         "resolves": 10, "realised_share": 0.2, "mismatches": 0, "latest_ok": 6,
         "latest_checked": 6, "errors": 0, "reports": 3000, "wall_s": 1.0}
     row = {"workers": 1, "batch": 100, "threads": 1, "reports": 1000, "prefill_clients": 0,
@@ -199,16 +204,26 @@ def test_rank_figures_and_the_report_render() -> None:
     text = sim.render(res)
     assert "1. ranking convergence" in text and "never" in text
     assert "worse canaries promoted: 0 of 2" in text
-    assert "aims met: 2/2" in text
+    # Met: worse, equal and better canaries, throughput; missed: greedy never converged.
+    assert "aims met: 4/5" in text and "missed: greedy clients" in text
+    assert "equal promoted 0.0% (aim < 5%: met)" in text
     assert sim.plain({"x": math.inf, "y": (1, math.nan)}) == {"x": None, "y": [1, None]}
 
 
 def test_arguments() -> None:
     args = sim.parse_args([])
     assert args.trials == sim.DEFAULTS["trials"] and args.rates == [0.55, 0.65, 0.7, 0.75, 0.85]
-    assert args.parts == ["rank", "canary", "throughput"]
+    assert args.parts == ["rank", "canary", "flood", "throughput"]
     quick = sim.parse_args(["--quick", "--trials", "3", "--parts", "canary"])
     assert quick.trials == 3 and quick.rank_seeds == sim.QUICK["rank_seeds"]
     assert quick.parts == ["canary"]
     with pytest.raises(SystemExit):
         sim.parse_args(["--parts", "nothing"])
+
+
+def test_plain_first_reads_the_plain_order_of_an_explored_page() -> None:
+    explored = [{"name": "b", "score_parts": {"explore": {"plain_rank": 2}}},
+                {"name": "a", "score_parts": {"explore": {"plain_rank": 1}}}]
+    assert sim.plain_first(explored) == "a"
+    assert sim.plain_first([{"name": "c", "score_parts": {}},
+                            {"name": "a", "score_parts": {}}]) == "c"

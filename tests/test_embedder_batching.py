@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 
 from skills_hub.search.embedder import (
+    DESCRIPTION_CHARS,
+    DESCRIPTION_WEIGHT,
     MAX_SEQ_TOKENS,
     Embedder,
     QueryBatcher,
     SemanticUnavailable,
+    combine,
+    skill_parts,
     skill_text,
 )
 
@@ -37,8 +41,8 @@ TEXTS = [
     "  padded query with spaces  ",
     "x",
     "<b>bold</b> `code` **stars** [link](http://x.y)",
-    skill_text("csv-to-chart", "Turn a CSV file into a chart.", "data, charts",
-               "# CSV to chart\n\n1. Read the file.\n2. Plot it.\n" * 10),
+    skill_parts(skill_text("csv-to-chart", "Turn a CSV file into a chart.", "data, charts",
+                           "# CSV to chart\n\n1. Read the file.\n2. Plot it.\n" * 10))[1],
 ]
 
 
@@ -154,3 +158,30 @@ def test_minilm_equals_sentence_transformers(embedder: Embedder) -> None:
     np.testing.assert_allclose(embedder.embed(texts), expected, atol=1e-5)
     for text, row in zip(texts, expected, strict=True):  # alone: no padding
         np.testing.assert_allclose(single(embedder, text), row, atol=1e-5)
+
+
+def test_a_skills_vector_mixes_its_whole_description_with_its_full_text(
+        embedder: Embedder) -> None:
+    """The description has vectors of its own, in pieces that the model never cuts; the
+    stored vector is DESCRIPTION_WEIGHT of their mean and the rest the full text's."""
+    sentence = "Reconciles ledger exports against bank statements and flags mismatches. "
+    description = (sentence * 12).strip()  # ~870 characters, ~170 tokens: past the cut
+    text = skill_text("ledger-check", description, "finance", "# Ledger\n\nSteps.")
+    pieces, full = skill_parts(text)
+    assert len(pieces) == 3 and all(len(p) <= DESCRIPTION_CHARS for p in pieces)
+    assert " ".join(pieces) == description  # every word, none cut off
+    assert full.startswith(f"ledger check: {description} Tags: finance.")
+    parts = embedder.embed([*pieces, full])
+    mean = parts[:3].mean(axis=0)
+    mean /= np.linalg.norm(mean)
+    expected = DESCRIPTION_WEIGHT * mean + (1 - DESCRIPTION_WEIGHT) * parts[3]
+    expected /= np.linalg.norm(expected)
+    stored = embedder.embed_skills([text])[0]
+    assert np.allclose(stored, expected, atol=1e-5)
+    assert np.allclose(stored, combine(parts[:3], parts[3]), atol=1e-6)
+    assert float(np.linalg.norm(stored)) == pytest.approx(1.0, abs=1e-5)
+    # No description: the full text's vector alone.
+    bare = skill_text("ledger-check", "", "", "Steps.")
+    assert skill_parts(bare)[0] == []
+    assert np.allclose(embedder.embed_skills([bare])[0], embedder.embed([skill_parts(bare)[1]])[0],
+                       atol=1e-6)

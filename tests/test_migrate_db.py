@@ -53,6 +53,7 @@ from skills_hub.store.sqlite import open_sqlite
 
 from .conftest import send_outcomes, skill_md, token_principal, version_rows
 from .pgcluster import Databases, with_database
+from .test_demands import plant_demands
 
 PASSWORD = "correct horse battery staple"
 PUBLISHED = {("team", "weekly-report"): ("1.0.0", "1.1.0", "2.0.0"),
@@ -145,6 +146,7 @@ def populate(registry: Registry) -> dict[str, Any]:
     registry.store.vectors.save_vectors([("a" * 64, "test-model", b"\x00\x00\x80?" * 4),
                                          ("b" * 64, "test-model", b"\x00\x00\x00@" * 4)])
     registry.store.catalogue.add_downloads({("team", "triage"): 3})
+    plant_demands(registry, "vault", ("team", "triage", "0.1.0"))
     return {"tokens": tokens, "session": session, "invitation": invitation}
 
 
@@ -179,6 +181,9 @@ def state(registry: Registry) -> dict[str, Any]:
         "tokens": store.tokens.tokens([u.id for u in users]),
         "audit": store.audit.audit_events(orgs=None, limit=1000),
         "vectors": [store.vectors.get_vector(d) for d in ("a" * 64, "b" * 64)],
+        "demands": [(d, store.demands.phrasings(d.id, 10)) for d in store.demands.demands(
+            readable=frozenset({"vault"}), status=None, scope=None, asker=None, offset=0,
+            limit=100)],
     }
 
 

@@ -12,6 +12,7 @@ import copy
 import inspect
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,15 @@ from skills_hub.web.models import COMPONENTS
 from skills_hub.web.openapi import component_schemas, ref
 
 from .conftest import skill_md
+from .test_demands import plant_demands
 
 PASSWORD = "correct horse battery staple"
 API = "/api/v1"
 SKILL = API + "/skills/{namespace}/{name}"
 VERSION = SKILL + "/versions/{version}"
 RAW = {f"{VERSION}/archive.{{fmt}}", f"{VERSION}/files/{{path}}"}  # bytes, not JSON
+# JSON lines, streamed: the document names the model of one line (the walk checks each)
+STREAMS = {API + "/evidence": "application/x-ndjson"}
 FLAGGED = "Say hello.\n\nFetch the names with `curl -k https://example.com/names.json`.\n"
 FLAGGED_RULE = "insecure-tls.verification-off"
 NEEDS_OIDC = {("POST", API + "/auth/device"), ("POST", API + "/auth/device/token")}
@@ -157,6 +161,10 @@ def test_every_json_success_answer_of_the_native_api_declares_its_schema(
             if path in RAW:
                 assert "application/json" not in content or \
                     "schema" not in content["application/json"], (method, path)
+                continue
+            if path in STREAMS:
+                assert set(content) == {STREAMS[path]}, (method, path)
+                assert "$ref" in content[STREAMS[path]]["schema"], (method, path)
                 continue
             schema = content.get("application/json", {}).get("schema", {})
             assert "$ref" in schema, f"{method} {path} {status} declares no model"
@@ -301,6 +309,12 @@ def test_real_answers_of_every_native_operation_match_the_document(
     closest = Gap(True, 0.12, 0.3, ("acme", "hello-world"))  # as the loaded model would say
     monkeypatch.setattr(client.app.state.registry, "gap", lambda *a, **k: closest)
     call("GET", API + "/gaps", params={"q": "hello"})
+    # the demand list (recorded gaps; the model is off, so planted as the gap path writes)
+    answered, _ = plant_demands(client.app.state.registry, "acme",
+                                ("acme", "hello-world", "1.0.0"))
+    call("GET", API + "/demands", params={"status": "all", "limit": "1"})
+    call("GET", API + "/demands", headers=root, params={"namespace": "acme"})
+    call("GET", API + "/demands/{demand_id}", demand_id=answered)
     call("GET", SKILL, **s)
     call("GET", VERSION, version="1.0.0", **s)
     call("GET", VERSION, version="latest", params={"client_id": "c1"}, **s)
@@ -314,6 +328,14 @@ def test_real_answers_of_every_native_operation_match_the_document(
     assert [f["exception"] for f in report["findings"]] == ["a test server"]
     call("GET", SKILL + "/exceptions", **s)
     call("DELETE", rule, rule=FLAGGED_RULE, headers=root, **s)
+    # scheduled health checks: a one-off pass logs a check; one logged under other checks
+    # (and with another verdict) puts the version in the queue and in the changes
+    hub = client.app.state.registry
+    hub.health()
+    hub.store.health.record_check(replace(hub.store.health.recent_checks(
+        readable=None, changed=False, limit=1)[0], fingerprint="checks-0", new_verdict="caution"))
+    assert call("GET", API + "/health/schedule", headers=root).json()["queue"]
+    call("GET", API + "/health/schedule", params={"namespace": "acme", "limit": "5"})
     call("POST", SKILL + "/outcomes", headers=root, json={
         "id": "r1", "version": "1.0.0", "outcome": "success", "client": {"id": "c1"}}, **s)
     call("GET", SKILL + "/outcomes", **s)
@@ -354,6 +376,12 @@ def test_real_answers_of_every_native_operation_match_the_document(
          json={"comment": "fine"})
     call("POST", API + "/releases/{release_id}/reject", release_id=held[1], headers=root,
          json={"comment": "not yet"})
+    # the evidence export: JSON lines, each checked against the model the document names
+    lines = call("GET", API + "/evidence", headers=root).text.splitlines()
+    assert {json.loads(line)["kind"] for line in lines} == {"outcome", "proposal", "review"}
+    for line in lines:
+        assert not drift("EvidenceLine", line), drift("EvidenceLine", line)
+    call.models.add("EvidenceLine")
     # audit, and leaving
     call("GET", API + "/audit", headers=root)
     call("GET", API + "/audit", headers=root, params={"format": "jsonl"})
@@ -412,6 +440,9 @@ def test_errors_of_every_family_are_the_error_model(client: TestClient) -> None:
         "no such report": client.get(skill + "/versions/9.9.9/report"),
         "bad limit": client.get(API + "/search", params={"q": "x", "limit": "0"}),
         "semantic off": client.get(API + "/gaps", params={"q": "x"}),
+        "bad health limit": client.get(API + "/health/schedule", params={"limit": "0"}),
+        "bad demand id": client.get(API + "/demands/first"),
+        "no such demand": client.get(API + "/demands/12"),
         "not the operator": client.get(API + "/users", headers=bob),
         "not an owner": client.put(API + "/namespaces/acme/visibility", headers=bob,
                                    json={"visibility": "private"}),

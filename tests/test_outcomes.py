@@ -35,7 +35,9 @@ def published(registry: Registry) -> Registry:
     for version in ("1.0.0", "1.1.0"):
         md = skill_md("weekly-report", description="Formats the weekly status report.",
                       body=f"Version {version} of the steps.")
-        registry.publish("team", Bundle({"SKILL.md": md}), principal=token_principal(registry, "team"),  # noqa: E501
+        # Published by the operator: the `auth` token's account (the namespace's service
+        # account) rates it, and an author's own reports would not count.
+        registry.publish("team", Bundle({"SKILL.md": md}), principal=OPERATOR,
                          version=version)
     return registry
 

@@ -34,6 +34,7 @@ from skills_hub.skill.bundle import Bundle
 from . import live
 from .conftest import send_outcomes, skill_md, token_principal
 from .live import CLIENTS, Server, start_server
+from .test_demands import plant_demands
 from .test_pages_look import CHROMIUM_ARGS, screenshot, shots_folder
 from .test_pages_team import PASSWORD
 
@@ -148,6 +149,7 @@ def build_world(home: Path) -> World:
         assert row is not None
         world.pending = row.id
         world.invitation = registry.invite(lead, ORG, "reader")
+        plant_demands(registry, ORG)  # demand 1: the registry's, answered; 2: northwind's
         return world
     finally:
         registry.close()
@@ -303,6 +305,10 @@ PAGES = (
     Page("org", "/settings/orgs/{org}", "owner"),
     Page("org-reader", "/settings/orgs/{org}", "reader"),
     Page("audit", "/settings/orgs/{org}/audit", "owner"),
+    Page("demands", "/demands?status=all", "member"),
+    Page("demand-answered", "/demands/1"),
+    Page("demand-private", "/demands/2", "member"),
+    Page("demand-private-to-outsider", "/demands/2", "outsider", status=404),
     Page("not-found", "/no-such/skill-here", status=404),
     Page("private-to-outsider", "/{org}/{skill}", "outsider", status=404),
     # Swagger UI's own markup (vendored, static/swagger-ui-bundle-*.js) is left out; our
@@ -358,7 +364,8 @@ def test_no_serious_or_critical_axe_violation(hub: Hub, row: Page) -> None:
 
 # Modules of GET routes that answer JSON, git or a redirect to a client, never a page.
 NOT_PAGE_MODULES = frozenset({"app", "api", "accounts", "clawhub", "marketplace",
-                              "skillssh", "wellknown", "gitserver", "observability"})
+                              "skillssh", "wellknown", "gitserver", "observability",
+                              "health"})  # web/health.py: the health schedule's JSON route
 
 
 def test_every_page_has_a_row(app: Any) -> None:

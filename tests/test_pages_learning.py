@@ -211,7 +211,7 @@ def test_past_canary_decisions_and_deprecations_say_why(
     past = evidence.one("li", class_="canary")
     assert "v1.0.1 against v1.0.0, 50% of clients: rolled back" in past.text()
     assert past.one("p", class_="decision-reason").text().startswith(
-        "roll back: canary Wilson upper bound")
+        "roll back: canary shown worse: success rate difference -1.000")
     numbers = {tr.one("th").text(): [td.text() for td in tr.find("td")]
                for tr in past.one("tbody").find("tr")}
     assert numbers["canary"][:3] == ["v1.0.1", "0 / 30", "0.0%"]

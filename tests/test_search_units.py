@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -10,7 +11,16 @@ import numpy as np
 import pytest
 
 from skills_hub.search.embedder import ModelMismatch, verify_model
-from skills_hub.search.fusion import Ranking, calibrated, final_score, rrf
+from skills_hub.search.fusion import (
+    SEPARATION_FLOOR,
+    Ranking,
+    adaptive,
+    calibrated,
+    final_score,
+    fuse,
+    rrf,
+    separation,
+)
 from skills_hub.search.query import MAX_TOKENS, parse
 from skills_hub.search.vectors import VectorIndex
 from skills_hub.store.sqlite import fts
@@ -21,6 +31,10 @@ HOSTILE = [
     "{name description}: csv", "-csv", "+csv", "csv:*", "\x00", "\u202e\u200b", "日本語",
     "x" * 10_000, "( " * 5_000, '"' * 10_000, "a " * 5_000, "%_\\", "'; DROP TABLE skills; --",
 ]
+
+
+_STRING = r'"(?:[^"]|"")*"(?: \*)?'
+_QUOTED_ONLY = re.compile(rf"{_STRING}(?: (?:AND|OR) {_STRING})*")
 
 
 @pytest.fixture
@@ -40,7 +54,11 @@ def test_hostile_input_never_reaches_the_fts_parser(fts_table: sqlite3.Connectio
     match = fts.build(parse(text))
     for expression in (match.all_words, match.any_word):
         if expression:
-            fts_table.execute("SELECT rowid FROM t WHERE t MATCH ?", (expression,)).fetchall()
+            # Only double-quoted strings (a trailing `*` for a prefix) joined by AND / OR:
+            # nothing the user typed is read as an operator, and the parser accepts it.
+            assert _QUOTED_ONLY.fullmatch(expression), expression
+            rows = fts_table.execute("SELECT name FROM t WHERE t MATCH ?", (expression,))
+            assert set(rows.fetchall()) <= {("csv-trend-chart",), ("near-or-and",)}
 
 
 def test_operators_are_searched_as_words(fts_table: sqlite3.Connection) -> None:
@@ -100,6 +118,68 @@ def test_calibrated_fusion_scales_between_fixed_zero_and_best() -> None:
 def _unit(seed: int, dim: int = 8) -> np.ndarray:
     vec = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
     return vec / np.linalg.norm(vec)
+
+
+# Constructed score lists for the adaptive fusion: bm25 scores (zero 0) and cosines (zero
+# 0.2), twelve candidates each (more than SEPARATION_DEPTH).
+# Keyword matches twelve skills about equally (the words are common), not skill 3.
+FLAT_KEYWORD = Ranking(1.0, {1: 5.0, 2: 4.9, **{d: 4.8 for d in range(4, 14)}})
+SURE_SEMANTIC = Ranking(1.0, {3: 0.80, 1: 0.35, 2: 0.30, **{d: 0.25 for d in range(4, 14)}}, 0.2)
+SURE_KEYWORD = Ranking(1.0, {1: 9.0, 2: 2.0, 3: 1.5, **{d: 0.5 for d in range(4, 14)}})
+FLAT_SEMANTIC = Ranking(1.0, {1: 0.50, 2: 0.50, 3: 0.49, **{d: 0.48 for d in range(4, 14)}},
+                        0.2)
+
+
+def test_separation_is_near_zero_for_a_flat_list_and_near_one_for_a_clear_answer() -> None:
+    assert separation(FLAT_KEYWORD) == pytest.approx(1 - (4.9 + 8 * 4.8) / 5.0 / 9)
+    assert separation(FLAT_KEYWORD) < 0.1 and separation(FLAT_SEMANTIC) < 0.1
+    assert separation(SURE_SEMANTIC) > 0.8 and separation(SURE_KEYWORD) > 0.8
+    # One candidate alone stands out completely; an empty or all-zero list not at all.
+    assert separation(Ranking(1.0, {7: 3.0})) == 1.0
+    assert separation(Ranking(1.0, {})) == 0.0
+    assert separation(Ranking(1.0, {7: 0.1, 8: 0.15}, 0.2)) == 0.0
+
+
+def test_a_flat_side_gives_way_to_a_confident_one() -> None:
+    """Keyword flat, semantic sure of skill 3 (which no keyword matched): adaptive ranks 3
+    first; the fixed equal mix lets the flat keyword list hold skill 1 on top."""
+    fixed = calibrated([FLAT_KEYWORD, SURE_SEMANTIC])
+    assert max(fixed, key=fixed.__getitem__) == 1
+    fused = adaptive([FLAT_KEYWORD, SURE_SEMANTIC])
+    assert max(fused, key=fused.__getitem__) == 3
+    # The same the other way round: semantic flat, keyword sure of skill 1.
+    fused = adaptive([SURE_KEYWORD, FLAT_SEMANTIC])
+    assert sorted(fused, key=fused.__getitem__, reverse=True)[0] == 1
+    # The weights: floor + separation for each side, scaled into [0, 1].
+    k, s = SEPARATION_FLOOR + separation(FLAT_KEYWORD), SEPARATION_FLOOR + separation(SURE_SEMANTIC)
+    fused = adaptive([FLAT_KEYWORD, SURE_SEMANTIC])
+    assert fused[3] == pytest.approx(s / (k + s))
+    assert fused[1] == pytest.approx((k * 1.0 + s * (0.35 - 0.2) / (0.8 - 0.2)) / (k + s))
+    # A list that ranks fewer candidates than SEPARATION_DEPTH counts the missing as 0: a
+    # keyword query only two skills match separates them from the rest of the catalogue.
+    assert separation(Ranking(1.0, {1: 5.0, 2: 4.9})) == pytest.approx(1 - 4.9 / 5.0 / 9)
+
+
+def test_two_confident_sides_that_disagree_keep_their_base_weights() -> None:
+    """Keyword sure of 1, semantic sure of 3: both separate as well, so neither is
+    overruled; the base weights decide, as in the fixed mix, and both answers lead."""
+    fused = adaptive([SURE_KEYWORD, SURE_SEMANTIC])
+    top_two = sorted(fused, key=fused.__getitem__, reverse=True)[:2]
+    assert set(top_two) == {1, 3}
+    assert abs(fused[1] - fused[3]) < 0.1
+    tilted = adaptive([Ranking(2.0, SURE_KEYWORD.scores), SURE_SEMANTIC])
+    assert max(tilted, key=tilted.__getitem__) == 1
+    tilted = adaptive([SURE_KEYWORD, Ranking(2.0, SURE_SEMANTIC.scores, 0.2)])
+    assert max(tilted, key=tilted.__getitem__) == 3
+
+
+def test_adaptive_fusion_edge_cases() -> None:
+    assert adaptive([]) == {}
+    assert adaptive([Ranking(1.0, {9: 3.0}), Ranking(1.0, {})]) == {9: 1.0}  # one list alone
+    assert all(0.0 <= v <= 1.0 for v in adaptive([FLAT_KEYWORD, SURE_SEMANTIC]).values())
+    assert fuse([FLAT_KEYWORD, SURE_SEMANTIC]) == adaptive([FLAT_KEYWORD, SURE_SEMANTIC])
+    assert fuse([FLAT_KEYWORD, SURE_SEMANTIC], "calibrated") == calibrated(
+        [FLAT_KEYWORD, SURE_SEMANTIC])
 
 
 def test_vector_index_upsert_remove_and_top() -> None:

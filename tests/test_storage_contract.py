@@ -11,8 +11,10 @@ side in depth.
 from __future__ import annotations
 
 import hashlib
+import struct
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,12 @@ from skills_hub.domain import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     CanaryRow,
+    HealthCandidate,
+    HealthCheckRow,
     KeepOwner,
     KeywordQuery,
     NewAudit,
+    NewGapAsk,
     NewOutcome,
     NewReport,
     NewVersion,
@@ -34,6 +39,7 @@ from skills_hub.domain import (
     SearchFilters,
     SkillRow,
 )
+from skills_hub.learning.demands import Clustering
 from skills_hub.search.query import parse
 from skills_hub.store.interfaces import Storage
 from skills_hub.store.sqlite import open_sqlite
@@ -742,6 +748,31 @@ def test_embed_jobs_are_skills_whose_text_has_no_vector(storage: Storage) -> Non
     assert list(storage.vectors.skill_vectors()) == []
 
 
+def test_stale_vectors_are_found_and_restamped_at_once(storage: Storage) -> None:
+    """Vectors another model (or text recipe) made are found; restamping stores the new
+    vector and points the skill at it in one step, and moves the vectors mark."""
+    alpha = record(storage, name="alpha", description="First.", embed="a" * 64)
+    beta = record(storage, name="beta", embed="b" * 64)
+    gamma = record(storage, name="gamma", embed="c" * 64)
+    storage.vectors.save_vectors([("a" * 64, "old", b"\x01" * 8), ("b" * 64, "new", b"\x02" * 8)])
+    stale = storage.vectors.stale_vectors("new")  # gamma has no vector: an embed job instead
+    assert [(j.skill_id, j.name, j.description, j.embed_sha256) for j in stale] == [
+        (alpha, "alpha", "First.", "a" * 64)]
+    assert storage.vectors.stale_vectors("other", limit=1)[0].skill_id == alpha
+    mark = storage.vectors.vectors_mark()
+    storage.vectors.restamp_vectors([(alpha, "d" * 64, "new", b"\x03" * 8)])
+    assert storage.vectors.stale_vectors("new") == []
+    assert storage.vectors.get_vector("d" * 64) == b"\x03" * 8
+    assert storage.vectors.get_vector("a" * 64) == b"\x01" * 8  # kept for its text
+    job = storage.vectors.skill_text(alpha)
+    assert job is not None and job.embed_sha256 == "d" * 64
+    assert sorted(storage.vectors.skill_vectors()) == [(alpha, b"\x03" * 8), (beta, b"\x02" * 8)]
+    assert storage.vectors.vectors_mark() != mark
+    assert (alpha, b"\x03" * 8) in storage.vectors.vectors_since("~", mark[2])
+    assert [j.skill_id for j in storage.vectors.embed_jobs()] == [gamma]
+    storage.vectors.restamp_vectors([])
+
+
 def test_vectors_since_and_the_vectors_mark(storage: Storage) -> None:
     alpha = record(storage, name="alpha", embed="a" * 64, minutes=0)
     beta = record(storage, name="beta", embed="b" * 64, minutes=10)
@@ -779,6 +810,43 @@ def test_outcomes_are_recorded_once_per_reporter_and_id(storage: Storage) -> Non
     assert send(storage, [other, other]) == [other]
     stats = storage.outcomes.version_stats("team", "alpha")["1.0.0"]
     assert (stats.successes, stats.failures, stats.infra_errors) == (2, 1, 1)
+
+
+def test_outcome_guards_discount_authors_repeated_tasks_and_capped_clients(
+        storage: Storage) -> None:
+    record(storage)
+    storage.outcomes.add_authors("team", "alpha", "1.0.0", ["tok-a", "user:7", "tok-a"])
+    storage.outcomes.add_authors("team", "alpha", "2.0.0", ["tok-b"])
+    assert storage.outcomes.authors("team", "alpha") == {
+        "1.0.0": frozenset({"tok-a", "user:7"}), "2.0.0": frozenset({"tok-b"})}
+    assert storage.outcomes.authors("team", "nobody") == {}
+    batch = [replace(outcome("a1"), discount="author"),
+             replace(outcome("t1", client="c1"), task_key="k"),
+             replace(outcome("t2", client="c2"), task_key="k"),             # repeated task
+             replace(outcome("t3", reporter="reporter-2"), task_key="k"),   # another token
+             replace(outcome("t4", version="2.0.0"), task_key="k"),         # another version
+             *[outcome(f"c{i}", client="flood") for i in range(4)]]         # cap 3
+    fresh = storage.outcomes.record_outcomes("team", "alpha", batch, decay=no_decay, ema=ema,
+                                             client_cap=3)
+    assert [r.discount for r in fresh] == [
+        "author", None, "repeat_task", None, None, None, None, None, "client_cap"]
+    one = storage.outcomes.version_stats("team", "alpha")["1.0.0"]
+    assert (one.successes, one.discounted) == (5, 3)
+    # Later batches see what came before; a resent id is not judged again.
+    later = [replace(outcome("t5"), task_key="k"), outcome("c9", client="flood"),
+             replace(outcome("t1", client="c1"), task_key="k")]
+    fresh = storage.outcomes.record_outcomes("team", "alpha", later, decay=no_decay, ema=ema,
+                                             client_cap=3)
+    assert [(r.report_id, r.discount) for r in fresh] == [("t5", "repeat_task"),
+                                                          ("c9", "client_cap")]
+    one = storage.outcomes.version_stats("team", "alpha")["1.0.0"]
+    assert (one.successes, one.discounted) == (5, 5)
+    assert storage.outcomes.version_stats("team", "alpha")["2.0.0"].successes == 1
+    # Discounted reports count nowhere: not in the totals ranking reads, nor the days.
+    totals = storage.outcomes.outcome_totals([("team", "alpha")])[("team", "alpha")]
+    assert sorted(s for s, _, _ in totals) == [1.0, 5.0]
+    days = storage.outcomes.outcome_days("team", "alpha", "2000-01-01")
+    assert sorted((v, s) for v, _, s, _ in days) == [("1.0.0", 5), ("2.0.0", 1)]
 
 
 def test_a_batch_is_all_or_nothing(storage: Storage) -> None:
@@ -1098,6 +1166,78 @@ def test_releases_and_audit(storage: Storage) -> None:
     assert storage.audit.audit_events(orgs=["acme"]) == []
 
 
+# -- evidence export pages -------------------------------------------------------------------
+
+def test_outcome_pages_follow_the_keyset_order_with_each_filter(storage: Storage) -> None:
+    record(storage)
+    record(storage, name="beta")
+    hour = timedelta(hours=1)
+    send(storage, [outcome("r3", when=T0 + 2 * hour), outcome("r1", when=T0),
+                   outcome("r2", "failure", when=T0 + hour),
+                   outcome("r0", reporter="reporter-0", when=T0 + hour)])  # a tie on time
+    send(storage, [outcome("b1", when=T0 + hour)], name="beta")
+    send(storage, [outcome("o1", when=T0)], namespace="other")
+
+    def page(**kwargs: Any) -> list[str]:
+        query = {"name": None, "since": None, "until": None, "after": None, "limit": 100,
+                 **kwargs}
+        return [r.report_id for r in storage.outcomes.outcome_page("team", **query)]
+
+    assert page() == ["r1", "r0", "b1", "r2", "r3"]  # (at, reporter, report_id)
+    first = storage.outcomes.outcome_page("team", name=None, since=None, until=None,
+                                          after=None, limit=2)
+    assert [r.report_id for r in first] == ["r1", "r0"]
+    assert page(after=first[-1].key, limit=2) == ["b1", "r2"]
+    assert page(after=first[-1].key, limit=2, name="alpha") == ["r2", "r3"]
+    assert page(since=(T0 + hour).isoformat(), until=(T0 + 2 * hour).isoformat()) == [
+        "r0", "b1", "r2"]
+    row = first[0]
+    assert (row.namespace, row.name, row.version, row.outcome, row.failure_kind, row.score,
+            row.signals_json, row.agent, row.model, row.reporter, row.at) == (
+        "team", "alpha", "1.0.0", "success", None, None, "{}", "agent-x", "model-y",
+        "reporter-1", T0.isoformat())
+    assert storage.outcomes.outcome_page("nobody", name=None, since=None, until=None,
+                                         after=None, limit=10) == []
+    assert storage.outcomes.outcome_page("te\0am", name=None, since=None, until=None,
+                                         after=None, limit=10) == []
+
+
+def test_proposal_and_decided_release_pages(storage: Storage) -> None:
+    for pid, name, minutes in (("p-2", "alpha", 1), ("p-1", "alpha", 0), ("p-3", "beta", 1)):
+        storage.proposals.add_proposal(proposal(pid, name=name, content=pid, minutes=minutes))
+    storage.proposals.decide_proposal("p-1", "accepted", "lead", "ok", "1.1.0")
+
+    def proposals(**kwargs: Any) -> list[str]:
+        query = {"name": None, "since": None, "until": None, "after": None, "limit": 100,
+                 **kwargs}
+        return [p.id for p in storage.proposals.proposal_page("team", **query)]
+
+    assert proposals() == ["p-1", "p-2", "p-3"]  # (created_at, id), any status
+    assert proposals(limit=2, after=(at(1), "p-2")) == ["p-3"]
+    assert proposals(name="alpha", since=at(1)) == ["p-2"]
+    assert proposals(until=at(1)) == ["p-1"]
+    for version in ("1.0.0", "2.0.0", "3.0.0"):
+        storage.releases.add_release(ReleaseRow(
+            id=f"rel-{version}", namespace="team", name="alpha", version=version,
+            state="pending", author_id=None, author="ada", commit_sha="c" * 40,
+            tree_sha="d" * 40, content_sha256="e" * 64, verdict="safe", report={},
+            created_at=at(0), decided_at=None, decided_by=None, comment=None))
+    storage.releases.decide_release("rel-1.0.0", "rejected", "lead", "no")
+    storage.releases.decide_release("rel-3.0.0", "approved", "lead", "ok")
+
+    def decided(**kwargs: Any) -> list[str]:
+        query = {"name": None, "since": None, "until": None, "after": None, "limit": 100,
+                 **kwargs}
+        return [r.id for r in storage.releases.decided_page("team", **query)]
+
+    assert decided() == ["rel-1.0.0", "rel-3.0.0"]  # by decision; the pending one left out
+    first = storage.releases.decided_page("team", name=None, since=None, until=None,
+                                          after=None, limit=1)
+    assert first[0].comment == "no" and first[0].decided_at is not None
+    assert decided(after=(first[0].decided_at, first[0].id)) == ["rel-3.0.0"]
+    assert decided(name="beta") == [] and decided(until="2000-01-01") == []
+
+
 # -- rate buckets ---------------------------------------------------------------------------
 
 
@@ -1125,3 +1265,100 @@ def test_a_forced_take_goes_below_zero_and_full_buckets_are_swept(storage: Stora
     assert buckets.sweep("f:", rate=0.5, burst=2, now=12.0) == 1
     assert buckets.level("f:x", rate=0.5, burst=2, now=12.0) == pytest.approx(0.0)
     assert buckets.level("g:z", rate=0.5, burst=2, now=10.0) == pytest.approx(1.0)
+
+
+def test_the_health_lease_is_held_by_one_holder_until_it_expires(storage: Storage) -> None:
+    health = storage.health
+    assert health.lease() is None
+    assert health.take_lease("a", now=100.0, ttl=60.0)
+    assert not health.take_lease("b", now=150.0, ttl=60.0)
+    assert health.take_lease("a", now=150.0, ttl=60.0)  # renewed until 210
+    assert not health.take_lease("b", now=200.0, ttl=60.0)
+    assert health.take_lease("b", now=211.0, ttl=60.0)  # expired: taken over
+    assert health.lease() == ("b", 271.0)
+    health.release_lease("a")  # not a's to give up
+    assert health.lease() == ("b", 271.0)
+    health.release_lease("b")
+    assert health.lease() is None and health.take_lease("a", now=212.0, ttl=60.0)
+
+
+def test_health_candidates_and_the_log_of_checks(storage: Storage) -> None:
+    storage.catalogue.record_version(new_version("team", "alpha"))
+    storage.catalogue.record_version(new_version("hidden", "beta"))
+    storage.namespaces.set_visibility("hidden", "private")
+    storage.catalogue.add_downloads({("team", "alpha"): 5})
+
+    def candidates() -> dict[str, HealthCandidate]:
+        return {c.name: c for c in storage.health.candidates(since_day="2000-01-01")}
+
+    alpha = candidates()["alpha"]
+    assert (alpha.is_latest, alpha.downloads, alpha.checked_at, alpha.verdict,
+            alpha.recent_reports) == (True, 5, None, None, 0)
+    assert candidates()["beta"].visibility == "private"
+    beta = HealthCheckRow("hidden", "beta", "1.0.0", 50.0, "scheduled", "p", "f", 2.5,
+                          "r1; r2", "safe", "caution", "deprecated", "why", 12.0, 3, 0.75)
+    plain = HealthCheckRow("team", "alpha", "1.0.0", 60.0, "health", "p", "f", 0.0, "",
+                           "safe", "safe", "", "", 8.0, 5, None)
+    storage.health.record_check(beta)
+    storage.health.record_check(plain)
+    state = candidates()["beta"]
+    assert (state.fingerprint, state.checked_at, state.downloads_at_check,
+            state.ema_at_check) == ("f", 50.0, 3, 0.75)
+    recent = storage.health.recent_checks
+    assert recent(readable=None, changed=False, limit=10) == [plain, beta]
+    assert recent(readable=NONE, changed=False, limit=10) == [plain]
+    assert recent(readable=frozenset({"hidden"}), changed=True, limit=10) == [beta]
+    assert recent(readable=None, changed=False, limit=10, namespace="team") == [plain]
+    assert storage.health.checks_since(55.0) == 1 and storage.health.checks_since(0) == 2
+    assert storage.health.prune_checks(55.0) == 1
+    assert recent(readable=None, changed=False, limit=10) == [plain]
+    assert candidates()["beta"].checked_at == 50.0  # its last check stays
+
+
+def test_demands_cluster_asks_count_askers_and_close_once(storage: Storage) -> None:
+    def vec(*hot: int) -> bytes:
+        out = [0.0] * 8
+        for i in hot:
+            out[i] = 1.0
+        norm = len(hot) ** 0.5
+        return b"".join(struct.pack("<f", x / norm) for x in out)
+
+    storage.namespaces.ensure_namespace("pub")
+    storage.namespaces.ensure_namespace("priv", "private")
+    demands, clustering = storage.demands, Clustering()
+
+    def ask(query: str, vector: bytes, asker: str, scope: str | None, minute: int) -> int:
+        return demands.record_ask(NewGapAsk(query, vector, "m", asker, scope, at(minute)),
+                                  clustering)
+
+    first = ask("make tea", vec(0), "user:1", None, 0)
+    assert ask("brew tea", vec(0, 1), "user:2", None, 1) == first  # cos 0.71: joins
+    assert ask("make tea", vec(0), "user:1", None, 2) == first  # the same asker again
+    other = ask("fix a bike", vec(5), "user:3", None, 3)
+    inside = ask("make tea", vec(0), "user:4", "priv", 4)  # another scope: its own demand
+    assert len({first, other, inside}) == 3
+    public = demands.demands(readable=NONE, status="open", scope=None, asker=None, offset=0,
+                             limit=10)
+    assert [(d.id, d.asks, d.askers, d.scope) for d in public] == \
+        [(first, 3, 2, None), (other, 1, 1, None)]
+    assert public[0].representative == "make tea" and public[0].last_asked == at(2)
+    assert public[0].first_asked == at(0)
+    both = demands.demands(readable=frozenset({"priv"}), status=None, scope=None, asker=None,
+                           offset=1, limit=10)
+    assert [d.id for d in both] == [inside, other]  # paged past the first
+    assert demands.demand(inside, readable=NONE) is None
+    assert demands.demand(inside, readable=frozenset({"priv"})) is not None
+    assert [d.id for d in demands.demands(readable=NONE, status=None, scope=None,
+                                          asker="user:2", offset=0, limit=10)] == [first]
+    assert demands.demands(readable=NONE, status=None, scope="priv", asker=None, offset=0,
+                           limit=10) == []
+    assert demands.asked(first, "user:1") and not demands.asked(first, "user:3")
+    assert demands.phrasings(first, 10) == [("make tea", 2), ("brew tea", 1)]
+    assert {i for i, _, _ in demands.open_centroids("pub", registry=True)} == {first, other}
+    assert {i for i, _, _ in demands.open_centroids("priv", registry=False)} == {inside}
+    assert demands.close_demand(first, "pub", "tea", "1.0.0", 0.5, at(9))
+    assert not demands.close_demand(first, "pub", "tea2", "1.0.0", 0.9, at(10))  # once
+    closed = demands.demand(first, readable=NONE)
+    assert closed is not None and (closed.status, closed.answer_name, closed.answer_similarity,
+                                   closed.closed_at) == ("closed", "tea", 0.5, at(9))
+    assert ask("make tea", vec(0), "user:5", None, 11) not in (first, other)  # closed: new

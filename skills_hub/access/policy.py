@@ -32,6 +32,7 @@ RELEASE = "release"      # publish straight to `latest` under required review
 REVIEW = "review"        # approve or reject releases and proposals
 MODERATE = "moderate"    # reviewed rule exceptions, blocks
 ADMIN = "admin"          # members, roles, visibility, policies, service accounts
+EXPORT = "export"        # export its evidence (outcome reports, proposals, reviews) to train on
 RULES: dict[str, tuple[str | None, str]] = {
     READ: (None, "read"),
     REPORT: (None, "read"),
@@ -41,6 +42,9 @@ RULES: dict[str, tuple[str | None, str]] = {
     REVIEW: ("maintainer", "review"),
     MODERATE: ("maintainer", "review"),
     ADMIN: ("owner", "admin"),
+    # Owners only (the evidence is every client's and reviewer's words), with a token that
+    # may read: an export changes nothing, so a read-only token for a training job suffices.
+    EXPORT: ("owner", "read"),
 }
 ACTIONS = tuple(RULES)
 
@@ -137,6 +141,7 @@ def _doing(action: str) -> str:
         READ: "reading", REPORT: "reporting outcomes", PROPOSE: "proposing",
         PUBLISH: "publishing", RELEASE: "releasing without review",
         REVIEW: "reviewing", MODERATE: "moderating", ADMIN: "administering",
+        EXPORT: "exporting evidence",
     }[action]
 
 

@@ -1100,16 +1100,38 @@ def _snippet(text: str) -> str:
 def _real_secret(rule_: Rule, line: str) -> bool:
     for pattern in rule_.compiled:
         match = pattern.search(line)
-        if match is None:
-            continue
-        value = match.group(0)
-        if rule_.id == "secret.private-key":
-            return not _PLACEHOLDER.search(line[match.end():match.end() + 80] or "x")
-        body = value.split("_", 1)[-1] if rule_.id != "secret.aws-access-key" else value[4:]
-        if _PLACEHOLDER.search(value) or len(set(body)) < 10:
-            continue
-        return True
+        if match is not None and _genuine(rule_, match, line):
+            return True
     return False
+
+
+def _genuine(rule_: Rule, match: re.Match[str], text: str) -> bool:
+    """Whether a `secret` rule's match looks like a real value, not a placeholder or an
+    example (`AKIAEXAMPLE...`, `sk-xxxxxxxx...`, a key header followed by `...`)."""
+    value = match.group(0)
+    if rule_.id == "secret.private-key":
+        return not _PLACEHOLDER.search(text[match.end():match.end() + 80] or "x")
+    body = value.split("_", 1)[-1] if rule_.id != "secret.aws-access-key" else value[4:]
+    return not (_PLACEHOLDER.search(value) or len(set(body)) < 10)
+
+
+SECRET_RULES = tuple(r for r in RULES if r.family == "secret")
+
+
+def find_secrets(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, rule id) of every hardcoded secret the `secret` rules find in free text
+    (outside a skill: the evidence export redacts what this finds), placeholders left out as
+    the checks leave them out. A private key's span is its header; callers that redact
+    extend it to the key's end. Spans may overlap when two rules match the same text."""
+    lowered = text.lower()
+    found = []
+    for rule_ in SECRET_RULES:
+        if not any(k.lower() in lowered for k in rule_.keywords):
+            continue
+        for pattern in rule_.compiled:
+            found += [(m.start(), m.end(), rule_.id) for m in pattern.finditer(text)
+                      if _genuine(rule_, m, text)]
+    return sorted(found)
 
 
 # -- file-level checks ------------------------------------------------------------------------

@@ -103,6 +103,17 @@ class HubClient:
         """
         return self._json("GET", "/gaps", params=_params(q=query, namespace=namespace))
 
+    def demands(self, *, status: str | None = None, namespace: str | None = None,
+                mine: bool = False, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+        """The demand list: {demands, next_offset}, most distinct askers first."""
+        return self._json("GET", "/demands", params=_params(
+            status=status, namespace=namespace, mine="true" if mine else None, limit=limit,
+            offset=offset or None))
+
+    def demand(self, demand_id: int | str) -> dict[str, Any]:
+        """One demand with its phrasings; once closed, `answer` names the skill version."""
+        return self._json("GET", f"/demands/{quote(str(demand_id), safe='')}")
+
     def skill(self, namespace: str, name: str) -> dict[str, Any]:
         """A skill with all its versions, newest first."""
         return self._json("GET", _skill_path(namespace, name))
@@ -372,6 +383,30 @@ class HubClient:
                          limit=limit, format="jsonl")
         response = self._request("GET", "/audit", params=params)
         return response.text, response.headers.get("x-next-cursor") or None
+
+    # -- evidence export ----------------------------------------------------------------
+
+    def export_evidence(self, *, namespace: str | None = None, skill: str | None = None,
+                        since: str | None = None, until: str | None = None,
+                        tiers: list[str] | None = None,
+                        kinds: list[str] | None = None) -> Iterator[str]:
+        """The evidence export's JSON lines as the server streams them, in text chunks (not
+        split at lines). An error answer raises before the first chunk."""
+        params = {**_params(namespace=namespace, skill=skill, since=since, until=until),
+                  "tier": list(tiers or []), "kind": list(kinds or [])}
+        headers = {"User-Agent": f"skills-hub/{__version__}"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            with self.http.stream("GET", self.server + "/api/v1/evidence", params=params,
+                                  headers=headers) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                yield from response.iter_text()
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the registry at {self.server}: "
+                              f"{exc or type(exc).__name__}") from exc
 
     # -- transport ----------------------------------------------------------------------
 

@@ -14,10 +14,18 @@ A report (JSON object):
     client    optional: agent, model (strings), id (the client's stable id; canaries use it)
     at        optional ISO 8601 time of the outcome (default: when received; not in the
               future, not older than MAX_AGE_DAYS)
+    task      optional: the task it served, its text or a stable label (1-MAX_TASK
+              characters); kept as `task_key`, a hash of it with case and runs of white
+              space folded, so that one task reported again and again counts once
+
+Not every stored report counts (`store.guards`, docs/LEARNING.md): a report from an author
+of the version, a repeat of a task its token already reported on the version, or one past
+CLIENT_CAP counted reports of its client on the version is stored and shown, not counted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import time
@@ -38,6 +46,8 @@ MAX_BATCH = 1000
 SWEEP_EVERY = 1000  # takes between two sweeps of full buckets
 MAX_AGE_DAYS = 365
 MAX_TEXT = 200
+MAX_TASK = 1000
+CLIENT_CAP = 50  # counted reports per client (token and client id) and version
 ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -53,6 +63,7 @@ class OutcomeReport:
     model: str | None
     client_id: str | None
     at: datetime
+    task_key: str | None = None
 
     @property
     def counted(self) -> bool:
@@ -124,6 +135,10 @@ def _parse_one(item: object, where: str, now: datetime,
     signals = _signals(item.get("signals"), bad)
     agent, model, client_id = _client(item.get("client"), bad)
     at = _time(item.get("at"), now, bad)
+    task = item.get("task")
+    if task is not None and (not isinstance(task, str) or not task.strip()
+                             or len(task) > MAX_TASK):
+        bad("task", "not a task", f"the task's text or a label, 1-{MAX_TASK} characters")
     if len(problems) > before:
         return None
     assert isinstance(report_id, str) and isinstance(version, str) and isinstance(outcome, str)
@@ -133,7 +148,14 @@ def _parse_one(item: object, where: str, now: datetime,
         edit_ratio=signals.get("edit_ratio", 0.0),
         error_reported=bool(signals.get("error_reported", False)))
     return OutcomeReport(report_id, version, outcome, kind if outcome == "failure" else None,
-                         signals, score, agent, model, client_id, at)
+                         signals, score, agent, model, client_id, at,
+                         task_key(task) if isinstance(task, str) else None)
+
+
+def task_key(task: str) -> str:
+    """A task's identity: sha256 of its text lower-cased with white space folded."""
+    folded = " ".join(task.lower().split())
+    return hashlib.sha256(folded.encode()).hexdigest()[:32]
 
 
 def _signals(raw: object, bad: Any) -> dict[str, Any]:
@@ -193,7 +215,7 @@ def _time(raw: object, now: datetime, bad: Any) -> datetime:
         bad("at", "in the future", "send the time the outcome happened")
     elif at < now - timedelta(days=MAX_AGE_DAYS):
         bad("at", f"older than {MAX_AGE_DAYS} days", "old outcomes are not accepted")
-    return min(at, now)
+    return min(at, now).astimezone(UTC)  # stored in UTC, so that times compare as text
 
 
 class RateLimiter:

@@ -30,6 +30,16 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 MAX_SEQ_TOKENS = 128   # the length the model was trained on; longer texts cost 3x more
 BODY_CHARS = 600       # how much of the body goes into a skill's text
+# A skill's vector mixes its description's own vector (this share) with its full text's
+# (name, description, tags, body). Measured on BFCL and NESTFUL (bench/README.md, issue 16):
+# the full text alone is best on BFCL, whose queries name parameters; the description
+# alone as good on NESTFUL; 0.3 keeps the first (-0.002) and gains on the second (+0.009).
+DESCRIPTION_WEIGHT = 0.3
+DESCRIPTION_CHARS = 400  # a description piece: well under MAX_SEQ_TOKENS of English
+PART_SEP = "\x1e"        # between the parts of a `skill_text` (ASCII record separator)
+# The recipe of a skill's vector; bump it whenever skill_text or combine change, and
+# every stored skill vector is made again by the background worker.
+TEXT_VERSION = 2
 QUERY_CACHE = 4096
 # Micro-batching of query embeddings (QueryBatcher): at most this many queries share one
 # encode, and a caller that finds other queries in flight waits this long for more to join.
@@ -54,11 +64,47 @@ _SPACE = re.compile(r"\s+")
 
 
 def skill_text(name: str, description: str, tags: str, body: str) -> str:
-    """What is embedded for a skill: its name as words, description, tags, start of body."""
+    """What is embedded for a skill: its description on its own, then its name as words,
+    description, tags and the start of its body; the parts are separated by PART_SEP and
+    embedded separately (`skill_parts`, `Embedder.embed_skills`).
+
+    The description gets its own vector(s) so that it is never cut behind other fields: a
+    description longer than DESCRIPTION_CHARS is embedded in pieces at word boundaries."""
     words = name.replace("-", " ").replace("_", " ")
-    plain = _SPACE.sub(" ", _MARKUP.sub(" ", body)).strip()[:BODY_CHARS]
+    clean = description.replace(PART_SEP, " ").strip()
+    plain = _SPACE.sub(" ", _MARKUP.sub(" ", body.replace(PART_SEP, " "))).strip()[:BODY_CHARS]
     tag_line = f" Tags: {tags}." if tags else ""
-    return f"{words}: {description.strip()}{tag_line}\n{plain}".strip()
+    full = f"{words}: {clean}{tag_line}\n{plain}".strip()
+    return PART_SEP.join([*_pieces(clean, DESCRIPTION_CHARS), full])
+
+
+def skill_parts(text: str) -> tuple[list[str], str]:
+    """(description pieces, full text) of a `skill_text`; no pieces for an empty
+    description."""
+    *pieces, full = text.split(PART_SEP)
+    return [p for p in pieces if p.strip()], full
+
+
+def _pieces(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` characters, cut at spaces where there are any."""
+    pieces = []
+    while len(text) > limit:
+        cut = text.rfind(" ", 0, limit + 1)
+        cut = cut if cut > 0 else limit
+        pieces.append(text[:cut].strip())
+        text = text[cut:].strip()
+    return [*pieces, text] if text else pieces
+
+
+def combine(description: np.ndarray | None, full: np.ndarray) -> np.ndarray:
+    """A skill's one stored vector: DESCRIPTION_WEIGHT of its description's vector (the
+    normalised mean of its pieces) and the rest of its full text's, made unit again."""
+    if description is None or len(description) == 0:
+        return full
+    mean = description.mean(axis=0)
+    mean /= max(float(np.linalg.norm(mean)), 1e-12)
+    mixed = DESCRIPTION_WEIGHT * mean + (1.0 - DESCRIPTION_WEIGHT) * full
+    return (mixed / max(float(np.linalg.norm(mixed)), 1e-12)).astype(np.float32)
 
 
 def model_id() -> str:
@@ -68,6 +114,13 @@ def model_id() -> str:
     except metadata.PackageNotFoundError:
         version = "absent"
     return f"{MODEL_NAME}@{version}/{MAX_SEQ_TOKENS}"
+
+
+def skill_model_id() -> str:
+    """`model_id` and the recipe of a skill's vector (TEXT_VERSION): what the `model` of a
+    stored skill vector says, so vectors made by an older recipe are found and made again
+    (`SearchEngine.reembed_stale`)."""
+    return f"{model_id()}/text{TEXT_VERSION}"
 
 
 class ModelMismatch(RuntimeError):
@@ -267,6 +320,7 @@ class Embedder:
         self._cache_lock = threading.Lock()
         self.batcher = QueryBatcher(self._encode_unlocked, self._encode_lock)
         self.model_id = model_id()
+        self.skill_model_id = skill_model_id()
         if not enabled:
             self._done.set()
 
@@ -293,8 +347,8 @@ class Embedder:
         return self.ready
 
     def text_digest(self, text: str) -> str:
-        """The key a text's vector is stored under: model and text together."""
-        return hashlib.sha256(f"{self.model_id}\0{text}".encode()).hexdigest()
+        """The key a skill text's vector is stored under: model, recipe and text."""
+        return hashlib.sha256(f"{self.skill_model_id}\0{text}".encode()).hexdigest()
 
     def _load(self) -> None:
         try:
@@ -337,6 +391,20 @@ class Embedder:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         return self._encode(texts)
+
+    def embed_skills(self, texts: list[str]) -> np.ndarray:
+        """The stored vectors of `skill_text`s: every part encoded in one call, then
+        `combine`d per skill."""
+        parts = [skill_parts(text) for text in texts]
+        flat = [piece for pieces, full in parts for piece in (*pieces, full)]
+        encoded = self.embed(flat)
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        row = 0
+        for i, (pieces, _full) in enumerate(parts):
+            n = len(pieces)
+            out[i] = combine(encoded[row:row + n] if n else None, encoded[row + n])
+            row += n + 1
+        return out
 
     def embed_query(self, text: str) -> np.ndarray:
         """One query vector, from a small LRU cache when the same text was asked before,

@@ -13,13 +13,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from ..domain import EmbedJob, SearchFilters, SkillRow
+from ..ranking import explore
 from ..ranking.quality import Quality, decayed_totals, quality
 from ..store.interfaces import Storage
 from . import fusion
@@ -53,6 +54,9 @@ class SearchRequest:
     # Rank FACET_DEPTH candidates, count the total and the facets over them, and cut
     # every page from that one ranking (stable paging, whatever the offset).
     facets: bool = False
+    # With sort=relevance, a page seed (`ranking.explore.page_seed`): a share of pages rank
+    # by posterior samples so under-tested skills get a fair chance. None: no exploration.
+    explore_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ class Gap:
     best_similarity: float
     threshold: float
     best: tuple[str, str] | None  # (namespace, name) of the closest skill
+    # The query's embedding, kept for the demand list (services.demands), never encoded
+    # twice; not part of the answer.
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ class _Scored:
     quality: Quality
     score: float
     exact: bool
+    explore: dict[str, Any] | None = None  # on an explored page (score_parts)
 
     @property
     def skill(self) -> SkillRow:
@@ -136,6 +144,7 @@ class SearchEngine:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._sync_lock = threading.Lock()
+        self._restamped = False  # every stale vector was made again (reembed_stale)
         self._mark: tuple[int, str, int] | None = None
         self._slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
 
@@ -191,7 +200,8 @@ class SearchEngine:
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.embedder.wait(timeout):
             return False
-        while self.store.vectors.embed_jobs(1):
+        while (self.store.vectors.embed_jobs(1)
+               or self.store.vectors.stale_vectors(self.embedder.skill_model_id, 1)):
             if self._worker is None:
                 self.embed_pending()
                 continue
@@ -214,17 +224,39 @@ class SearchEngine:
                 log.exception("embedding pending skills failed")
 
     def embed_pending(self, batch: int = 256) -> int:
-        """Embed every skill whose text has no stored vector; returns how many."""
+        """Embed every skill whose text has no stored vector, then make again every vector
+        an older recipe or model made (`reembed_stale`); returns how many."""
         done = 0
         while not self._stop.is_set():
             jobs = self.store.vectors.embed_jobs(batch)
             if not jobs:
                 break
-            texts = [_job_text(job) for job in jobs]
-            vectors = self.embedder.embed(texts)
-            model = self.embedder.model_id
+            vectors = self.embedder.embed_skills([_job_text(job) for job in jobs])
+            model = self.embedder.skill_model_id
             self.store.vectors.save_vectors((job.embed_sha256, model, to_bytes(vec))
                                             for job, vec in zip(jobs, vectors, strict=True))
+            for job, vec in zip(jobs, vectors, strict=True):
+                self.vectors.upsert(job.skill_id, vec)
+            done += len(jobs)
+        return done + self.reembed_stale(batch)
+
+    def reembed_stale(self, batch: int = 256) -> int:
+        """Make again the vectors of skills whose vector another model or text recipe made
+        (`embedder.skill_model_id` changed: an upgrade). Each batch stores the new vectors
+        and points the skills at them in one transaction, so search keeps the old vector
+        until the new one is there; returns how many."""
+        done = 0
+        model = self.embedder.skill_model_id
+        while not self._stop.is_set() and not self._restamped:
+            jobs = self.store.vectors.stale_vectors(model, batch)
+            if not jobs:  # new vectors carry the current model: no need to look again
+                self._restamped = True
+                break
+            texts = [_job_text(job) for job in jobs]
+            vectors = self.embedder.embed_skills(texts)
+            self.store.vectors.restamp_vectors(
+                (job.skill_id, self.embedder.text_digest(text), model, to_bytes(vec))
+                for job, text, vec in zip(jobs, texts, vectors, strict=True))
             for job, vec in zip(jobs, vectors, strict=True):
                 self.vectors.upsert(job.skill_id, vec)
             done += len(jobs)
@@ -236,7 +268,7 @@ class SearchEngine:
         if not self.embedder.ready:
             return None
         try:
-            return self.embedder.embed([text])[0]
+            return self.embedder.embed_skills([text])[0]
         except Exception:
             log.exception("embedding a skill's text at publish failed")
             return None
@@ -313,7 +345,7 @@ class SearchEngine:
                     pass
             if qvec is not None:
                 nearest = self._semantic(qvec, request, depth)
-                gap = _gap(nearest)
+                gap = _gap(nearest, qvec)
                 cut = cut or (len(nearest) >= depth and nearest[-1][1] >= self.min_similarity)
                 for rank, (skill, sim) in enumerate(nearest, start=1):
                     cand = candidates.get(skill.id)
@@ -327,7 +359,8 @@ class SearchEngine:
                           Ranking(self.semantic_weight, semantic_scores, self.min_similarity)],
                          self.fusion, self.rrf_k)
         exact = self._exact(query, request, candidates)
-        ranked = self._rank(candidates, relevance, exact, request.sort)
+        ranked = self._rank(candidates, relevance, exact, request.sort,
+                            request.explore_seed)
         page = [_result(s) for s in ranked[request.offset:request.offset + request.limit]]
         if match and keyword_scores:
             found = self.store.keyword.snippets(match, (r.skill.id for r in page
@@ -376,7 +409,7 @@ class SearchEngine:
         return exact
 
     def _rank(self, candidates: dict[int, _Candidate], relevance: dict[int, float],
-              exact: set[int], sort: str) -> list[_Scored]:
+              exact: set[int], sort: str, seed: int | None = None) -> list[_Scored]:
         now = self.clock()
         qualities = self._qualities([c.skill for c in candidates.values()], now)
         scored = []
@@ -386,6 +419,8 @@ class SearchEngine:
             scored.append(_Scored(cand, rel, q, final_score(rel, q.quality), skill_id in exact))
         key = _SORT_KEYS[sort]
         scored.sort(key=lambda s: (not s.exact, *key(s), s.skill.namespace, s.skill.name))
+        if sort == "relevance" and seed is not None and explore.explores(seed):
+            return _explored(scored, explore.explored(seed, qualities))
         return scored
 
     def _qualities(self, skills: list[SkillRow], now: datetime) -> dict[int, Quality]:
@@ -476,7 +511,8 @@ class SearchEngine:
         if not query.strip() or not self.embedder.ready:
             return None
         request = SearchRequest(query, readable, "semantic", filters)
-        return _gap(self._semantic(self.embedder.embed_query(query.strip()), request, 1))
+        qvec = self.embedder.embed_query(query.strip())
+        return _gap(self._semantic(qvec, request, 1), qvec)
 
 
 _SORT_KEYS: dict[str, Callable[[_Scored], tuple[Any, ...]]] = {
@@ -485,6 +521,21 @@ _SORT_KEYS: dict[str, Callable[[_Scored], tuple[Any, ...]]] = {
     "rating": lambda s: (-round(s.quality.wilson, 6), -round(s.quality.quality, 6), -s.score),
     "recent": lambda s: (_neg_time(s.skill.updated_at), -s.score),
 }
+
+
+def _explored(ranked: list[_Scored], samples: dict[int, tuple[float, float]]
+              ) -> list[_Scored]:
+    """`ranked` (the plain order) re-ordered with each quality's evidence a posterior
+    sample (`ranking.explore`); each result's `explore` holds its sample, the quality
+    scored with it and its place in the plain order (`plain_rank`: moved when it differs)."""
+    out = []
+    for plain_rank, s in enumerate(ranked, start=1):
+        draw, explored_quality = samples[s.skill.id]
+        out.append(replace(s, score=final_score(s.relevance, explored_quality), explore={
+            "sample": round(draw, 6), "quality": round(explored_quality, 6),
+            "plain_rank": plain_rank}))
+    out.sort(key=lambda s: (not s.exact, -s.score, s.skill.namespace, s.skill.name))
+    return out
 
 
 def _result(scored: _Scored) -> Result:
@@ -500,6 +551,8 @@ def _result(scored: _Scored) -> Result:
         **scored.quality.parts(),
         "score": round(scored.score, 6),
     }
+    if scored.explore is not None:
+        parts["explore"] = scored.explore
     return Result(cand.skill, scored.score, parts, "")
 
 
@@ -518,12 +571,12 @@ def _neg_time(stamp: str) -> float:
         return math.inf
 
 
-def _gap(ranked: list[tuple[SkillRow, float]]) -> Gap:
+def _gap(ranked: list[tuple[SkillRow, float]], qvec: np.ndarray) -> Gap:
     if not ranked:
-        return Gap(True, 0.0, GAP_SIMILARITY, None)
+        return Gap(True, 0.0, GAP_SIMILARITY, None, qvec)
     skill, best = ranked[0]
     return Gap(best < GAP_SIMILARITY, round(best, 6), GAP_SIMILARITY,
-               (skill.namespace, skill.name))
+               (skill.namespace, skill.name), qvec)
 
 
 def _job_text(job: EmbedJob) -> str:

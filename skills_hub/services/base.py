@@ -22,16 +22,28 @@ from ..store.interfaces import Storage
 from ..store.static_archives import StaticArchives
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from typing import Any
+
+    import numpy as np
 
     from ..access.policy import NamespaceRef
     from ..access.principal import Principal
     from ..checks.pipeline import Report
-    from ..domain import NewVersion, ReleaseRow, SkillRow, VersionRow
+    from ..domain import (
+        HealthCandidate,
+        HealthCheckRow,
+        NewVersion,
+        ReleaseRow,
+        SkillRow,
+        VersionRow,
+    )
+    from ..search.engine import Gap
     from ..skill.manifest import Manifest
     from ..store.gitstore import TagInfo
     from .catalogue import Archive, PinnedVersion, SkillDetail
+    from .demands import DemandRecorder
+    from .moderation import HealthChange
     from .proposals import ProposalView
     from .publishing import PublishOutcome
     from .reconcile import ReconcileReport
@@ -47,6 +59,7 @@ class RegistryBase:
     search_engine: SearchEngine
     check_options: Options
     outcome_limiter: RateLimiter
+    demand_recorder: DemandRecorder
     signin_accounts: SignInThrottle
     signin_addresses: SignInThrottle
     _oidc: OidcClient | None
@@ -128,8 +141,26 @@ class RegistryBase:
 
         def _newest_row(self, detail: SkillDetail) -> VersionRow: ...
 
+        # demands.DemandsMixin
+        def _note_gap(self, query: str, gap: Gap | None, principal: Principal,
+                      namespace: str | None) -> None: ...
+
+        def _answer_demands(self, namespace: str, name: str, version: str,
+                            vector: np.ndarray) -> list[int]: ...
+
         # moderation.ModerationMixin
         def _exception_map(self, namespace: str, name: str) -> dict[str, str]: ...
+
+        def _recheck(self, namespace: str, name: str, row: VersionRow,
+                     reason: str) -> tuple[HealthChange, Report]: ...
+
+        # health.HealthMixin
+        def check_health(self, namespace: str, name: str, row: VersionRow, *, kind: str,
+                         holder: str | None = None, priority: float = 0.0,
+                         reasons: Sequence[str] = (),
+                         candidate: HealthCandidate | None = None,
+                         at: float | None = None
+                         ) -> tuple[HealthChange, HealthCheckRow]: ...
 
         # accounts.AccountsMixin
         def _reporter(self, principal: Principal, what: str) -> str: ...

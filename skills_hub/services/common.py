@@ -18,6 +18,7 @@ RESERVED_NAMESPACES = frozenset({
     "api", "git", "static", "openapi.json", "docs", "search", "login", "logout", "admin",
     "settings", "health", "new", "well-known", "favicon.ico", "robots.txt", "s", "u",
     "review", "auth",  # the review queue page, the sign-in routes
+    "demands",  # the demand list page
     "publish", "invite",  # publishing from the browser, the invitation page
     "clawhub",  # the ClawHub-compatible API lives under /clawhub
     "metrics", "livez", "readyz",  # the operator's scrape and probes

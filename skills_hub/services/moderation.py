@@ -31,10 +31,16 @@ class HealthChange:
     version: str
     old_verdict: str | None
     new_verdict: str
+    health: str = ""  # "deprecated" or "restored" when a health check changed that (else "")
+    note: str = ""    # why it was deprecated
 
     @property
     def deprecated(self) -> bool:
-        return self.new_verdict == DANGEROUS
+        return self.new_verdict == DANGEROUS or self.health == "deprecated"
+
+    @property
+    def changed(self) -> bool:
+        return self.old_verdict != self.new_verdict or bool(self.health)
 
 
 class ModerationMixin(RegistryBase):
@@ -60,19 +66,26 @@ class ModerationMixin(RegistryBase):
 
     def recheck(self, namespace: str, name: str, row: VersionRow, reason: str) -> HealthChange:
         """Run the pipeline again on a stored version and record the report."""
+        return self._recheck(namespace, name, row, reason)[0]
+
+    def _recheck(self, namespace: str, name: str, row: VersionRow,
+                 reason: str) -> tuple[HealthChange, Report]:
+        """`recheck`, and the new report (health checks read its tests' results)."""
         bundle = self.bundle(namespace, row)
         report = check_bundle(bundle, self.check_options,
                               exceptions=self._exception_map(namespace, name))
         metrics.observe_verdict(report.verdict, "recheck")
         old = self.store.reports.save_report(_new_report(namespace, name, row.version,
                                                          row.content_sha256, report, reason))
-        return HealthChange(namespace, name, row.version, old, report.verdict)
+        return HealthChange(namespace, name, row.version, old, report.verdict), report
 
     def health(self, namespace: str | None = None) -> tuple[int, list[HealthChange]]:
-        """Re-run the checks on every stored version (new rules, new bandit).
+        """Re-run the checks on every stored version (new rules, new bandit) now, as the
+        scheduled health checks do a budget at a time (`services.health`).
 
-        Returns how many versions were checked and those whose verdict changed. A version
-        that now fails (`dangerous`) is reported as deprecated by search, pages and installs.
+        Returns how many versions were checked and those whose verdict or deprecation
+        changed. A version that now fails (`dangerous`, or tests that passed now fail) is
+        reported as deprecated by search, pages and installs.
         """
         checked, changed = 0, []
         for ns in ([namespace] if namespace else self.git.namespaces()):
@@ -81,9 +94,9 @@ class ModerationMixin(RegistryBase):
                                                           after=None, limit=1_000_000):
                 moved = False
                 for row in self.store.catalogue.versions(skill.id):
-                    change = self.recheck(ns, skill.name, row, "health")
+                    change, _ = self.check_health(ns, skill.name, row, kind="health")
                     checked += 1
-                    if change.old_verdict != change.new_verdict:
+                    if change.changed:
                         changed.append(change)
                         moved = True
                 if moved:  # `latest` moves to the newest healthy version

@@ -13,9 +13,10 @@ from ..access.principal import Principal
 from ..domain import CanaryRow, NewOutcome, SkillRow, TrustEvent, VersionStats
 from ..errors import BadRequest, Conflict, InvalidReport, Problem
 from ..learning import gate
-from ..learning.outcomes import OutcomeReport, parse_reports
+from ..learning.outcomes import CLIENT_CAP, OutcomeReport, parse_reports
 from ..ranking import trust as trust_rules
 from ..ranking.quality import decay_factor, decayed_totals, wilson_lower_bound
+from ..store import guards
 from .base import RegistryBase
 from .catalogue import SkillDetail
 from .common import MAX_EXCEPTION_REASON
@@ -104,9 +105,13 @@ class OutcomesMixin(RegistryBase):
         known = {v.version for v in detail.versions}
         _check_versions(reports, known, payload)
         self.outcome_limiter.take(reporter, len(reports))
-        rows = [_new_outcome(reporter, r) for r in reports]
+        authors = self.store.outcomes.authors(namespace, name)
+        mine = author_keys(principal)
+        rows = [_new_outcome(reporter, r, bool(mine & authors.get(r.version, frozenset())))
+                for r in reports]
         fresh = self.store.outcomes.record_outcomes(namespace, name, rows, decay=decay_factor,
-                                                    ema=trust_rules.ema_update)
+                                                    ema=trust_rules.ema_update,
+                                                    client_cap=CLIENT_CAP)
         metrics.observe_outcomes(len(rows), len(fresh))
         self._judge_health(namespace, name, {r.version for r in fresh if r.counted})
         self._judge_canary(namespace, name)
@@ -223,11 +228,20 @@ def _check_versions(reports: list[OutcomeReport], known: set[str], payload: obje
                             "nothing was recorded", problems=problems)
 
 
-def _new_outcome(reporter: str, report: OutcomeReport) -> NewOutcome:
+def author_keys(principal: Principal) -> frozenset[str]:
+    """Who a principal is, as a version's authors are remembered (`add_authors`): its
+    token, and its account."""
+    keys = {principal.token_id, principal.reporter,
+            None if principal.user_id is None else f"user:{principal.user_id}"}
+    return frozenset(k for k in keys if k is not None)
+
+
+def _new_outcome(reporter: str, report: OutcomeReport, by_author: bool) -> NewOutcome:
     client = f"{reporter[:16]}:{report.client_id or '-'}"
     return NewOutcome(reporter, report.id, report.version, report.outcome, report.failure_kind,
                       report.score, json.dumps(report.signals, sort_keys=True), report.agent,
-                      report.model, client, report.at)
+                      report.model, client, report.at, report.task_key,
+                      guards.AUTHOR if by_author and report.outcome != "infra_error" else None)
 
 
 def bucket_days(rows: list[tuple[str, str, int, int]], versions: list[str],

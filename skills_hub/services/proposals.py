@@ -195,6 +195,9 @@ class ProposalsMixin(RegistryBase):
         outcome = self._release(row.namespace, Bundle(files, proposed.executables),
                                 author=self.account_principal(row.proposer_namespace),
                                 reviewer=reviewer, version=chosen, canary_share=canary_share)
+        # The proposer's reports on the version its edit made are its own work's rating.
+        self.store.outcomes.add_authors(row.namespace, row.name, outcome.version,
+                                        [row.proposer])
         if not self.store.proposals.decide_proposal(row.id, "accepted", by, comment,
                                                     outcome.version):
             raise Conflict(f"proposal {row.id} was decided meanwhile")

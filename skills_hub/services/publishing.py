@@ -33,6 +33,7 @@ from ..skill.manifest import Manifest, parse_manifest
 from ..store.gitstore import StoreConflict, Unchanged
 from .base import RegistryBase
 from .common import _new_report, check_namespace, ref_of
+from .outcomes import author_keys
 from .releases import _active
 
 if TYPE_CHECKING:
@@ -271,7 +272,9 @@ class PublishingMixin(RegistryBase):
         skill_id = self.store.catalogue.record_version(
             new, _new_report(new.namespace, new.name, new.version, new.content_sha256, report,
                              "publish"),
-            vector=None if vector is None else (self.embedder.model_id, to_bytes(vector)))
+            vector=None if vector is None else (self.embedder.skill_model_id, to_bytes(vector)))
+        # Its author's own outcome reports on it will not count (docs/LEARNING.md).
+        self.store.outcomes.add_authors(namespace, new.name, chosen, author_keys(author))
         if canary and stable is not None and canary_share is not None:
             self.store.proposals.start_canary(namespace, new.name, chosen, stable.latest_version,
                                               canary_share)
@@ -283,6 +286,8 @@ class PublishingMixin(RegistryBase):
             newest = semver.latest([v.version for v in self.store.catalogue.versions(skill_id)])
             if newest is not None and newest != chosen:
                 self._refresh_latest(namespace, new.name)
+            elif vector is not None:
+                self._close_demands(namespace, new.name, chosen, vector)
             active = _active(self.store.proposals.canaries(namespace, new.name))
             if active is not None:
                 self.store.proposals.finish_canary(namespace, new.name, active.version,
@@ -297,6 +302,16 @@ class PublishingMixin(RegistryBase):
         return PublishOutcome("published", namespace, manifest.name, chosen,
                               published.commit_sha, published.tag_sha, new.content_sha256,
                               manifest.warnings, report, report.verdict, similar.duplicates)
+
+    def _close_demands(self, namespace: str, name: str, version: str,
+                       vector: np.ndarray) -> None:
+        """Close the open demands the new `latest` answers (services.demands). The version
+        is stored by now: a failure here is logged, never the publish's."""
+        try:
+            self._answer_demands(namespace, name, version, vector)
+        except Exception:
+            log.exception("closing demands answered by %s/%s %s failed", namespace, name,
+                          version)
 
     def _count_publish(self, namespace: str) -> None:
         """Repack a namespace in the background every MAINTAIN_EVERY publishes."""

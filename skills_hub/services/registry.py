@@ -22,6 +22,9 @@ from ..store.gitstore import GitStore
 from ..store.static_archives import StaticArchives
 from .accounts import AccountsMixin
 from .catalogue import Archive, CatalogueMixin, PinnedVersion
+from .demands import DemandRecorder, DemandsMixin
+from .evidence import EvidenceMixin
+from .health import HealthMixin
 from .moderation import ModerationMixin
 from .outcomes import OutcomesMixin
 from .proposals import ProposalsMixin
@@ -38,7 +41,8 @@ STATIC_SYNC_SECONDS = 5.0
 
 
 class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, ProposalsMixin,
-               ModerationMixin, SearchingMixin, AccountsMixin, ReviewMixin, ReconcileMixin):
+               ModerationMixin, SearchingMixin, AccountsMixin, ReviewMixin, ReconcileMixin,
+               EvidenceMixin, DemandsMixin, HealthMixin):
     """One registry home: its namespaces' git repos and its index."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
@@ -67,6 +71,9 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self._backfill: threading.Thread | None = None
         self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst,
                                            self.store.buckets)
+        self.demand_recorder = DemandRecorder(
+            self.store, RateLimiter(settings.demand_rate, settings.demand_burst,
+                                    self.store.buckets, prefix="gaps:"))
         self.signin_accounts = SignInThrottle(ACCOUNT_FAILURES, self.store.buckets,
                                               "signin-account:")
         self.signin_addresses = SignInThrottle(ADDRESS_FAILURES, self.store.buckets,
@@ -121,12 +128,14 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         return self.store.db.readiness()
 
     def close(self) -> None:
+        self.stop_health_checks()
         if self._backfill is not None:
             self._backfill.join()
         self._static_stop.set()
         if self._static_sync is not None:
             self._static_sync.join()
         self.search_engine.close()
+        self.demand_recorder.close()  # writes the gap answers still queued
         if self._oidc is not None:
             self._oidc.close()
         self.downloads.close()

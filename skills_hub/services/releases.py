@@ -16,6 +16,9 @@ from .base import RegistryBase
 from .catalogue import SkillDetail, version_of
 from .common import _version_key
 
+# The reason a health check gives the versions it deprecates (services.health).
+RECHECK_FAILED = "re-check failed: "
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -59,8 +62,11 @@ class ReleasesMixin(RegistryBase):
 
     def _judge_health(self, namespace: str, name: str, versions: Iterable[str]) -> None:
         """The outcome EMA deprecates a version whose success collapsed, and restores it
-        when it recovers (thresholds of ranking.trust); `latest` follows."""
+        when it recovers (thresholds of ranking.trust); `latest` follows. It does not
+        restore a version a health check deprecated (its tests fail): the next health
+        check that passes does (`services.health`)."""
         stats = self.store.outcomes.version_stats(namespace, name)
+        recorded: dict[str, tuple[str, str]] | None = None
         moved = False
         for version in versions:
             current = stats.get(version)
@@ -73,6 +79,11 @@ class ReleasesMixin(RegistryBase):
                     f"success EMA {current.ema:.2f} < {trust_rules.COLLAPSE_EMA} over "
                     f"{current.successes + current.failures} outcomes")
             elif current.ema >= trust_rules.RECOVER_EMA:
+                if recorded is None:
+                    recorded = self.store.outcomes.health(namespace, name)
+                status, why = recorded.get(version, ("healthy", ""))
+                if status == "deprecated" and why.startswith(RECHECK_FAILED):
+                    continue
                 moved |= self.store.outcomes.set_health(namespace, name, version, "healthy",
                                                f"success EMA recovered to {current.ema:.2f}")
         if moved:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from ..access.principal import Principal
 from ..domain import TRUST_LEVELS, SearchFilters, SkillRow
 from ..errors import BadRequest
+from ..ranking import explore
 from ..search.engine import MAX_RESULTS, MODES, SORTS, Duplicate, Gap, SearchRequest, SearchResults
 from .base import RegistryBase
 from .common import _check_choice
@@ -35,13 +36,21 @@ class SearchingMixin(RegistryBase):
                namespace: str | None = None, tag: str | None = None,
                trust: str | None = None, verdict: str | None = None,
                updated_since: str | None = None, sort: str = "relevance", limit: int = 20,
-               cursor: str | None = None, facets: bool = False) -> SearchPage:
+               cursor: str | None = None, facets: bool = False,
+               record: bool = False, client_id: str | None = None) -> SearchPage:
         """Keyword, semantic or hybrid search with filters, a sort and cursor paging.
 
         An empty query lists the filtered catalogue (newest first unless `sort` says).
         With `facets` the results also carry their total and the facet counts (namespace,
         tag, verdict, trust) over every result the caller may read, and every page of the
         query is cut from one ranking of all the results paging can reach.
+        With `record` (agents' searches through the API), a gap on the first page of a
+        search filtered by at most a namespace goes to the demand list (`DemandsMixin`);
+        other filters make a gap of the filter, not of the registry.
+        Sorted by relevance, a share of an agent's pages explore (`ranking.explore`),
+        seeded by the query, the client (`client_id`, else the token) and the hour, so a
+        page is stable; a search with neither (a person browsing, whose picks report no
+        outcomes to learn from) gets the plain order.
         """
         _check_query(query)
         _check_choice("mode", mode, MODES)
@@ -58,19 +67,29 @@ class SearchingMixin(RegistryBase):
         limit = max(1, min(limit, 100))
         key = _search_key(query, mode, filters, sort)
         offset = _decode_search_cursor(cursor, key)
+        if client_id is not None and not 0 < len(client_id) <= 200:
+            raise BadRequest("client_id is 1-200 characters")
+        client = client_id or principal.token_id
+        seed = None if client is None else explore.page_seed(query, client, datetime.now(UTC))
         results = self.search_engine.search(SearchRequest(
-            query, principal.readable, mode, filters, sort, limit, offset, facets))
+            query, principal.readable, mode, filters, sort, limit, offset, facets, seed))
+        if record and offset == 0 and filters == SearchFilters(namespace=namespace):
+            self._note_gap(query, results.gap, principal, namespace)
         more = results.more and offset + limit < MAX_RESULTS
         back = max(0, offset - limit)
         return SearchPage(results, _encode_search_cursor(offset + limit, key) if more else None,
                           offset, _encode_search_cursor(back, key) if back else None)
 
-    def gap(self, query: str, *, principal: Principal,
-            namespace: str | None = None) -> Gap | None:
-        """Whether no readable skill is close to `query` (None until the model is loaded)."""
+    def gap(self, query: str, *, principal: Principal, namespace: str | None = None,
+            record: bool = False) -> Gap | None:
+        """Whether no readable skill is close to `query` (None until the model is loaded);
+        with `record`, a gap goes to the demand list."""
         _check_query(query)
-        return self.search_engine.gap(query, readable=principal.readable,
-                                      filters=SearchFilters(namespace=namespace))
+        gap = self.search_engine.gap(query, readable=principal.readable,
+                                     filters=SearchFilters(namespace=namespace))
+        if record:
+            self._note_gap(query, gap, principal, namespace)
+        return gap
 
     def near_duplicates(self, skill: SkillRow, principal: Principal) -> list[Duplicate]:
         """Readable skills at least 0.9 similar to `skill` (already readable by the caller)."""

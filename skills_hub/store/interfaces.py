@@ -20,8 +20,11 @@ from typing import Any, Protocol
 from ..domain import (
     AuditRow,
     CanaryRow,
+    DemandRow,
     EmbedJob,
     ExceptionRow,
+    HealthCandidate,
+    HealthCheckRow,
     HistoryRow,
     InvitationRow,
     KeywordQuery,
@@ -29,9 +32,11 @@ from ..domain import (
     NamespaceInfo,
     NamespaceRow,
     NewAudit,
+    NewGapAsk,
     NewOutcome,
     NewReport,
     NewVersion,
+    OutcomeRecord,
     ProposalRow,
     ReleaseRow,
     ReportRow,
@@ -202,6 +207,59 @@ class Reports(Protocol):
     def exceptions(self, namespace: str, name: str) -> list[ExceptionRow]: ...
 
 
+class HealthChecks(Protocol):
+    """Scheduled health checks (`services.health`): the lease that makes one process of a
+    deployment the scheduler, each version's last check and claim, and the log of checks.
+    Times are seconds since the epoch; the lease and claims compare them across processes
+    and nodes, so every node's clock must be roughly right (NTP)."""
+
+    def take_lease(self, holder: str, *, now: float, ttl: float) -> bool:
+        """Take the scheduler's lease until `now + ttl`, or renew it: one conditional write
+        that succeeds when nobody holds it, `holder` holds it, or it expired. True: held."""
+        ...
+
+    def release_lease(self, holder: str) -> None:
+        """Give the lease up (a clean stop), if `holder` holds it."""
+        ...
+
+    def lease(self) -> tuple[str, float] | None:
+        """(holder, expiry) of the lease, expired or not; None: never taken or released."""
+        ...
+
+    def candidates(self, *, since_day: str) -> list[HealthCandidate]:
+        """Every version in the catalogue with what the priority needs; `recent_reports`
+        counts outcome reports from the UTC day `since_day` (YYYY-MM-DD) on."""
+        ...
+
+    def claim(self, namespace: str, name: str, version: str, holder: str, *, now: float,
+              until: float, checked_at: float | None) -> bool:
+        """Claim a version to check until `until`: one conditional write that succeeds when
+        no live claim of another holder is on it and its last check is still `checked_at`
+        (so two processes never check one version twice over one look at the queue)."""
+        ...
+
+    def release_claim(self, namespace: str, name: str, version: str, holder: str) -> None:
+        ...
+
+    def record_check(self, check: HealthCheckRow) -> None:
+        """Log a check and make it the version's last (its claim is released)."""
+        ...
+
+    def checks_since(self, at: float) -> int:
+        """How many checks were logged at or after `at` (the hourly budget's count)."""
+        ...
+
+    def recent_checks(self, *, readable: frozenset[str] | None, changed: bool,
+                      limit: int, namespace: str | None = None) -> list[HealthCheckRow]:
+        """The newest logged checks (only those that changed a verdict or a deprecation
+        when `changed`) in public and `readable` namespaces (None: all), newest first."""
+        ...
+
+    def prune_checks(self, before: float) -> int:
+        """Forget logged checks older than `before` (each version's last check stays)."""
+        ...
+
+
 
 class KeywordIndex(Protocol):
     """Full-text search over each skill's latest name, description, tags and body, with
@@ -258,6 +316,16 @@ class Vectors(Protocol):
 
     def skill_text(self, skill_id: int) -> EmbedJob | None: ...
 
+    def stale_vectors(self, model: str, limit: int = 256) -> list[EmbedJob]:
+        """Skills whose current vector was made by another `model` (an older model or
+        text recipe), by id."""
+        ...
+
+    def restamp_vectors(self, vectors: Iterable[tuple[int, str, str, bytes]]) -> None:
+        """Store each (skill id, new text digest, model, vector) and point the skill at
+        it, in one transaction (an existing digest's vector is kept)."""
+        ...
+
 
 
 class Outcomes(Protocol):
@@ -265,10 +333,23 @@ class Outcomes(Protocol):
 
     def record_outcomes(self, namespace: str, name: str, reports: list[NewOutcome], *,
                         decay: Callable[[float], float],
-                        ema: Callable[[float | None, bool], float]) -> list[NewOutcome]:
+                        ema: Callable[[float | None, bool], float],
+                        client_cap: int | None = None) -> list[NewOutcome]:
         """Store the reports not seen before (by reporter and id) and fold them into the
         per-version stats, the decayed totals and the client counts, all in one
-        transaction. Returns the reports that were new."""
+        transaction. Returns the reports that were new, each with its `discount` when it
+        is stored but not counted: as given (`author`), or `store.guards.guard`'s
+        (`repeat_task`: its reporter's task already counted on the version; `client_cap`:
+        its client already has `client_cap` counted reports on the version)."""
+        ...
+
+    def add_authors(self, namespace: str, name: str, version: str,
+                    authors: Iterable[str]) -> None:
+        """Remember who published a version (reporter keys: token hashes, `user:<id>`)."""
+        ...
+
+    def authors(self, namespace: str, name: str) -> dict[str, frozenset[str]]:
+        """version -> the reporter keys that published it (`add_authors`)."""
         ...
 
     def version_stats(self, namespace: str, name: str) -> dict[str, VersionStats]: ...
@@ -308,6 +389,14 @@ class Outcomes(Protocol):
         """(namespace, name) -> [(successes, failures, as_of)] per version, undecayed."""
         ...
 
+    def outcome_page(self, namespace: str, *, name: str | None, since: str | None,
+                     until: str | None, after: tuple[str, str, str] | None,
+                     limit: int) -> list[OutcomeRecord]:
+        """Up to `limit` of a namespace's stored reports (of skill `name` when given) with
+        `since` <= at < `until`, in (at, reporter, report_id) order after the key `after`:
+        a keyset page of the evidence export (`store.evidence`)."""
+        ...
+
 
 
 class Proposals(Protocol):
@@ -332,6 +421,13 @@ class Proposals(Protocol):
     def decide_proposal(self, proposal_id: str, status: str, by: str, comment: str,
                         version: str | None) -> bool:
         """Close an open proposal (compare-and-set on `open`)."""
+        ...
+
+    def proposal_page(self, namespace: str, *, name: str | None, since: str | None,
+                      until: str | None, after: tuple[str, str] | None,
+                      limit: int) -> list[ProposalRow]:
+        """Up to `limit` of a namespace's proposals (any status) created in [`since`,
+        `until`), in (created_at, id) order after `after` (the evidence export's pages)."""
         ...
 
     def start_canary(self, namespace: str, name: str, version: str, stable_version: str,
@@ -479,6 +575,13 @@ class Releases(Protocol):
         """Compare-and-set from pending; False when it was decided meanwhile."""
         ...
 
+    def decided_page(self, namespace: str, *, name: str | None, since: str | None,
+                     until: str | None, after: tuple[str, str] | None,
+                     limit: int) -> list[ReleaseRow]:
+        """Up to `limit` of a namespace's decided (not pending) releases, decided in
+        [`since`, `until`), in (decided_at, id) order after `after` (the evidence export)."""
+        ...
+
 
 
 class Audit(Protocol):
@@ -521,6 +624,66 @@ class RateBuckets(Protocol):
         ...
 
 
+class Clustering(Protocol):
+    """How gap queries fold into demands (`learning.demands.Clustering`); the store calls it
+    inside the transaction that records an ask, so two writers never both open a demand for
+    the same need. Vectors and centroids are float32 bytes."""
+
+    def nearest(self, vector: bytes, centroids: list[tuple[int, bytes]]) -> int | None:
+        """The id of the demand the vector joins, or None: it opens a new one."""
+        ...
+
+    def fold(self, centroid: bytes, vector: bytes) -> bytes:
+        """The centroid (a sum of unit vectors) with the vector added."""
+        ...
+
+    def representative(self, centroid: bytes, members: list[tuple[str, bytes]]) -> str:
+        """The member query nearest the centroid."""
+        ...
+
+
+class Demands(Protocol):
+    """Gap answers (`demand_asks`) clustered into demands (`demands`), and their closing by
+    a published skill. Every listing admits only demands of the whole registry (scope
+    None), of public namespaces and of the `readable` ones."""
+
+    def record_ask(self, ask: NewGapAsk, clustering: Clustering, *,
+                   members: int = 200) -> int:
+        """Store the ask and fold it into the nearest open demand of its scope and model
+        (or a new one), in one transaction; the representative is chosen among the
+        demand's `members` most recent distinct queries. Returns the demand's id."""
+        ...
+
+    def demands(self, *, readable: frozenset[str], status: str | None,
+                scope: str | None, asker: str | None, offset: int,
+                limit: int) -> list[DemandRow]:
+        """Visible demands, most distinct askers first (then asks, newest ask, id);
+        `status` None: any; `scope` a namespace: only its; `asker`: only those it asked."""
+        ...
+
+    def demand(self, demand_id: int, *, readable: frozenset[str]) -> DemandRow | None:
+        """The demand, if visible."""
+        ...
+
+    def asked(self, demand_id: int, asker: str) -> bool: ...
+
+    def phrasings(self, demand_id: int, limit: int) -> list[tuple[str, int]]:
+        """(query, times asked) of a demand's distinct queries, most asked first."""
+        ...
+
+    def open_centroids(self, namespace: str, *, registry: bool
+                       ) -> list[tuple[int, str, bytes]]:
+        """(id, model, centroid) of the open demands of `namespace`, and of the whole
+        registry's too when `registry` (a public namespace answers those)."""
+        ...
+
+    def close_demand(self, demand_id: int, namespace: str, name: str, version: str,
+                     similarity: float, at: str) -> bool:
+        """Record the skill version that answered an open demand; False when it was
+        closed meanwhile (compare-and-set)."""
+        ...
+
+
 class Uploads(Protocol):
     """Files uploaded ahead of a publish (ClawHub's two-step upload), by content digest,
     per namespace, kept for a day (`store.uploads.FileUploads`, beside the repos)."""
@@ -560,6 +723,7 @@ class Storage:
     namespaces: Namespaces
     catalogue: Catalogue
     reports: Reports
+    health: HealthChecks
     keyword: KeywordIndex
     vectors: Vectors
     outcomes: Outcomes
@@ -571,6 +735,7 @@ class Storage:
     releases: Releases
     audit: Audit
     buckets: RateBuckets
+    demands: Demands
     # Set by the backend when the git writes of several nodes need a lock of its own
     # (PostgreSQL's advisory locks); None when the repo store's flock is enough.
     write_lock: WriteLock | None = None

@@ -141,10 +141,14 @@ TABLES: tuple[TableMap, ...] = (
     _table("outcome_totals", How.COPY, "namespace name version successes failures as_of",
            _VERSION_KEY),
     _table("outcome_reports", How.COPY, "reporter report_id namespace name version outcome "
-           "failure_kind score signals_json agent model client at received_at",
-           "reporter report_id"),
+           "failure_kind score signals_json agent model client at received_at task_key "
+           "discount", "reporter report_id"),
     _table("version_stats", How.COPY, "namespace name version successes failures "
-           "infra_errors score_sum scored ema last_at", _VERSION_KEY),
+           "infra_errors score_sum scored ema last_at discounted", _VERSION_KEY),
+    _table("version_clients", How.COPY, "namespace name version client counted",
+           "namespace name version client"),
+    _table("version_authors", How.COPY, "namespace name version author",
+           "namespace name version author"),
     _table("skill_clients", How.COPY, "namespace name client successes failures",
            "namespace name client"),
     _table("skill_client_counts", How.COPY, "namespace name clients", "namespace name"),
@@ -175,6 +179,15 @@ TABLES: tuple[TableMap, ...] = (
            "commit_sha tree_sha content_sha256 verdict report_json created_at decided_at "
            "decided_by comment"),
     _table("rate_buckets", How.COPY, "key level since", "key"),
+    _table("health_lease", How.COPY, "name holder expires_at taken_at", "name"),
+    _table("health_state", How.COPY, "namespace name version fingerprint checked_at downloads "
+           "ema claimed_by claimed_until", _VERSION_KEY),
+    _table("health_checks", How.IDS, "id namespace name version at kind holder fingerprint "
+           "priority reasons old_verdict new_verdict health note ms downloads ema"),
+    _table("demands", How.IDS, "id scope status representative model centroid asks askers "
+           "first_asked last_asked closed_at answer_namespace answer_name answer_version "
+           "answer_similarity"),
+    _table("demand_asks", How.IDS, "id demand_id query vector model asker scope asked_at"),
     TableMap("migrations", None, How.SQLITE_ONLY,
              why="SQLite's applied migrations; the target's own are in schema_migrations"),
     TableMap("sqlite_sequence", None, How.SQLITE_ONLY,

@@ -15,12 +15,12 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..access.principal import Principal
 from ..config import Limits
-from ..domain import CanaryRow, ProposalRow, SkillRow, VersionRow, VersionStats
+from ..domain import CanaryRow, DemandRow, ProposalRow, SkillRow, VersionRow, VersionStats
 from ..errors import BadRequest, PayloadTooLarge, Problem, SemanticUnavailable
 from ..search.engine import Duplicate, Gap, Result
 from ..services import (
@@ -31,6 +31,7 @@ from ..services import (
     install_command,
     version_of,
 )
+from ..services.evidence import evidence_jsonl, parse_evidence_filters
 from ..skill.bundle import Bundle, from_archive, from_files
 from .auth import request_principal
 from .markdown import highlighted, plain_snippet
@@ -53,6 +54,8 @@ def routes(registry: Registry) -> list[Route]:
         Route(base + "/skills", api.list_skills, methods=["GET"]),
         Route(base + "/search", api.search, methods=["GET"]),
         Route(base + "/gaps", api.gaps, methods=["GET"]),
+        Route(base + "/demands", api.demands, methods=["GET"]),
+        Route(base + "/demands/{demand_id}", api.demand, methods=["GET"]),
         Route(skill, api.skill, methods=["GET"]),
         Route(version, api.version, methods=["GET"]),
         Route(version + "/archive.{fmt}", api.archive, methods=["GET", "HEAD"]),
@@ -71,6 +74,7 @@ def routes(registry: Registry) -> list[Route]:
         Route(base + "/namespaces/{namespace}/proposals", api.namespace_proposals,
               methods=["GET"]),
         Route(base + "/namespaces/{namespace}/policy", api.set_policy, methods=["PUT"]),
+        Route(base + "/evidence", api.evidence, methods=["GET"]),
     ]
 
 
@@ -187,7 +191,10 @@ class Api:
           the Wilson lower bound of decayed outcome counts, the new-skill floor, installs
           and quality (formula in docs/SEARCH.md). An exact name match comes first. `gap`
           says whether the best semantic similarity is below 0.3. An empty `q` lists the
-          filtered catalogue.
+          filtered catalogue. Sorted by relevance, a share of pages explore: the outcome
+          evidence of near-equally relevant results is a draw from its posterior, and
+          `score_parts.explore` shows the draw and the result's place without it; the same
+          query, `client_id` (else the token) and hour give the same page (docs/SEARCH.md).
         tags: [search]
         parameters:
           - {name: q, in: query, required: false, schema: {type: string, maxLength: 1000}}
@@ -208,6 +215,8 @@ class Api:
           - {name: limit, in: query, required: false,
              schema: {type: integer, default: 20, maximum: 100}}
           - {name: cursor, in: query, required: false, schema: {type: string}}
+          - {name: client_id, in: query, required: false,
+             schema: {type: string, maxLength: 200}}
         responses:
           200: {description: "{query, mode, requested_mode, semantic, results, next_cursor,
                 gap}", schema: SearchResults}
@@ -223,7 +232,8 @@ class Api:
             updated_since=params.get("updated_since") or None,
             sort=params.get("sort", "relevance"),
             limit=int_param(params.get("limit"), 20, low=1, high=100),
-            cursor=params.get("cursor") or None)
+            cursor=params.get("cursor") or None, client_id=params.get("client_id") or None,
+            record=True)
         found = page.results
         return JSONResponse({
             "query": query, "mode": found.mode, "requested_mode": found.requested,
@@ -253,13 +263,70 @@ class Api:
         if not query.strip():
             raise BadRequest("q is required: the task to look for")
         gap = self.registry.gap(query, principal=self.principal(request),
-                                namespace=params.get("namespace") or None)
+                                namespace=params.get("namespace") or None, record=True)
         if gap is None:
             state = self.registry.embedder.state
             raise SemanticUnavailable(
                 f"gap detection needs the embedding model, which is {state}",
                 extra={"semantic": state, "retry_after": 10 if state == "loading" else None})
         return JSONResponse({"query": query, **gap_json(gap)})
+
+    def demands(self, request: Request) -> JSONResponse:
+        """
+        summary: The demand list, most distinct askers first.
+        description: |
+          Searches and gap checks through this API that found no close skill (`gap: true`)
+          are recorded and clustered by meaning into demands (method in docs/LEARNING.md,
+          Demands). A demand asked in a namespace shows only to that namespace's readers;
+          one asked of the whole registry (`namespace` null) to everyone. A closed demand
+          names the skill version whose publish answered it.
+        tags: [learning]
+        parameters:
+          - {name: status, in: query, required: false,
+             schema: {type: string, enum: [open, closed, all], default: open}}
+          - {name: namespace, in: query, required: false, schema: {type: string}}
+          - {name: mine, in: query, required: false,
+             schema: {type: boolean, default: false}}
+          - {name: limit, in: query, required: false,
+             schema: {type: integer, default: 20, minimum: 1, maximum: 100}}
+          - {name: offset, in: query, required: false,
+             schema: {type: integer, default: 0, minimum: 0, maximum: 10000}}
+        responses:
+          200: {description: "{demands, next_offset}", schema: DemandList}
+          400: {description: a bad parameter}
+          401: {description: "`mine` without signing in"}
+          404: {description: the namespace does not exist or is not readable}
+        """
+        params = request.query_params
+        page = self.registry.demands(
+            self.principal(request), status=params.get("status") or "open",
+            namespace=params.get("namespace") or None,
+            mine=bool_param(params.get("mine"), name="mine"),
+            limit=int_param(params.get("limit"), 20, low=1, high=100),
+            offset=int_param(params.get("offset"), 0, name="offset", low=0, high=10_000))
+        return JSONResponse({"demands": [demand_json(d) for d in page.demands],
+                             "next_offset": page.next_offset})
+
+    def demand(self, request: Request) -> JSONResponse:
+        """
+        summary: One demand, and the skill version that answered it once closed.
+        description: |
+          For a learning loop that asked: once `status` is closed, `answer` names the
+          skill version to install instead of synthesising one. `asked_by_you` says whether
+          the caller's account asked it.
+        tags: [learning]
+        parameters:
+          - {name: demand_id, in: path, required: true, schema: {type: integer, minimum: 1}}
+        responses:
+          200: {description: the demand, schema: DemandDetail}
+          400: {description: the id is not a whole number}
+          404: {description: "no such demand, or not visible to the caller"}
+        """
+        view = self.registry.demand(demand_id(request.path_params["demand_id"]),
+                                    self.principal(request))
+        return JSONResponse({**demand_json(view.demand, answered=view.answered),
+                             "phrasings": [{"query": q, "asks": n} for q, n in view.phrasings],
+                             "asked_by_you": view.asked_by_you})
 
     def skill(self, request: Request) -> JSONResponse:
         """
@@ -455,9 +522,11 @@ class Api:
           again), `version`, `outcome` (`success`, `failure` with `failure_kind`, or
           `infra_error`, which never counts against the skill), optional `signals`
           (`task_accepted`, `retries`, `edit_ratio`, `session_continued`,
-          `error_reported`), `client` (`agent`, `model`, `id`) and `at`. All or nothing:
-          one bad report refuses the batch with every problem listed. Rate limited per
-          token (429 with Retry-After).
+          `error_reported`), `client` (`agent`, `model`, `id`), `at` and `task` (the task
+          it served). All or nothing: one bad report refuses the batch with every problem
+          listed. Rate limited per token (429 with Retry-After). A report from an author of
+          the version, a repeat of a task the token already reported on it, or past a
+          client's cap is stored and not counted (`discounted` per version).
         tags: [outcomes]
         security: [{bearer: []}]
         requestBody: {schema: OutcomesRequest}
@@ -501,6 +570,44 @@ class Api:
             "events": [vars(e) for e in summary.events],
             "canaries": [canary_json(c) for c in summary.canaries],
             "deprecated": summary.deprecated})
+
+    def evidence(self, request: Request) -> StreamingResponse:
+        """
+        summary: Export evidence for training as JSON lines (owners and the operator).
+        description: >
+          Outcome reports (with their signal score), proposals (edits, diff, evidence,
+          reasoning, checks verdict, review decision) and review decisions of the
+          namespaces the caller owns (the operator: all), one JSON object a line, each with
+          its `kind`, quality `tier` and `redactions` (secrets the checks' rules find are
+          replaced by `[REDACTED:<rule id>]`). Streamed: any size, read in pages. The tiers'
+          thresholds are in docs/LEARNING.md. `tier` and `kind` may repeat or hold a
+          comma-separated list.
+        tags: [outcomes]
+        security: [{bearer: []}]
+        parameters:
+          - {name: namespace, in: query, required: false, schema: {type: string}}
+          - {name: skill, in: query, required: false, schema: {type: string}}
+          - {name: since, in: query, required: false, schema: {type: string}}
+          - {name: until, in: query, required: false, schema: {type: string}}
+          - {name: tier, in: query, required: false, schema: {type: string}}
+          - {name: kind, in: query, required: false, schema: {type: string}}
+        responses:
+          200:
+            description: one EvidenceLine a line
+            content:
+              application/x-ndjson: {schema: {$ref: "#/components/schemas/EvidenceLine"}}
+          400: {description: "bad filters (every problem listed)"}
+          401: {description: missing or invalid token}
+          403: {description: "the caller owns no namespace, or not this one"}
+          404: {description: no such namespace or skill}
+        """
+        q = request.query_params
+        filters = parse_evidence_filters(
+            namespace=q.get("namespace"), skill=q.get("skill"), since=q.get("since"),
+            until=q.get("until"), tiers=q.getlist("tier"), kinds=q.getlist("kind"))
+        lines = self.registry.export_evidence(self.principal(request), filters)
+        return StreamingResponse(evidence_jsonl(lines), media_type="application/x-ndjson",
+                                 headers={"Cache-Control": "no-store"})
 
     async def set_trust(self, request: Request) -> JSONResponse:
         """
@@ -697,7 +804,7 @@ def stats_json(stats: VersionStats) -> dict[str, Any]:
             "failures": stats.failures, "infra_errors": stats.infra_errors,
             "ema": None if stats.ema is None else round(stats.ema, 6),
             "score_mean": None if stats.score_mean is None else round(stats.score_mean, 6),
-            "last_at": stats.last_at}
+            "last_at": stats.last_at, "discounted": stats.discounted}
 
 
 MAX_JSON_DEPTH = 64  # nesting of arrays and objects in a request body
@@ -821,6 +928,31 @@ def gap_json(gap: Gap) -> dict[str, Any]:
                    "url": f"/api/v1/skills/{namespace}/{name}"}
     return {"gap": gap.detected, "best_similarity": gap.best_similarity,
             "threshold": gap.threshold, "closest": closest}
+
+
+def demand_id(raw: str) -> int:
+    """A demand id from a URL; 400 for anything but a positive whole number."""
+    if not raw.isascii() or not raw.isdigit() or not 0 < len(raw) <= 18 or int(raw) == 0:
+        raise BadRequest(f"{raw[:40]!r} is not a demand id",
+                         problems=[Problem("demand_id", "not a positive whole number",
+                                           "use an id from the demand list")])
+    return int(raw)
+
+
+def demand_json(row: DemandRow, *, answered: bool = True) -> dict[str, Any]:
+    """A demand; its answer only when closed and `answered` (readable by the caller)."""
+    answer = None
+    if answered and row.status == "closed" and row.answer_namespace and row.answer_name \
+            and row.answer_version:
+        ns, name, version = row.answer_namespace, row.answer_name, row.answer_version
+        answer = {"namespace": ns, "name": name, "version": version,
+                  "similarity": row.answer_similarity or 0.0,
+                  "url": f"/api/v1/skills/{ns}/{name}/versions/{version}",
+                  "install": install_command(ns, name, version)}
+    return {"id": row.id, "status": row.status, "namespace": row.scope,
+            "representative": row.representative, "asks": row.asks, "askers": row.askers,
+            "first_asked": row.first_asked, "last_asked": row.last_asked,
+            "closed_at": row.closed_at, "answer": answer, "url": f"/api/v1/demands/{row.id}"}
 
 
 def duplicate_json(duplicate: Duplicate) -> dict[str, Any]:

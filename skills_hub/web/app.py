@@ -22,6 +22,7 @@ from . import (
     accounts,
     api,
     clawhub,
+    demands_page,
     diffs,
     invitations,
     marketplace,
@@ -35,6 +36,7 @@ from . import (
 from .docs import routes as docs_routes
 from .errors import make_handlers
 from .gitserver import GitApp
+from .health import routes as health_routes
 from .markdown import highlighted
 from .middleware import HostCheck, SecurityHeaders
 from .openapi import OpenApi
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", 301),
                   include_in_schema=False),
             *api.routes(registry),
+            *health_routes(registry),
             *accounts.routes(registry),
             # Compatibility interfaces for the clients people already use (README, "Client
             # set-up"); before the pages, whose /{namespace}/{name} would match them.
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             *_pages(invitations.routes(registry, templates)),
             *_pages(diffs.routes(registry, templates)),
             *_pages(propose.routes(registry, templates)),
+            *_pages(demands_page.routes(registry, templates)),
             *_pages(pages.routes(registry, templates)),
         ],
         exception_handlers=make_handlers(templates),  # type: ignore[arg-type]
@@ -121,6 +125,7 @@ def _pages(routes: list[Route]) -> list[Route]:
 def _lifespan(registry: Registry) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        registry.start_health_checks()  # one process of the deployment checks (the lease)
         yield
         registry.close()
 

@@ -206,6 +206,14 @@ class SemanticPart(Body):
     similarity: float
 
 
+class ExplorePart(Body):
+    """Exploration on this page (docs/SEARCH.md): the evidence drawn from the posterior."""
+
+    sample: float
+    quality: float = Field(description="the quality scored with the sample as evidence")
+    plain_rank: int = Field(description="the result's place without exploration")
+
+
 class ScoreParts(Body):
     """The terms of a result's score (docs/SEARCH.md)."""
 
@@ -220,6 +228,7 @@ class ScoreParts(Body):
     installs: float
     quality: float
     score: float
+    explore: ExplorePart | None = Field(None, description="on a page that explores")
 
 
 class SearchResult(SkillSummary):
@@ -265,6 +274,58 @@ class GapAnswer(Gap):
     """A gap check of a query."""
 
     query: str
+
+
+# -- demands -----------------------------------------------------------------------------------
+
+
+class DemandAnswer(Body):
+    """The skill version whose publish closed a demand."""
+
+    namespace: str
+    name: str
+    version: str
+    similarity: float = Field(description="cosine of its text with the demand's centroid")
+    url: str
+    install: str
+
+
+class Demand(Body):
+    """Similar gap queries clustered into one need (docs/LEARNING.md, Demands)."""
+
+    id: int
+    status: Literal["open", "closed"]
+    namespace: str | None = Field(description="the namespace it was asked in; null: the "
+                                              "whole registry")
+    representative: str = Field(description="the asked phrasing nearest the centroid")
+    asks: int
+    askers: int = Field(description="distinct askers")
+    first_asked: Time
+    last_asked: Time
+    closed_at: Time | None
+    answer: DemandAnswer | None
+    url: str
+
+
+class Phrasing(Body):
+    """One distinct query of a demand."""
+
+    query: str
+    asks: int
+
+
+class DemandDetail(Demand):
+    """A demand with its phrasings, and whether the caller asked it."""
+
+    phrasings: list[Phrasing]
+    asked_by_you: bool
+
+
+class DemandList(Body):
+    """A page of demands, most distinct askers first."""
+
+    demands: list[Demand]
+    next_offset: int | None
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -353,6 +414,54 @@ class ExceptionChange(Body):
     changes: list[VerdictMove]
 
 
+class HealthCheck(Body):
+    """One health check of a stored version: the verdict it found and what it changed."""
+
+    namespace: str
+    name: str
+    version: str
+    at: Time
+    kind: Literal["scheduled", "health"] = Field(
+        description="scheduled: the server's scheduler; health: `skills-hub health`")
+    priority: float
+    reasons: list[str] = Field(description="why the scheduler chose it")
+    old_verdict: Literal["safe", "caution", "dangerous"] | None
+    new_verdict: Literal["safe", "caution", "dangerous"]
+    health: Literal["deprecated", "restored", ""] = Field(
+        description="deprecated or restored by this check; empty: no change")
+    note: str = Field(description="why it was deprecated")
+    ms: float
+
+
+class HealthQueueItem(Body):
+    """A stored version due a health check, and why (docs/LEARNING.md)."""
+
+    namespace: str
+    name: str
+    version: str
+    priority: float
+    reasons: list[str]
+    verdict: Literal["safe", "caution", "dangerous"] | None
+    last_checked_at: Time | None
+
+
+class HealthSchedule(Body):
+    """The scheduled health checks as the caller may see them: the queue's head, the last
+    check and the recent changes in readable namespaces; the hour's count and the lease
+    only for the operator (null otherwise)."""
+
+    enabled: bool
+    budget_per_hour: int
+    checks: str = Field(description="the fingerprint of the checks that run now")
+    due: int = Field(description="versions due a check, of those the caller may see")
+    queue: list[HealthQueueItem]
+    last_check: HealthCheck | None
+    changes: list[HealthCheck]
+    checked_last_hour: int | None
+    holder: str | None = Field(description="the process holding the scheduler's lease")
+    lease_expires_at: Time | None
+
+
 # -- outcomes ----------------------------------------------------------------------------------
 
 
@@ -366,6 +475,9 @@ class VersionStats(Body):
     ema: float | None
     score_mean: float | None
     last_at: Time | None
+    discounted: int = Field(description="reports stored but not counted: from an author of "
+                                        "the version, a repeated task, or past the cap of "
+                                        "one client (docs/LEARNING.md)")
 
 
 class VersionEvidence(VersionStats):
@@ -466,6 +578,105 @@ class Proposal(Body):
     comment: str | None
     version: str | None = Field(description="the version an accepted one became")
     url: str
+
+
+# -- evidence export (JSON lines; learning/evidence.py writes them) ----------------------------
+
+Tier = Literal["gold", "silver", "bronze", "rejected"]
+
+
+class EvidenceClient(Body):
+    """The reporting agent's name and model (redacted), never its id or token."""
+
+    agent: str | None
+    model: str | None
+
+
+class VersionOutcomes(Body):
+    """How a version did since: its counted outcomes and mean signal score."""
+
+    successes: int
+    failures: int
+    success_rate: float | None
+    mean_score: float | None
+
+
+class EvidenceReview(Body):
+    """A proposal's review: its decision (`open` while undecided) and the comment."""
+
+    decision: Literal["open", "accepted", "rejected"]
+    comment: str | None
+    at: Time | None
+
+
+class OutcomeLine(Body):
+    """One outcome report of an evidence export."""
+
+    kind: Literal["outcome"]
+    tier: Tier
+    id: str = Field(description="a digest of the reporter and the report's id: stable")
+    namespace: str
+    skill: str
+    version: str
+    outcome: Literal["success", "failure", "infra_error"]
+    failure_kind: str | None
+    signals: dict[str, Any]
+    score: float | None = Field(description="the signal score in [-1, 1]; null: infra error")
+    client: EvidenceClient
+    discount: str | None = Field(description="why the registry stored the report without "
+                                 "counting it (author, repeat_task, client_cap)")
+    at: Time
+    redactions: int = Field(description="secrets replaced by [REDACTED:<rule id>]")
+
+
+class ProposalLine(Body):
+    """One proposal of an evidence export, with its edits, diff, evidence and review."""
+
+    kind: Literal["proposal"]
+    tier: Tier
+    id: str
+    namespace: str
+    skill: str
+    base_version: str
+    applies_to: str
+    edits: list[Any]
+    diff: str | None = Field(description="unified diff against `applies_to`")
+    evidence: dict[str, Any]
+    reasoning: str
+    support: int
+    verdict: str
+    review: EvidenceReview
+    version: str | None = Field(description="the version an accepted one became")
+    version_outcomes: VersionOutcomes | None
+    created_at: Time
+    redactions: int
+
+
+class ReviewLine(Body):
+    """One decided release (required review) of an evidence export."""
+
+    kind: Literal["review"]
+    tier: Tier
+    id: str
+    namespace: str
+    skill: str
+    version: str
+    decision: Literal["approved", "rejected", "withdrawn"]
+    comment: str | None
+    verdict: str
+    commit: str
+    content_sha256: Sha256
+    version_outcomes: VersionOutcomes | None
+    created_at: Time
+    decided_at: Time | None
+    redactions: int
+
+
+class EvidenceLine(RootModel[OutcomeLine | ProposalLine | ReviewLine]):
+    """One line of an evidence export (`kind` tells which)."""
+
+
+COMPONENTS["EvidenceLine"] = EvidenceLine  # a union, so not a Body
 
 
 class ProposalList(Body):
@@ -958,6 +1169,9 @@ class OutcomeReport(Body):
     signals: OutcomeSignals | None = None
     client: OutcomeClient | None = None
     at: str | None = Field(None, description="ISO 8601, the last 90 days; default: now")
+    task: str | None = Field(None, min_length=1, max_length=1000,
+                             description="the task it served (text or a label); a task its "
+                                         "token already reported on the version counts once")
 
 
 class OutcomeBatch(Body):

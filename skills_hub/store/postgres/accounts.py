@@ -30,6 +30,7 @@ from ...domain import (
     now_iso,
 )
 from ..columns import _RELEASE, _TOKEN, _USER
+from ..evidence import RELEASE_KEY, page_query
 from .db import Conn, Table, nul_misses
 
 _AUDIT = ("id, at, actor, action, target, org, namespace, address, user_agent, request_id, "
@@ -374,6 +375,16 @@ class Releases(_Store):
                 "comment = %s WHERE id = %s AND state = 'pending'",
                 (state, now_iso(), by, comment, release_id)).rowcount
         return bool(decided)
+
+    @nul_misses(list)
+    def decided_page(self, namespace: str, *, name: str | None, since: str | None,
+                     until: str | None, after: tuple[str, str] | None,
+                     limit: int) -> list[ReleaseRow]:
+        """A keyset page of a namespace's decided releases (see `store.evidence`)."""
+        sql, params = page_query("%s", f"SELECT {_RELEASE} FROM releases", RELEASE_KEY,
+                                 namespace, name=name, since=since, until=until, after=after,
+                                 limit=limit, where=("state <> 'pending'",))
+        return [_release(r) for r in self._all(sql, params)]
 
 
 class Audit(_Store):

@@ -444,9 +444,124 @@ CREATE TABLE rate_buckets (
 );
 """
 
+# Evidence that is hard to game (see store/sqlite/migrations.py m014_outcome_guards).
+M006_OUTCOME_GUARDS = f"""
+ALTER TABLE outcome_reports ADD COLUMN task_key {TEXT};
+ALTER TABLE outcome_reports ADD COLUMN discount {TEXT};
+CREATE INDEX outcome_reports_task ON outcome_reports(namespace, name, version, reporter,
+                                                     task_key) WHERE task_key IS NOT NULL;
+ALTER TABLE version_stats ADD COLUMN discounted integer NOT NULL DEFAULT 0;
+CREATE TABLE version_clients (
+    namespace {TEXT} NOT NULL,
+    name {TEXT} NOT NULL,
+    version {TEXT} NOT NULL,
+    client {TEXT} NOT NULL,
+    counted integer NOT NULL,
+    PRIMARY KEY (namespace, name, version, client)
+);
+INSERT INTO version_clients (namespace, name, version, client, counted)
+    SELECT namespace, name, version, client, count(*) FROM outcome_reports
+    WHERE outcome <> 'infra_error' GROUP BY namespace, name, version, client;
+CREATE TABLE version_authors (
+    namespace {TEXT} NOT NULL,
+    name {TEXT} NOT NULL,
+    version {TEXT} NOT NULL,
+    author {TEXT} NOT NULL,
+    PRIMARY KEY (namespace, name, version, author)
+);
+"""
+
+# The evidence export's keyset orders (see store/sqlite/migrations.py m013_evidence_export).
+M005_EVIDENCE_EXPORT = """
+CREATE INDEX outcome_reports_export ON outcome_reports(namespace, at, reporter, report_id);
+CREATE INDEX proposals_export ON proposals(namespace, created_at, id);
+CREATE INDEX releases_export ON releases(namespace, decided_at, id);
+"""
+
+# Gap asks and the demands they cluster into (see store/sqlite/migrations.py m012_demands).
+M004_DEMANDS = f"""
+CREATE TABLE demands (
+    id {ID},
+    scope {TEXT},
+    status {TEXT} NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    representative {TEXT} NOT NULL,
+    model {TEXT} NOT NULL,
+    centroid bytea NOT NULL,
+    asks bigint NOT NULL DEFAULT 0,
+    askers bigint NOT NULL DEFAULT 0,
+    first_asked {TEXT} NOT NULL,
+    last_asked {TEXT} NOT NULL,
+    closed_at {TEXT},
+    answer_namespace {TEXT},
+    answer_name {TEXT},
+    answer_version {TEXT},
+    answer_similarity double precision
+);
+CREATE INDEX demands_open ON demands(status, scope);
+CREATE INDEX demands_order ON demands(askers DESC, asks DESC, last_asked DESC, id DESC);
+CREATE TABLE demand_asks (
+    id {ID},
+    demand_id bigint NOT NULL REFERENCES demands(id) ON DELETE CASCADE,
+    query {TEXT} NOT NULL,
+    vector bytea NOT NULL,
+    model {TEXT} NOT NULL,
+    asker {TEXT} NOT NULL,
+    scope {TEXT},
+    asked_at {TEXT} NOT NULL
+);
+CREATE INDEX demand_asks_demand ON demand_asks(demand_id, asker);
+CREATE INDEX demand_asks_asker ON demand_asks(asker, demand_id);
+"""
+
+# Scheduled health checks (see store/sqlite/migrations.py m011_health_schedule).
+M003_HEALTH_SCHEDULE = f"""
+CREATE TABLE health_lease (
+    name {TEXT} PRIMARY KEY,
+    holder {TEXT} NOT NULL,
+    expires_at double precision NOT NULL,
+    taken_at double precision NOT NULL
+);
+CREATE TABLE health_state (
+    namespace {TEXT} NOT NULL,
+    name {TEXT} NOT NULL,
+    version {TEXT} NOT NULL,
+    fingerprint {TEXT},
+    checked_at double precision,
+    downloads bigint,
+    ema double precision,
+    claimed_by {TEXT},
+    claimed_until double precision,
+    PRIMARY KEY (namespace, name, version)
+);
+CREATE TABLE health_checks (
+    id {ID},
+    namespace {TEXT} NOT NULL,
+    name {TEXT} NOT NULL,
+    version {TEXT} NOT NULL,
+    at double precision NOT NULL,
+    kind {TEXT} NOT NULL,
+    holder {TEXT} NOT NULL,
+    fingerprint {TEXT} NOT NULL,
+    priority double precision NOT NULL,
+    reasons {TEXT} NOT NULL,
+    old_verdict {TEXT},
+    new_verdict {TEXT} NOT NULL,
+    health {TEXT} NOT NULL,
+    note {TEXT} NOT NULL,
+    ms double precision NOT NULL,
+    downloads bigint NOT NULL,
+    ema double precision
+);
+CREATE INDEX health_checks_at ON health_checks(at);
+"""
+
 MIGRATIONS: list[Migration] = [
     ("m001_schema", M001_SCHEMA),
     ("m002_rate_buckets", M002_RATE_BUCKETS),
+    ("m003_health_schedule", M003_HEALTH_SCHEDULE),
+    ("m004_demands", M004_DEMANDS),
+    ("m005_evidence_export", M005_EVIDENCE_EXPORT),
+    ("m006_outcome_guards", M006_OUTCOME_GUARDS),
 ]
 
 

@@ -7,15 +7,25 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from ...domain import TRUST_LEVELS, CanaryRow, NewOutcome, ProposalRow, TrustEvent, VersionStats
+from ...domain import (
+    TRUST_LEVELS,
+    CanaryRow,
+    NewOutcome,
+    OutcomeRecord,
+    ProposalRow,
+    TrustEvent,
+    VersionStats,
+)
+from .. import guards
 from ..columns import _PROPOSAL_COLUMNS
+from ..evidence import OUTCOME_COLUMNS, OUTCOME_KEY, PROPOSAL_KEY, page_query
 from .db import Conn, Table, nul_misses
 from .sql import _proposal, lock_skill
 
 _REPORT_COLUMNS = ("reporter", "report_id", "version", "outcome", "failure_kind", "score",
-                   "signals_json", "agent", "model", "client", "at")
+                   "signals_json", "agent", "model", "client", "at", "task_key", "discount")
 _REPORT_TYPES = ("text", "text", "text", "text", "text", "float8", "text", "text", "text",
-                 "text", "text")
+                 "text", "text", "text", "text")
 
 
 class Outcomes(Table):
@@ -23,7 +33,8 @@ class Outcomes(Table):
 
     def record_outcomes(self, namespace: str, name: str, reports: list[NewOutcome], *,
                         decay: Callable[[float], float],
-                        ema: Callable[[float | None, bool], float]) -> list[NewOutcome]:
+                        ema: Callable[[float | None, bool], float],
+                        client_cap: int | None = None) -> list[NewOutcome]:
         """Store the reports not seen before (by reporter and id) and fold them into the
         per-version stats, the decayed totals and the client counts, all in one
         transaction. Returns the reports that were new.
@@ -36,7 +47,12 @@ class Outcomes(Table):
             return []
         with self._tx() as conn:
             lock_skill(self.db, conn, namespace, name)
+            # What the guards need, read before this batch's reports are in the table.
+            seen = _seen_tasks(conn, namespace, name, guards.task_keys(reports))
+            counts = _client_counts(conn, namespace, name, guards.client_keys(reports))
             fresh = _insert_reports(conn, namespace, name, reports)
+            fresh, after = guards.guard(fresh, seen, counts, client_cap)
+            _write_guards(conn, namespace, name, fresh, after)
             if fresh:
                 _fold_version_stats(conn, namespace, name, fresh, ema)
                 _fold_totals(conn, namespace, name, fresh, decay)
@@ -49,11 +65,35 @@ class Outcomes(Table):
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT version, successes, failures, infra_errors, score_sum, scored, ema, "
-                "last_at FROM version_stats WHERE namespace = %s AND name = %s",
+                "last_at, discounted FROM version_stats WHERE namespace = %s AND name = %s",
                 (namespace, name)).fetchall()
         return {version: VersionStats(version, wins, losses, infra,
-                                      score_sum / scored if scored else None, level, last)
-                for version, wins, losses, infra, score_sum, scored, level, last in rows}
+                                      score_sum / scored if scored else None, level, last,
+                                      discounted)
+                for version, wins, losses, infra, score_sum, scored, level, last, discounted
+                in rows}
+
+    def add_authors(self, namespace: str, name: str, version: str,
+                    authors: Iterable[str]) -> None:
+        """Remember who published a version (reporter keys: token hashes, `user:<id>`)."""
+        keys = list(dict.fromkeys(authors))
+        if not keys:
+            return
+        with self._tx() as conn:
+            conn.execute("INSERT INTO version_authors (namespace, name, version, author) "
+                         "SELECT %s, %s, %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                         (namespace, name, version, keys))
+
+    @nul_misses(dict)
+    def authors(self, namespace: str, name: str) -> dict[str, frozenset[str]]:
+        """version -> the reporter keys that published it (`add_authors`)."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT version, author FROM version_authors WHERE "
+                                "namespace = %s AND name = %s", (namespace, name)).fetchall()
+        out: dict[str, set[str]] = {}
+        for version, author in rows:
+            out.setdefault(str(version), set()).add(str(author))
+        return {version: frozenset(keys) for version, keys in out.items()}
 
     @nul_misses(list)
     def outcome_days(self, namespace: str, name: str,
@@ -159,6 +199,18 @@ class Outcomes(Table):
                 (float(row[2]), float(row[3]), str(row[4])))
         return out
 
+    @nul_misses(list)
+    def outcome_page(self, namespace: str, *, name: str | None, since: str | None,
+                     until: str | None, after: tuple[str, str, str] | None,
+                     limit: int) -> list[OutcomeRecord]:
+        """A keyset page of a namespace's reports (see `store.evidence`)."""
+        sql, params = page_query("%s", f"SELECT {OUTCOME_COLUMNS} FROM outcome_reports",
+                                 OUTCOME_KEY, namespace, name=name, since=since, until=until,
+                                 after=after, limit=limit)
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [OutcomeRecord(*row) for row in rows]
+
 
 class Proposals(Table):
     """Refinement proposals and their support; canary releases."""
@@ -220,6 +272,18 @@ class Proposals(Table):
             rows = conn.execute(
                 f"SELECT {_PROPOSAL_COLUMNS} FROM proposals WHERE {' AND '.join(where)} "
                 "ORDER BY created_at DESC, id LIMIT %s", (*params, limit)).fetchall()
+        return [_proposal(r) for r in rows]
+
+    @nul_misses(list)
+    def proposal_page(self, namespace: str, *, name: str | None, since: str | None,
+                      until: str | None, after: tuple[str, str] | None,
+                      limit: int) -> list[ProposalRow]:
+        """A keyset page of a namespace's proposals (see `store.evidence`)."""
+        sql, params = page_query("%s", f"SELECT {_PROPOSAL_COLUMNS} FROM proposals",
+                                 PROPOSAL_KEY, namespace, name=name, since=since, until=until,
+                                 after=after, limit=limit)
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
         return [_proposal(r) for r in rows]
 
     def decide_proposal(self, proposal_id: str, status: str, by: str, comment: str,
@@ -285,7 +349,8 @@ def _insert_reports(conn: Conn, namespace: str, name: str,
                [r.failure_kind for r in reports], [r.score for r in reports],
                [r.signals_json for r in reports], [r.agent for r in reports],
                [r.model for r in reports], [r.client for r in reports],
-               [r.at.isoformat() for r in reports]]
+               [r.at.isoformat() for r in reports], [r.task_key for r in reports],
+               [r.discount for r in reports]]
     arrays = ", ".join(f"%s::{t}[]" for t in _REPORT_TYPES)
     names = ", ".join(_REPORT_COLUMNS)
     rows = conn.execute(
@@ -304,20 +369,74 @@ def _insert_reports(conn: Conn, namespace: str, name: str,
     return fresh
 
 
+def _seen_tasks(conn: Conn, namespace: str, name: str,
+                keys: set[guards.TaskKey]) -> set[guards.TaskKey]:
+    """The (version, reporter, task) keys that already have a counted report."""
+    if not keys:
+        return set()
+    wanted = list(keys)
+    rows = conn.execute(
+        "SELECT DISTINCT o.version, o.reporter, o.task_key FROM outcome_reports o "
+        "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(version, reporter, task_key) "
+        "ON o.version = k.version AND o.reporter = k.reporter AND o.task_key = k.task_key "
+        "WHERE o.namespace = %s AND o.name = %s AND o.discount IS NULL "
+        "AND o.outcome <> 'infra_error'",
+        ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted], namespace,
+         name)).fetchall()
+    return {(str(r[0]), str(r[1]), str(r[2])) for r in rows}
+
+
+def _client_counts(conn: Conn, namespace: str, name: str,
+                   keys: set[guards.ClientKey]) -> dict[guards.ClientKey, int]:
+    """Counted reports per (version, client) so far (the client cap's counter)."""
+    if not keys:
+        return {}
+    wanted = list(keys)
+    rows = conn.execute(
+        "SELECT c.version, c.client, c.counted FROM version_clients c "
+        "JOIN unnest(%s::text[], %s::text[]) AS k(version, client) "
+        "ON c.version = k.version AND c.client = k.client "
+        "WHERE c.namespace = %s AND c.name = %s",
+        ([k[0] for k in wanted], [k[1] for k in wanted], namespace, name)).fetchall()
+    return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+
+def _write_guards(conn: Conn, namespace: str, name: str, fresh: list[NewOutcome],
+                  after: dict[guards.ClientKey, int]) -> None:
+    """The discounts `guards.guard` gave (an author's came with the report) and the new
+    per-client counts."""
+    marked = [r for r in fresh if r.discount not in (None, guards.AUTHOR)]
+    if marked:
+        conn.execute(
+            "UPDATE outcome_reports o SET discount = k.discount "
+            "FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(reporter, report_id, discount) "
+            "WHERE o.reporter = k.reporter AND o.report_id = k.report_id",
+            ([r.reporter for r in marked], [r.report_id for r in marked],
+             [r.discount for r in marked]))
+    if after:
+        keys = list(after)
+        _upsert(conn, "version_clients", ("namespace", "name", "version", "client"),
+                ("counted",), ("text", "text", "text", "text", "int4"),
+                [(namespace, name, v, c, after[(v, c)]) for v, c in keys])
+
+
 def _fold_version_stats(conn: Conn, namespace: str, name: str, reports: list[NewOutcome],
                         ema: Callable[[float | None, bool], float]) -> None:
     versions = list(dict.fromkeys(r.version for r in reports))
     stored = {row[0]: tuple(row[1:]) for row in conn.execute(
-        "SELECT version, successes, failures, infra_errors, score_sum, scored, ema, last_at "
-        "FROM version_stats WHERE namespace = %s AND name = %s AND version = ANY(%s)",
-        (namespace, name, versions)).fetchall()}
+        "SELECT version, successes, failures, infra_errors, score_sum, scored, ema, last_at, "
+        "discounted FROM version_stats WHERE namespace = %s AND name = %s AND "
+        "version = ANY(%s)", (namespace, name, versions)).fetchall()}
     folded = []
     for version in versions:
-        wins, losses, infra, score_sum, scored, level, last = stored.get(
-            version, (0, 0, 0, 0.0, 0, None, None))
+        wins, losses, infra, score_sum, scored, level, last, discounted = stored.get(
+            version, (0, 0, 0, 0.0, 0, None, None, 0))
         for report in (r for r in reports if r.version == version):
-            if not report.counted:
+            if report.outcome == "infra_error":
                 infra += 1
+                continue
+            if report.discount is not None:
+                discounted += 1
                 continue
             wins, losses = (wins + 1, losses) if report.outcome == "success" else (
                 wins, losses + 1)
@@ -326,11 +445,12 @@ def _fold_version_stats(conn: Conn, namespace: str, name: str, reports: list[New
                 score_sum, scored = score_sum + report.score, scored + 1
             last = max(last or "", report.at.isoformat())
         folded.append((namespace, name, version, wins, losses, infra, score_sum, scored,
-                       level, last))
+                       level, last, discounted))
     _upsert(conn, "version_stats", ("namespace", "name", "version"),
-            ("successes", "failures", "infra_errors", "score_sum", "scored", "ema", "last_at"),
+            ("successes", "failures", "infra_errors", "score_sum", "scored", "ema", "last_at",
+             "discounted"),
             ("text", "text", "text", "int4", "int4", "int4", "float8", "int4", "float8",
-             "text"), folded)
+             "text", "int4"), folded)
 
 
 def _fold_totals(conn: Conn, namespace: str, name: str, reports: list[NewOutcome],

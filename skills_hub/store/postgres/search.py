@@ -327,6 +327,28 @@ class Vectors(Table):
                 "ORDER BY s.id LIMIT %s", (limit,)).fetchall()
         return [_job(row) for row in rows]
 
+    def stale_vectors(self, model: str, limit: int = 256) -> list[EmbedJob]:
+        """Skills whose current vector was made by another `model`, by id."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT s.id, s.name, s.description, s.tags, t.body, s.embed_sha256 "
+                "FROM skills s JOIN skill_text t ON t.skill_id = s.id "
+                "JOIN embeddings e ON e.text_sha256 = s.embed_sha256 "
+                "WHERE e.model <> %s ORDER BY s.id LIMIT %s", (model, limit)).fetchall()
+        return [_job(row) for row in rows]
+
+    def restamp_vectors(self, vectors: Iterable[tuple[int, str, str, bytes]]) -> None:
+        """Store each (skill id, digest, model, vector) and point the skill at it."""
+        batch = list(vectors)
+        if not batch:
+            return
+        with self._tx() as conn:
+            insert_vectors(self.db, conn, [(digest, model, blob)
+                                           for _, digest, model, blob in batch])
+            for skill_id, digest, _, _ in batch:
+                conn.execute("UPDATE skills SET embed_sha256 = %s WHERE id = %s",
+                             (digest, skill_id))
+
     def skill_text(self, skill_id: int) -> EmbedJob | None:
         with self._read() as conn:
             row = conn.execute(

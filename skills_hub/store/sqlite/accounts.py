@@ -20,6 +20,7 @@ from ...domain import (
     now_iso,
 )
 from ..columns import _RELEASE, _TOKEN, _USER
+from ..evidence import RELEASE_KEY, page_query
 from .db import Table
 
 
@@ -342,6 +343,15 @@ class Releases(Table):
                 "WHERE id = ? AND state = 'pending'",
                 (state, now_iso(), by, comment, release_id))
         return bool(cur.rowcount)
+
+    def decided_page(self, namespace: str, *, name: str | None, since: str | None,
+                     until: str | None, after: tuple[str, str] | None,
+                     limit: int) -> list[ReleaseRow]:
+        """A keyset page of a namespace's decided releases (see `store.evidence`)."""
+        sql, params = page_query("?", f"SELECT {_RELEASE} FROM releases", RELEASE_KEY,
+                                 namespace, name=name, since=since, until=until, after=after,
+                                 limit=limit, where=("state != 'pending'",))
+        return [_release(r) for r in self._conn().execute(sql, params).fetchall()]
 
 
 class Audit(Table):

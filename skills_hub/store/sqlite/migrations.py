@@ -513,6 +513,139 @@ def m010_rate_buckets(conn: sqlite3.Connection) -> None:
     """)
 
 
+def m013_evidence_export(conn: sqlite3.Connection) -> None:
+    """The evidence export's keyset orders (`store.evidence`): a namespace's outcome reports
+    by time, its proposals by creation, its releases by decision, so each page of an export
+    is a range scan of an index instead of a sort of the namespace's rows."""
+    _script(conn, """
+        CREATE INDEX outcome_reports_export ON outcome_reports(namespace, at, reporter,
+                                                               report_id);
+        CREATE INDEX proposals_export ON proposals(namespace, created_at, id);
+        CREATE INDEX releases_export ON releases(namespace, decided_at, id);
+    """)
+
+
+def m014_outcome_guards(conn: sqlite3.Connection) -> None:
+    """Evidence that is hard to game (`store.guards`, docs/LEARNING.md): a report's task
+    (hashed) and why it is stored but not counted (`discount`: author, repeat_task,
+    client_cap; NULL: counted), each version's count of such reports, each client's
+    counted reports per version (the cap's counter, filled from the reports so far), and
+    who published each version (reporter keys; versions published before are unknown)."""
+    _script(conn, """
+        ALTER TABLE outcome_reports ADD COLUMN task_key TEXT;
+        ALTER TABLE outcome_reports ADD COLUMN discount TEXT;
+        CREATE INDEX outcome_reports_task ON outcome_reports(namespace, name, version,
+                                                             reporter, task_key)
+            WHERE task_key IS NOT NULL;
+        ALTER TABLE version_stats ADD COLUMN discounted INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE version_clients (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            client TEXT NOT NULL,
+            counted INTEGER NOT NULL,
+            PRIMARY KEY (namespace, name, version, client)
+        ) WITHOUT ROWID;
+        INSERT INTO version_clients (namespace, name, version, client, counted)
+            SELECT namespace, name, version, client, count(*) FROM outcome_reports
+            WHERE outcome != 'infra_error' GROUP BY namespace, name, version, client;
+        CREATE TABLE version_authors (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            author TEXT NOT NULL,
+            PRIMARY KEY (namespace, name, version, author)
+        ) WITHOUT ROWID
+    """)
+
+
+def m012_demands(conn: sqlite3.Connection) -> None:
+    """Gap answers (`demand_asks`: the query, its float32 embedding, an opaque asker key,
+    the namespace searched in or NULL for the whole registry) clustered into demands
+    (`demands`: the sum of the members' unit vectors, counts, the representative phrasing,
+    and the skill version that answered it). `services.demands` writes them."""
+    _script(conn, """
+        CREATE TABLE demands (
+            id INTEGER PRIMARY KEY,
+            scope TEXT,
+            status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+            representative TEXT NOT NULL,
+            model TEXT NOT NULL,
+            centroid BLOB NOT NULL,
+            asks INTEGER NOT NULL DEFAULT 0,
+            askers INTEGER NOT NULL DEFAULT 0,
+            first_asked TEXT NOT NULL,
+            last_asked TEXT NOT NULL,
+            closed_at TEXT,
+            answer_namespace TEXT,
+            answer_name TEXT,
+            answer_version TEXT,
+            answer_similarity REAL
+        );
+        CREATE INDEX demands_open ON demands(status, scope);
+        CREATE INDEX demands_order ON demands(askers DESC, asks DESC, last_asked DESC, id DESC);
+        CREATE TABLE demand_asks (
+            id INTEGER PRIMARY KEY,
+            demand_id INTEGER NOT NULL REFERENCES demands(id) ON DELETE CASCADE,
+            query TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            model TEXT NOT NULL,
+            asker TEXT NOT NULL,
+            scope TEXT,
+            asked_at TEXT NOT NULL
+        );
+        CREATE INDEX demand_asks_demand ON demand_asks(demand_id, asker);
+        CREATE INDEX demand_asks_asker ON demand_asks(asker, demand_id);
+    """)
+
+
+def m011_health_schedule(conn: sqlite3.Connection) -> None:
+    """Scheduled health checks (services.health): the lease that makes one process the
+    scheduler, each version's last check and claim (keyed like `reports`, so a reindex
+    keeps them), and the log of checks the hourly budget is counted from. Times are
+    seconds since the epoch."""
+    _script(conn, """
+        CREATE TABLE health_lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            taken_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE health_state (
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            fingerprint TEXT,
+            checked_at REAL,
+            downloads INTEGER,
+            ema REAL,
+            claimed_by TEXT,
+            claimed_until REAL,
+            PRIMARY KEY (namespace, name, version)
+        ) WITHOUT ROWID;
+        CREATE TABLE health_checks (
+            id INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            priority REAL NOT NULL,
+            reasons TEXT NOT NULL,
+            old_verdict TEXT,
+            new_verdict TEXT NOT NULL,
+            health TEXT NOT NULL,
+            note TEXT NOT NULL,
+            ms REAL NOT NULL,
+            downloads INTEGER NOT NULL,
+            ema REAL
+        );
+        CREATE INDEX health_checks_at ON health_checks(at);
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("m001_catalogue", m001_catalogue),
     ("m002_checks", m002_checks),
@@ -524,6 +657,10 @@ MIGRATIONS: list[Migration] = [
     ("m008_outcome_days", m008_outcome_days),
     ("m009_browse_orders", m009_browse_orders),
     ("m010_rate_buckets", m010_rate_buckets),
+    ("m011_health_schedule", m011_health_schedule),
+    ("m012_demands", m012_demands),
+    ("m013_evidence_export", m013_evidence_export),
+    ("m014_outcome_guards", m014_outcome_guards),
 ]
 
 

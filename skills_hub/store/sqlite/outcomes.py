@@ -8,8 +8,18 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from ...domain import TRUST_LEVELS, CanaryRow, NewOutcome, ProposalRow, TrustEvent, VersionStats
+from ...domain import (
+    TRUST_LEVELS,
+    CanaryRow,
+    NewOutcome,
+    OutcomeRecord,
+    ProposalRow,
+    TrustEvent,
+    VersionStats,
+)
+from .. import guards
 from ..columns import _PROPOSAL_COLUMNS
+from ..evidence import OUTCOME_COLUMNS, OUTCOME_KEY, PROPOSAL_KEY, page_query
 from .db import Table
 from .sql import _proposal
 
@@ -19,23 +29,34 @@ class Outcomes(Table):
 
     def record_outcomes(self, namespace: str, name: str, reports: list[NewOutcome], *,
                         decay: Callable[[float], float],
-                        ema: Callable[[float | None, bool], float]) -> list[NewOutcome]:
+                        ema: Callable[[float | None, bool], float],
+                        client_cap: int | None = None) -> list[NewOutcome]:
         """Store the reports not seen before (by reporter and id) and fold them into the
         per-version stats, the decayed totals and the client counts, all in one
-        transaction. Returns the reports that were new."""
+        transaction. Returns the reports that were new, with their discounts
+        (`store.guards`)."""
         fresh: list[NewOutcome] = []
         with self._tx() as conn:
+            # What the guards need, read before this batch's reports are in the table.
+            seen = {key for key in guards.task_keys(reports) if conn.execute(
+                "SELECT 1 FROM outcome_reports WHERE namespace = ? AND name = ? AND "
+                "version = ? AND reporter = ? AND task_key = ? AND discount IS NULL AND "
+                "outcome != 'infra_error' LIMIT 1", (namespace, name, *key)).fetchone()}
+            counts = _client_counts(conn, namespace, name, guards.client_keys(reports))
             for report in reports:
                 cursor = conn.execute(
                     "INSERT OR IGNORE INTO outcome_reports (reporter, report_id, namespace, "
                     "name, version, outcome, failure_kind, score, signals_json, agent, model, "
-                    "client, at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "client, at, received_at, task_key, discount) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (report.reporter, report.report_id, namespace, name, report.version,
                      report.outcome, report.failure_kind, report.score, report.signals_json,
                      report.agent, report.model, report.client, report.at.isoformat(),
-                     datetime.now(UTC).isoformat()))
+                     datetime.now(UTC).isoformat(), report.task_key, report.discount))
                 if cursor.rowcount == 1:
                     fresh.append(report)
+            fresh, after = guards.guard(fresh, seen, counts, client_cap)
+            _write_guards(conn, namespace, name, fresh, after)
             for version in dict.fromkeys(r.version for r in fresh):
                 mine = [r for r in fresh if r.version == version]
                 _fold_version_stats(conn, namespace, name, version, mine, ema)
@@ -48,12 +69,29 @@ class Outcomes(Table):
 
     def version_stats(self, namespace: str, name: str) -> dict[str, VersionStats]:
         rows = self._conn().execute(
-            "SELECT version, successes, failures, infra_errors, score_sum, scored, ema, last_at "
-            "FROM version_stats WHERE namespace = ? AND name = ?", (namespace, name)).fetchall()
+            "SELECT version, successes, failures, infra_errors, score_sum, scored, ema, last_at, "
+            "discounted FROM version_stats WHERE namespace = ? AND name = ?",
+            (namespace, name)).fetchall()
         return {row["version"]: VersionStats(
             row["version"], row["successes"], row["failures"], row["infra_errors"],
             row["score_sum"] / row["scored"] if row["scored"] else None, row["ema"],
-            row["last_at"]) for row in rows}
+            row["last_at"], row["discounted"]) for row in rows}
+
+    def add_authors(self, namespace: str, name: str, version: str,
+                    authors: Iterable[str]) -> None:
+        """Remember who published a version (reporter keys: token hashes, `user:<id>`)."""
+        with self._tx() as conn:
+            conn.executemany("INSERT OR IGNORE INTO version_authors (namespace, name, version, "
+                             "author) VALUES (?, ?, ?, ?)",
+                             [(namespace, name, version, a) for a in dict.fromkeys(authors)])
+
+    def authors(self, namespace: str, name: str) -> dict[str, frozenset[str]]:
+        """version -> the reporter keys that published it (`add_authors`)."""
+        out: dict[str, set[str]] = {}
+        for row in self._conn().execute("SELECT version, author FROM version_authors WHERE "
+                                        "namespace = ? AND name = ?", (namespace, name)):
+            out.setdefault(str(row[0]), set()).add(str(row[1]))
+        return {version: frozenset(keys) for version, keys in out.items()}
 
     def outcome_days(self, namespace: str, name: str,
                      since: str) -> list[tuple[str, str, int, int]]:
@@ -148,6 +186,15 @@ class Outcomes(Table):
                     (float(row[2]), float(row[3]), str(row[4])))
         return out
 
+    def outcome_page(self, namespace: str, *, name: str | None, since: str | None,
+                     until: str | None, after: tuple[str, str, str] | None,
+                     limit: int) -> list[OutcomeRecord]:
+        """A keyset page of a namespace's reports (see `store.evidence`)."""
+        sql, params = page_query("?", f"SELECT {OUTCOME_COLUMNS} FROM outcome_reports",
+                                 OUTCOME_KEY, namespace, name=name, since=since, until=until,
+                                 after=after, limit=limit)
+        return [OutcomeRecord(*row) for row in self._conn().execute(sql, params).fetchall()]
+
 
 
 class Proposals(Table):
@@ -206,6 +253,15 @@ class Proposals(Table):
             "ORDER BY created_at DESC, id LIMIT ?", (*params, limit)).fetchall()
         return [_proposal(r) for r in rows]
 
+    def proposal_page(self, namespace: str, *, name: str | None, since: str | None,
+                      until: str | None, after: tuple[str, str] | None,
+                      limit: int) -> list[ProposalRow]:
+        """A keyset page of a namespace's proposals (see `store.evidence`)."""
+        sql, params = page_query("?", f"SELECT {_PROPOSAL_COLUMNS} FROM proposals",
+                                 PROPOSAL_KEY, namespace, name=name, since=since, until=until,
+                                 after=after, limit=limit)
+        return [_proposal(r) for r in self._conn().execute(sql, params).fetchall()]
+
     def decide_proposal(self, proposal_id: str, status: str, by: str, comment: str,
                         version: str | None) -> bool:
         """Close an open proposal (compare-and-set on `open`)."""
@@ -255,17 +311,46 @@ class Proposals(Table):
 
 
 
+def _client_counts(conn: sqlite3.Connection, namespace: str, name: str,
+                   keys: set[guards.ClientKey]) -> dict[guards.ClientKey, int]:
+    """Counted reports per (version, client) so far (the client cap's counter)."""
+    out = {}
+    for version, client in keys:
+        row = conn.execute("SELECT counted FROM version_clients WHERE namespace = ? AND "
+                           "name = ? AND version = ? AND client = ?",
+                           (namespace, name, version, client)).fetchone()
+        if row is not None:
+            out[(version, client)] = int(row[0])
+    return out
+
+
+def _write_guards(conn: sqlite3.Connection, namespace: str, name: str,
+                  fresh: list[NewOutcome], after: dict[guards.ClientKey, int]) -> None:
+    """The discounts `guards.guard` gave (an author's came with the report) and the new
+    per-client counts."""
+    conn.executemany("UPDATE outcome_reports SET discount = ? WHERE reporter = ? AND "
+                     "report_id = ?", [(r.discount, r.reporter, r.report_id) for r in fresh
+                                       if r.discount not in (None, guards.AUTHOR)])
+    conn.executemany("INSERT INTO version_clients (namespace, name, version, client, counted) "
+                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET counted = "
+                     "excluded.counted", [(namespace, name, version, client, counted)
+                                          for (version, client), counted in after.items()])
+
+
 def _fold_version_stats(conn: sqlite3.Connection, namespace: str, name: str, version: str,
                         reports: list[NewOutcome],
                         ema: Callable[[float | None, bool], float]) -> None:
     row = conn.execute("SELECT successes, failures, infra_errors, score_sum, scored, ema, "
-                       "last_at FROM version_stats WHERE namespace = ? AND name = ? AND "
-                       "version = ?", (namespace, name, version)).fetchone()
-    wins, losses, infra, score_sum, scored, level, last = (
-        tuple(row) if row else (0, 0, 0, 0.0, 0, None, None))
+                       "last_at, discounted FROM version_stats WHERE namespace = ? AND "
+                       "name = ? AND version = ?", (namespace, name, version)).fetchone()
+    wins, losses, infra, score_sum, scored, level, last, discounted = (
+        tuple(row) if row else (0, 0, 0, 0.0, 0, None, None, 0))
     for report in reports:
-        if not report.counted:
+        if report.outcome == "infra_error":
             infra += 1
+            continue
+        if report.discount is not None:
+            discounted += 1
             continue
         wins, losses = (wins + 1, losses) if report.outcome == "success" else (wins, losses + 1)
         level = ema(level, report.outcome == "success")
@@ -274,8 +359,10 @@ def _fold_version_stats(conn: sqlite3.Connection, namespace: str, name: str, ver
         last = max(last or "", report.at.isoformat())
     conn.execute(
         "INSERT OR REPLACE INTO version_stats (namespace, name, version, successes, failures, "
-        "infra_errors, score_sum, scored, ema, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (namespace, name, version, wins, losses, infra, score_sum, scored, level, last))
+        "infra_errors, score_sum, scored, ema, last_at, discounted) VALUES (?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?)",
+        (namespace, name, version, wins, losses, infra, score_sum, scored, level, last,
+         discounted))
 
 
 def _fold_client(conn: sqlite3.Connection, namespace: str, name: str,

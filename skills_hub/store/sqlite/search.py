@@ -245,6 +245,23 @@ class Vectors(Table):
             "ORDER BY s.id LIMIT ?", (limit,)).fetchall()
         return [EmbedJob(**row) for row in rows]
 
+    def stale_vectors(self, model: str, limit: int = 256) -> list[EmbedJob]:
+        """Skills whose current vector was made by another `model`, by id."""
+        rows = self._conn().execute(
+            "SELECT s.id AS skill_id, s.name, s.description, s.tags, f.body, s.embed_sha256 "
+            "FROM skills s JOIN skills_fts f ON f.rowid = s.id "
+            "JOIN embeddings e ON e.text_sha256 = s.embed_sha256 "
+            "WHERE e.model != ? ORDER BY s.id LIMIT ?", (model, limit)).fetchall()
+        return [EmbedJob(**row) for row in rows]
+
+    def restamp_vectors(self, vectors: Iterable[tuple[int, str, str, bytes]]) -> None:
+        """Store each (skill id, digest, model, vector) and point the skill at it."""
+        with self._tx() as conn:
+            for skill_id, digest, model, blob in vectors:
+                insert_vector(conn, digest, model, blob)
+                conn.execute("UPDATE skills SET embed_sha256 = ? WHERE id = ?",
+                             (digest, skill_id))
+
     def skill_text(self, skill_id: int) -> EmbedJob | None:
         row = self._conn().execute(
             "SELECT s.id AS skill_id, s.name, s.description, s.tags, f.body, "
