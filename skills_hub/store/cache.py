@@ -152,13 +152,23 @@ class ImmutableFiles:
         else:
             self._miss()
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                os.chmod(tmp, 0o644)  # the proxy's workers read it
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_replacing(path, data)
         return path
+
+
+def write_replacing(path: Path, data: bytes, *, sync: bool = False) -> None:
+    """Write `path` by a rename of a temporary file beside it, readable by all (a reverse
+    proxy's workers read these files): readers see the old file or the new one, never
+    half of one. `sync` flushes it to disk before the rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

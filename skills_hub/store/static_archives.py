@@ -34,12 +34,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import write_replacing
 from .interfaces import Catalogue
 
 log = logging.getLogger(__name__)
@@ -102,15 +102,7 @@ class StaticArchives:
         if path.is_file():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.chmod(tmp, 0o644)  # the proxy's workers read it
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_replacing(path, data)
 
     def remove_version(self, namespace: str, name: str, version: str) -> None:
         """Remove the files of a version the catalogue no longer has (`reconcile`)."""
@@ -165,8 +157,9 @@ class StaticArchives:
         if target.is_file() and target.read_text() == sha_map \
                 and (folder / "digest.map").is_file():
             return False
-        _write(folder / "digest.map", digest_map)  # before the map that enables sending
-        _write(target, sha_map)
+        # the digests first: the sha256 map is what lets nginx send a file
+        write_replacing(folder / "digest.map", digest_map.encode(), sync=True)
+        write_replacing(target, sha_map.encode(), sync=True)
         return True
 
     @staticmethod
@@ -198,23 +191,9 @@ class StaticArchives:
         if counts:
             catalogue.add_downloads(counts)
         if end:
-            _write(mark, json.dumps({"inode": stat.st_ino, "offset": offset + end}))
+            read_to = {"inode": stat.st_ino, "offset": offset + end}
+            write_replacing(mark, json.dumps(read_to).encode(), sync=True)
         return sum(counts.values())
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace `path` atomically (readers see the old or the new file, never half)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager
