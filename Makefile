@@ -12,6 +12,9 @@ PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 HOST     ?= 127.0.0.1
 PORT     ?= 8000
 PYTEST_ARGS ?=
+# Test processes for `make test` (pytest-xdist): one per core, at most 4. Each runs whole
+# files (--dist loadfile), so a file's module fixtures (a real server, a browser) start once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: serve test test-fast lint bench system-deps server-deps clients clean-data screenshots
 
@@ -75,11 +78,11 @@ clients: $(CLIENTS)/.npm $(CLIENTS)/hermes/.installed
 
 ## test: install the test dependencies and run the whole suite (slow tests included)
 test: $(VENV)/.test system-deps clients
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## test-fast: the suite without the real-server, real-client and browser tests
 test-fast: $(VENV)/.test
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 ## screenshots: the browser tests, each page and each step of a flow saved at 1280 and 390 px
 ## (light and dark where a test checks both) under screenshots/ (git-ignored) to look at
