@@ -98,7 +98,7 @@ lint: $(VENV)/.test
 	$(VENV)/bin/mypy
 
 ## bench: every benchmark (registry, checks, retrieval quality, search latency, learning loop,
-## access policy, pages), figures to bench/out/
+## access policy, pages, evidence per kind of task), figures to bench/out/
 bench: $(VENV)/.test
 	mkdir -p bench/out
 	$(PY) bench/registry_bench.py --json bench/out/registry.json | tee bench/out/registry.txt
@@ -110,6 +110,7 @@ bench: $(VENV)/.test
 	$(PY) bench/pages_bench.py --json bench/out/pages.json | tee bench/out/pages.txt
 	$(PY) bench/search_page_bench.py | tee bench/out/search_page.txt
 	$(PY) bench/evidence_bench.py | tee bench/out/evidence.txt
+	$(PY) bench/task_evidence_bench.py | tee bench/out/task_evidence.txt
 	$(PY) bench/nodes_bench.py --json bench/out/nodes.json | tee bench/out/nodes.txt
 
 ## clean-data: delete the run-time data of ./registry (keeps README.md and seed/)

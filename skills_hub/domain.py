@@ -268,6 +268,26 @@ class VersionStats:
 
 
 @dataclass(frozen=True)
+class TaskStats:
+    """One task's counted reports on a skill (every version), as the store aggregates them."""
+
+    task_key: str
+    successes: int
+    failures: int
+    mean_at: float   # mean report time, epoch seconds (the decay's age)
+    reporters: int   # distinct tokens that reported it
+
+
+@dataclass(frozen=True)
+class TaskVector:
+    """A reported task's embedding (`learning.tasks`) and what may be shown of its text."""
+
+    task_key: str
+    vector: bytes   # float32, unit norm
+    label: str | None
+
+
+@dataclass(frozen=True)
 class TrustEvent:
     old: str
     new: str

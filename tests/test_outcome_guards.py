@@ -75,6 +75,11 @@ def test_the_publishers_token_and_account_do_not_count_on_their_version(
     # Infra errors from the author stay infra errors.
     post(client, tokens["publisher"], [report(outcome="infra_error")])
     assert stats(client, "1.0.0")["infra_errors"] == 1
+    # The skill page's table says so too: 1 success, 1 failure, 1 infra error, 6 not counted.
+    page = client.get("/team/weekly-report").text
+    row = page.split('<tr data-version="1.0.0"')[1].split("</tr>")[0]
+    cells = [c.split("</td>")[0].strip() for c in row.split("<td>")[1:]]
+    assert cells[1:5] == ["1", "1", "1", "6"] and "Not counted" in page
 
 
 def test_a_task_reported_again_and_again_counts_once_per_token_and_version(

@@ -65,5 +65,6 @@ def test_installs_count_logarithmically_and_saturate() -> None:
 def test_quality_parts_name_every_term() -> None:
     parts = q.quality(3, 1, 42).parts()
     assert set(parts) == {"successes", "failures", "wilson", "new_skill_floor", "installs",
-                          "quality"}
-    assert 0 <= parts["quality"] <= 1
+                          "quality", "task"}
+    assert 0 <= parts["quality"] <= 1  # type: ignore[operator]
+    assert parts["task"] is None  # no query near any reported task

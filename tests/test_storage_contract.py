@@ -38,6 +38,7 @@ from skills_hub.domain import (
     ReleaseRow,
     SearchFilters,
     SkillRow,
+    TaskVector,
 )
 from skills_hub.learning.demands import Clustering
 from skills_hub.search.query import parse
@@ -939,6 +940,49 @@ def test_outcome_totals_decay_to_the_newest_report(storage: Storage) -> None:
     many = storage.outcomes.outcome_totals([("team", f"s{i}") for i in range(500)]
                                            + [("team", "alpha")])
     assert set(many) == {("team", "alpha")}
+
+
+def test_task_stats_group_counted_reports_per_task_and_skip_the_rest(
+        storage: Storage) -> None:
+    record(storage)
+    record(storage, name="beta")
+    t1 = T0 + timedelta(hours=2)
+    send(storage, [replace(outcome("a"), task_key="k1"),
+                   replace(outcome("b", "failure", reporter="reporter-2", when=t1),
+                           task_key="k1"),
+                   replace(outcome("c", version="2.0.0"), task_key="k1"),  # another version
+                   replace(outcome("d"), task_key="k2"),
+                   replace(outcome("e"), task_key="k1"),                   # repeat: not counted
+                   replace(outcome("f", "infra_error"), task_key="k3"),    # never counts
+                   replace(outcome("g"), task_key="k4", discount="author"),
+                   outcome("h")])                                          # no task
+    send(storage, [replace(outcome("x"), task_key="k1")], name="beta")
+    found = storage.outcomes.task_stats([("team", "alpha"), ("team", "beta"),
+                                         ("team", "nobody")])
+    assert set(found) == {("team", "alpha"), ("team", "beta")}
+    alpha = {t.task_key: t for t in found[("team", "alpha")]}
+    assert {k: (t.successes, t.failures, t.reporters) for k, t in alpha.items()} == {
+        "k1": (2, 1, 2), "k2": (1, 0, 1)}
+    mean = (T0.timestamp() * 2 + t1.timestamp()) / 3
+    assert alpha["k1"].mean_at == pytest.approx(mean, abs=1.0)
+    assert [(t.task_key, t.successes) for t in found[("team", "beta")]] == [("k1", 1)]
+    many = storage.outcomes.task_stats([("team", f"s{i}") for i in range(450)]
+                                       + [("team", "beta")])
+    assert set(many) == {("team", "beta")}
+
+
+def test_task_vectors_are_kept_per_model_and_never_replaced(storage: Storage) -> None:
+    v1, v2 = struct.pack("<3f", 1, 0, 0), struct.pack("<3f", 0, 1, 0)
+    assert storage.outcomes.task_vectors("m1", ["k1"]) == {}
+    storage.outcomes.save_task_vectors("m1", [TaskVector("k1", v1, "a task"),
+                                              TaskVector("k2", v2, None)])
+    storage.outcomes.save_task_vectors("m1", [TaskVector("k1", v2, "changed")])  # kept
+    storage.outcomes.save_task_vectors("m2", [TaskVector("k1", v2, "other model")])
+    storage.outcomes.save_task_vectors("m1", [])
+    assert storage.outcomes.task_vectors("m1", ["k1", "k2", "k3", "k1"]) == {
+        "k1": TaskVector("k1", v1, "a task"), "k2": TaskVector("k2", v2, None)}
+    assert storage.outcomes.task_vectors("m2", ["k1"])["k1"].label == "other model"
+    assert storage.outcomes.task_vectors("m1", []) == {}
 
 
 def test_trust_is_compare_and_set_with_events(storage: Storage) -> None:

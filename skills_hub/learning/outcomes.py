@@ -16,7 +16,9 @@ A report (JSON object):
               future, not older than MAX_AGE_DAYS)
     task      optional: the task it served, its text or a stable label (1-MAX_TASK
               characters); kept as `task_key`, a hash of it with case and runs of white
-              space folded, so that one task reported again and again counts once
+              space folded, so that one task reported again and again counts once, and
+              embedded, so that a search ranks by the evidence of tasks near its query
+              (`learning.tasks`)
 
 Not every stored report counts (`store.guards`, docs/LEARNING.md): a report from an author
 of the version, a repeat of a task its token already reported on the version, or one past
@@ -29,7 +31,7 @@ import hashlib
 import itertools
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +66,8 @@ class OutcomeReport:
     client_id: str | None
     at: datetime
     task_key: str | None = None
+    # The task's text as sent, for its embedding (`learning.tasks`); never stored.
+    task_text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def counted(self) -> bool:
@@ -149,7 +153,8 @@ def _parse_one(item: object, where: str, now: datetime,
         error_reported=bool(signals.get("error_reported", False)))
     return OutcomeReport(report_id, version, outcome, kind if outcome == "failure" else None,
                          signals, score, agent, model, client_id, at,
-                         task_key(task) if isinstance(task, str) else None)
+                         task_key(task) if isinstance(task, str) else None,
+                         task if isinstance(task, str) else None)
 
 
 def task_key(task: str) -> str:

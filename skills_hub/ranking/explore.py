@@ -15,6 +15,8 @@ sample, a draw from each skill's posterior of its success rate:
     explores  = the page's first 8 bytes / 2**64 < EXPLORE_SHARE
     sample    ~ Beta(1 + s, 1 + f)                    s, f the decayed counts of `quality`
     evidence  = max(sample, floor)                     (the new-skill floor as in `quality`)
+    with evidence near the query (`learning.tasks`), blended as `quality` blends it:
+    evidence  = (1 - lambda) * max(sample, floor) + lambda * Beta(1 + s_near, 1 + f_near)
     quality'  = 0.8 * evidence + 0.2 * installs        scored as usual: quality moves a
                                                       score by at most 10 %, so only results
                                                       of near-equal relevance change places
@@ -36,7 +38,7 @@ from datetime import datetime
 
 import numpy as np
 
-from .quality import EVIDENCE_WEIGHT, INSTALLS_WEIGHT, MIN_EVIDENCE, NEW_SKILL_FLOOR, Quality
+from .quality import EVIDENCE_WEIGHT, INSTALLS_WEIGHT, Quality, floor_of
 
 EXPLORE_SHARE = 0.9
 
@@ -65,8 +67,9 @@ def explored(seed: int, qualities: Mapping[int, Quality]) -> dict[int, tuple[flo
     out = {}
     for skill_id, draw in zip(ids, draws.tolist(), strict=True):
         q = qualities[skill_id]
-        total = q.successes + q.failures
-        floor = NEW_SKILL_FLOOR * max(0.0, 1.0 - total / MIN_EVIDENCE)
-        out[skill_id] = (draw, EVIDENCE_WEIGHT * max(draw, floor)
-                         + INSTALLS_WEIGHT * q.installs)
+        evidence = max(draw, floor_of(q.successes + q.failures))
+        if q.near is not None:  # drawn after the global ones, so pages without it are as before
+            near = float(rng.beta(1.0 + q.near.successes, 1.0 + q.near.failures))
+            draw = evidence = (1.0 - q.near.weight) * evidence + q.near.weight * near
+        out[skill_id] = (draw, EVIDENCE_WEIGHT * evidence + INSTALLS_WEIGHT * q.installs)
     return out

@@ -7,6 +7,11 @@
     installs = log(1 + downloads) / log(1 + INSTALLS_SATURATE), capped at 1
     quality  = 0.8 * evidence + 0.2 * installs                                  (in [0, 1])
 
+With a query vector and outcome reports that name their task, the evidence term blends in
+the evidence of the tasks near the query (`learning.tasks`):
+
+    evidence = (1 - lambda) * max(wilson, floor) + lambda * wilson_near
+
 Relevance decides which skills match; quality only orders among them (see `search.fusion`).
 """
 
@@ -15,8 +20,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..learning.tasks import Near
 
 Z = 1.645
 HALF_LIFE_DAYS = 60.0
@@ -74,18 +83,44 @@ class Quality:
     floored: bool     # the new-skill floor was used instead of the bound
     installs: float
     quality: float
+    near: Near | None = None  # the evidence of the tasks near the query, when it counts
 
-    def parts(self) -> dict[str, float | bool]:
+    @property
+    def evidence(self) -> float:
+        """The global evidence term: the Wilson bound, or the new-skill floor."""
+        return max(self.wilson, floor_of(self.successes + self.failures))
+
+    def parts(self) -> dict[str, object]:
         return {"successes": round(self.successes, 4), "failures": round(self.failures, 4),
                 "wilson": round(self.wilson, 6), "new_skill_floor": self.floored,
-                "installs": round(self.installs, 6), "quality": round(self.quality, 6)}
+                "installs": round(self.installs, 6), "quality": round(self.quality, 6),
+                "task": None if self.near is None else self.near.parts()}
+
+    def with_near(self, near: Near | None) -> Quality:
+        """This quality with the evidence near a query blended in (`learning.tasks`)."""
+        if near is None:
+            return self
+        return replace(self, near=near, quality=EVIDENCE_WEIGHT * blend(self.evidence, near)
+                       + INSTALLS_WEIGHT * self.installs)
+
+
+def floor_of(total: float) -> float:
+    """The new-skill floor for `total` (decayed) outcomes: fades as evidence arrives."""
+    return NEW_SKILL_FLOOR * max(0.0, 1.0 - total / MIN_EVIDENCE)
+
+
+def blend(evidence: float, near: Near | None) -> float:
+    """The evidence term with the near-query evidence's share (`near.weight`)."""
+    if near is None:
+        return evidence
+    return (1.0 - near.weight) * evidence + near.weight * near.wilson
 
 
 @functools.lru_cache(maxsize=8192)  # a catalogue's skills without reports share arguments
 def quality(successes: float, failures: float, downloads: int) -> Quality:
     total = successes + failures
     wilson = wilson_lower_bound(successes, total)
-    floor = NEW_SKILL_FLOOR * max(0.0, 1.0 - total / MIN_EVIDENCE)
+    floor = floor_of(total)
     floored = floor > wilson
     evidence = max(wilson, floor)
     inst = installs_factor(downloads)

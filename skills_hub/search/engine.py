@@ -12,6 +12,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..domain import EmbedJob, SearchFilters, SkillRow
+from ..learning import tasks
 from ..ranking import explore
 from ..ranking.quality import Quality, decayed_totals, quality
 from ..store.interfaces import Storage
@@ -39,6 +41,9 @@ GAP_SIMILARITY = 0.3
 MAX_RESULTS = 500  # how deep paging reaches into one query's ranking
 FACET_DEPTH = 200  # with `facets`: the results ranked, counted and reachable by paging
 MIN_CANDIDATES = 100
+TASK_CACHE = 50_000  # reported tasks' vectors kept in memory (1.5 KB each)
+STATS_CACHE = 20_000  # skills whose reported tasks (vectors and counts) are kept in memory
+TASKS_RECHECK_S = 30.0  # a skill's tasks without a vector yet are looked for again after
 NO_FILTERS = SearchFilters()
 
 
@@ -147,6 +152,10 @@ class SearchEngine:
         self._restamped = False  # every stale vector was made again (reembed_stale)
         self._mark: tuple[int, str, int] | None = None
         self._slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
+        self._task_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._stats_cache: OrderedDict[tuple[str, str], tuple[
+            tuple[Any, ...], float, tasks.SkillTasks]] = OrderedDict()
+        self._task_lock = threading.Lock()
 
     # -- lifecycle and indexing ---------------------------------------------------------
 
@@ -360,7 +369,7 @@ class SearchEngine:
                          self.fusion, self.rrf_k)
         exact = self._exact(query, request, candidates)
         ranked = self._rank(candidates, relevance, exact, request.sort,
-                            request.explore_seed)
+                            request.explore_seed, qvec)
         page = [_result(s) for s in ranked[request.offset:request.offset + request.limit]]
         if match and keyword_scores:
             found = self.store.keyword.snippets(match, (r.skill.id for r in page
@@ -409,9 +418,10 @@ class SearchEngine:
         return exact
 
     def _rank(self, candidates: dict[int, _Candidate], relevance: dict[int, float],
-              exact: set[int], sort: str, seed: int | None = None) -> list[_Scored]:
+              exact: set[int], sort: str, seed: int | None = None,
+              qvec: np.ndarray | None = None) -> list[_Scored]:
         now = self.clock()
-        qualities = self._qualities([c.skill for c in candidates.values()], now)
+        qualities = self._qualities([c.skill for c in candidates.values()], now, qvec)
         scored = []
         for skill_id, cand in candidates.items():
             rel = 1.0 if skill_id in exact else relevance.get(skill_id, 0.0)
@@ -423,12 +433,88 @@ class SearchEngine:
             return _explored(scored, explore.explored(seed, qualities))
         return scored
 
-    def _qualities(self, skills: list[SkillRow], now: datetime) -> dict[int, Quality]:
+    def _qualities(self, skills: list[SkillRow], now: datetime,
+                   qvec: np.ndarray | None = None) -> dict[int, Quality]:
+        """Each skill's quality; with a query vector, blended with the evidence of the
+        reported tasks near the query (`learning.tasks`)."""
         totals = self.store.outcomes.outcome_totals([(s.namespace, s.name) for s in skills])
+        near = {} if qvec is None else self._near(skills, qvec, now, totals)
         out = {}
         for skill in skills:
             succ, fail = decayed_totals(totals.get((skill.namespace, skill.name), []), now)
-            out[skill.id] = quality(succ, fail, skill.downloads)
+            out[skill.id] = quality(succ, fail, skill.downloads).with_near(near.get(skill.id))
+        return out
+
+    def _near(self, skills: list[SkillRow], qvec: np.ndarray, now: datetime,
+              totals: dict[tuple[str, str], list[tuple[float, float, str]]]
+              ) -> dict[int, tasks.Near]:
+        """skill id -> the evidence of its reported tasks near the query, where it counts."""
+        found = self._task_stats([(s.namespace, s.name) for s in skills], totals)
+        page = [(s.id, found[(s.namespace, s.name)]) for s in skills
+                if (s.namespace, s.name) in found]
+        if not page:
+            return {}
+        near = tasks.near_each(qvec, [t for _, t in page], now.timestamp())
+        return {i: n for (i, _), n in zip(page, near, strict=True) if n is not None}
+
+    def _task_stats(self, keys: list[tuple[str, str]],
+                    totals: dict[tuple[str, str], list[tuple[float, float, str]]]
+                    ) -> dict[tuple[str, str], tasks.SkillTasks]:
+        """The skills' reported tasks with their vectors and counts, from a cache checked
+        against their outcome totals (read for the search anyway): a counted report changes
+        a version's counts and its time, so a skill whose totals are as cached has the same
+        per-task counts, whether this node or another wrote them. A skill without counted
+        reports has nothing to read; one whose tasks were not all embedded yet (a post's
+        tasks are embedded just after its reports are stored) is read again after
+        TASKS_RECHECK_S."""
+        out: dict[tuple[str, str], tasks.SkillTasks] = {}
+        stale: list[tuple[str, str]] = []
+        clock = time.monotonic()
+        with self._task_lock:
+            for key in keys:
+                mark = tuple(totals.get(key, ()))
+                if not mark:
+                    continue
+                hit = self._stats_cache.get(key)
+                if hit is not None and hit[0] == mark and (
+                        hit[2].complete or clock - hit[1] < TASKS_RECHECK_S):
+                    self._stats_cache.move_to_end(key)
+                    if len(hit[2]):
+                        out[key] = hit[2]
+                else:
+                    stale.append(key)
+        if not stale:
+            return out
+        found = self.store.outcomes.task_stats(stale)
+        vectors = self._task_vectors({t.task_key for rows in found.values() for t in rows})
+        with self._task_lock:
+            for key in stale:
+                skill = tasks.SkillTasks.of(found.get(key, []), vectors)
+                self._stats_cache[key] = (tuple(totals[key]), clock, skill)
+                if len(skill):
+                    out[key] = skill
+            while len(self._stats_cache) > STATS_CACHE:
+                self._stats_cache.popitem(last=False)
+        return out
+
+    def _task_vectors(self, keys: set[str]) -> dict[str, np.ndarray]:
+        """Reported tasks' vectors, from a bounded cache (a task's vector never changes)."""
+        out: dict[str, np.ndarray] = {}
+        with self._task_lock:
+            for key in keys:
+                hit = self._task_cache.get(key)
+                if hit is not None:
+                    self._task_cache.move_to_end(key)
+                    out[key] = hit
+        missing = keys - out.keys()
+        if missing:
+            found = self.store.outcomes.task_vectors(self.embedder.model_id, missing)
+            with self._task_lock:
+                for key, row in found.items():
+                    out[key] = self._task_cache[key] = np.frombuffer(row.vector,
+                                                                     dtype=np.float32)
+                while len(self._task_cache) > TASK_CACHE:
+                    self._task_cache.popitem(last=False)
         return out
 
     def _browse(self, request: SearchRequest, semantic_state: str) -> SearchResults:

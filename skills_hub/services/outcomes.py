@@ -4,23 +4,27 @@ summary, and its trust level (judged from the evidence, or set by an owner)."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from .. import metrics
 from ..access.policy import MODERATE, REPORT
 from ..access.principal import Principal
-from ..domain import CanaryRow, NewOutcome, SkillRow, TrustEvent, VersionStats
+from ..domain import CanaryRow, NewOutcome, SkillRow, TaskVector, TrustEvent, VersionStats
 from ..errors import BadRequest, Conflict, InvalidReport, Problem
-from ..learning import gate
+from ..learning import gate, tasks
 from ..learning.outcomes import CLIENT_CAP, OutcomeReport, parse_reports
 from ..ranking import trust as trust_rules
 from ..ranking.quality import decay_factor, decayed_totals, wilson_lower_bound
+from ..search.vectors import to_bytes
 from ..store import guards
 from .base import RegistryBase
 from .catalogue import SkillDetail
 from .common import MAX_EXCEPTION_REASON
 from .releases import _active, _canary_decision
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class OutcomesMixin(RegistryBase):
                                                     ema=trust_rules.ema_update,
                                                     client_cap=CLIENT_CAP)
         metrics.observe_outcomes(len(rows), len(fresh))
+        self._embed_tasks(reports)
         self._judge_health(namespace, name, {r.version for r in fresh if r.counted})
         self._judge_canary(namespace, name)
         trust, change = self._judge_trust(self.get_skill(namespace, name, principal),
@@ -121,6 +126,44 @@ class OutcomesMixin(RegistryBase):
         return OutcomeReceipt(len(fresh), len(rows) - len(fresh), trust, change,
                               {v: stats[v] for v in dict.fromkeys(r.version for r in rows)
                                if v in stats})
+
+    def _embed_tasks(self, reports: list[OutcomeReport]) -> None:
+        """Embed the reports' tasks that have no vector yet (`learning.tasks`), after the
+        reports are stored: a refused post stores nothing. While the model is not ready
+        (loading, or semantic search off) the tasks keep their key only and count in the
+        global numbers; a later report of the same task embeds it. Never fails the post."""
+        texts = {r.task_key: r.task_text for r in reports
+                 if r.task_key is not None and r.task_text is not None}
+        if not texts or not self.embedder.ready:
+            return
+        model = self.embedder.model_id
+        try:
+            missing = [k for k in texts
+                       if k not in self.store.outcomes.task_vectors(model, texts)]
+            if not missing:
+                return
+            vectors = self.embedder.embed([str(texts[k]) for k in missing])
+            self.store.outcomes.save_task_vectors(model, [
+                TaskVector(k, to_bytes(v), tasks.label(str(texts[k])))
+                for k, v in zip(missing, vectors, strict=True)])
+        except Exception:  # the reports are in; their tasks' vectors can come later
+            log.exception("embedding reported tasks failed")
+
+    def task_neighbourhoods(self, namespace: str, name: str,
+                            principal: Principal) -> list[tasks.Neighbourhood]:
+        """The skill's reported tasks grouped by similarity with each group's counts (the
+        skill page's "by kind of task"); empty while the model is not ready."""
+        self.get_skill(namespace, name, principal)
+        if not self.embedder.ready:
+            return []
+        stats = self.store.outcomes.task_stats([(namespace, name)]).get((namespace, name), [])
+        found = self.store.outcomes.task_vectors(self.embedder.model_id,
+                                                 (s.task_key for s in stats))
+        stats = [s for s in stats if s.task_key in found]
+        if not stats:
+            return []
+        matrix = tasks.to_matrix(found[s.task_key].vector for s in stats)
+        return tasks.neighbourhoods(stats, matrix, {k: v.label for k, v in found.items()})
 
     def outcome_summary(self, namespace: str, name: str,
                         principal: Principal) -> OutcomeSummary:

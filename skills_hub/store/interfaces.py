@@ -43,6 +43,8 @@ from ..domain import (
     SearchFilters,
     SearchHit,
     SkillRow,
+    TaskStats,
+    TaskVector,
     TokenRow,
     TrustEvent,
     UserRow,
@@ -387,6 +389,22 @@ class Outcomes(Protocol):
     def outcome_totals(self, keys: Iterable[tuple[str, str]]
                        ) -> dict[tuple[str, str], list[tuple[float, float, str]]]:
         """(namespace, name) -> [(successes, failures, as_of)] per version, undecayed."""
+        ...
+
+    def task_stats(self, keys: Iterable[tuple[str, str]]
+                   ) -> dict[tuple[str, str], list[TaskStats]]:
+        """(namespace, name) -> its counted reports that name a task, per task (every
+        version): successes, failures, mean report time, distinct reporters
+        (`learning.tasks`). Skills without such reports are left out."""
+        ...
+
+    def save_task_vectors(self, model: str, vectors: Iterable[TaskVector]) -> None:
+        """Store reported tasks' embeddings by `model`; a task already stored for the model
+        is kept as it is (a task's text, and so its vector, never changes)."""
+        ...
+
+    def task_vectors(self, model: str, keys: Iterable[str]) -> dict[str, TaskVector]:
+        """task_key -> its embedding by `model`, for the keys that have one."""
         ...
 
     def outcome_page(self, namespace: str, *, name: str | None, since: str | None,

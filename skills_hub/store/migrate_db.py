@@ -188,6 +188,7 @@ TABLES: tuple[TableMap, ...] = (
            "first_asked last_asked closed_at answer_namespace answer_name answer_version "
            "answer_similarity"),
     _table("demand_asks", How.IDS, "id demand_id query vector model asker scope asked_at"),
+    _table("task_vectors", How.COPY, "task_key model vector label created_at", "task_key model"),
     TableMap("migrations", None, How.SQLITE_ONLY,
              why="SQLite's applied migrations; the target's own are in schema_migrations"),
     TableMap("sqlite_sequence", None, How.SQLITE_ONLY,

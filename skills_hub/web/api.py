@@ -555,11 +555,11 @@ class Api:
         tags: [outcomes]
         responses:
           200: {description: "{trust, successes, failures, wilson, clients, versions, events,
-                canaries, deprecated}", schema: Outcomes}
+                canaries, deprecated, tasks}", schema: Outcomes}
         """
         p = request.path_params
-        summary = self.registry.outcome_summary(p["namespace"], p["name"],
-                                                self.principal(request))
+        principal = self.principal(request)
+        summary = self.registry.outcome_summary(p["namespace"], p["name"], principal)
         return JSONResponse({
             "namespace": summary.skill.namespace, "name": summary.skill.name,
             "trust": summary.trust, "successes": round(summary.successes, 4),
@@ -569,7 +569,10 @@ class Api:
                          for stats, wilson in summary.versions],
             "events": [vars(e) for e in summary.events],
             "canaries": [canary_json(c) for c in summary.canaries],
-            "deprecated": summary.deprecated})
+            "deprecated": summary.deprecated,
+            "tasks": [{**vars(g), "wilson": round(g.wilson, 6)}
+                      for g in self.registry.task_neighbourhoods(p["namespace"], p["name"],
+                                                                 principal)]})
 
     def evidence(self, request: Request) -> StreamingResponse:
         """

@@ -214,6 +214,17 @@ class ExplorePart(Body):
     plain_rank: int = Field(description="the result's place without exploration")
 
 
+class TaskPart(Body):
+    """The evidence of the skill's reported tasks near the query (docs/LEARNING.md)."""
+
+    tasks: int = Field(description="reported tasks near enough to count")
+    successes: float = Field(description="weighted by closeness to the query, decayed")
+    failures: float
+    wilson: float
+    weight: float = Field(description="its share of the evidence term; the global numbers "
+                                      "have the rest")
+
+
 class ScoreParts(Body):
     """The terms of a result's score (docs/SEARCH.md)."""
 
@@ -228,6 +239,8 @@ class ScoreParts(Body):
     installs: float
     quality: float
     score: float
+    task: TaskPart | None = Field(None, description="evidence of reported tasks near the "
+                                                    "query, when there is enough of it")
     explore: ExplorePart | None = Field(None, description="on a page that explores")
 
 
@@ -519,6 +532,17 @@ class OutcomeReceipt(Body):
         description="version -> its statistics after the reports")
 
 
+class TaskGroup(Body):
+    """A group of similar reported tasks and its counted outcomes (docs/LEARNING.md)."""
+
+    label: str | None = Field(description="a task of the group as reported, shown only when "
+                                          "two or more tokens reported it")
+    tasks: int
+    successes: int
+    failures: int
+    wilson: float
+
+
 class Outcomes(Body):
     """A skill's evidence from outcome reports."""
 
@@ -533,6 +557,9 @@ class Outcomes(Body):
     events: list[TrustEvent]
     canaries: list[Canary]
     deprecated: dict[str, str] = Field(description="version -> why it is deprecated")
+    tasks: list[TaskGroup] = Field(
+        description="the reported tasks grouped by similarity, most reported first "
+                    "(empty while the model is not ready)")
 
 
 class TrustAnswer(Body):

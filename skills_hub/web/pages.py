@@ -359,6 +359,7 @@ class Pages:
         open_ones = [p for p in proposals if p.status == "open"]
         ref = self.registry.namespace_ref(namespace)
         return {"outcomes": outcomes, "live_canary": live_canary(outcomes),
+                "task_groups": self.registry.task_neighbourhoods(namespace, name, principal),
                 "chart": charts.evidence_chart(
                     self.registry.outcome_timeline(namespace, name, principal)),
                 "may_propose": principal.signed_in and ref is not None

@@ -471,6 +471,18 @@ CREATE TABLE version_authors (
 );
 """
 
+# Reported tasks' embeddings (see store/sqlite/migrations.py m015_task_vectors).
+M007_TASK_VECTORS = f"""
+CREATE TABLE task_vectors (
+    task_key {TEXT} NOT NULL,
+    model {TEXT} NOT NULL,
+    vector bytea NOT NULL,
+    label {TEXT},
+    created_at {TEXT} NOT NULL,
+    PRIMARY KEY (task_key, model)
+);
+"""
+
 # The evidence export's keyset orders (see store/sqlite/migrations.py m013_evidence_export).
 M005_EVIDENCE_EXPORT = """
 CREATE INDEX outcome_reports_export ON outcome_reports(namespace, at, reporter, report_id);
@@ -562,6 +574,7 @@ MIGRATIONS: list[Migration] = [
     ("m004_demands", M004_DEMANDS),
     ("m005_evidence_export", M005_EVIDENCE_EXPORT),
     ("m006_outcome_guards", M006_OUTCOME_GUARDS),
+    ("m007_task_vectors", M007_TASK_VECTORS),
 ]
 
 

@@ -13,6 +13,8 @@ from ...domain import (
     NewOutcome,
     OutcomeRecord,
     ProposalRow,
+    TaskStats,
+    TaskVector,
     TrustEvent,
     VersionStats,
 )
@@ -198,6 +200,53 @@ class Outcomes(Table):
             out.setdefault((row[0], row[1]), []).append(
                 (float(row[2]), float(row[3]), str(row[4])))
         return out
+
+    def task_stats(self, keys: Iterable[tuple[str, str]]
+                   ) -> dict[tuple[str, str], list[TaskStats]]:
+        """(namespace, name) -> its counted reports per task (`learning.tasks`)."""
+        wanted = list(dict.fromkeys(keys))
+        out: dict[tuple[str, str], list[TaskStats]] = {}
+        if not wanted:
+            return out
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT o.namespace, o.name, o.task_key, "
+                "count(*) FILTER (WHERE o.outcome = 'success'), "
+                "count(*) FILTER (WHERE o.outcome = 'failure'), "
+                "avg(extract(epoch FROM o.at::timestamptz)), count(DISTINCT o.reporter) "
+                "FROM outcome_reports o JOIN unnest(%s::text[], %s::text[]) AS k(namespace, name) "
+                "ON o.namespace = k.namespace AND o.name = k.name "
+                "WHERE o.task_key IS NOT NULL AND o.discount IS NULL "
+                "AND o.outcome <> 'infra_error' GROUP BY o.namespace, o.name, o.task_key",
+                ([k[0] for k in wanted], [k[1] for k in wanted])).fetchall()
+        for row in rows:
+            out.setdefault((row[0], row[1]), []).append(
+                TaskStats(row[2], int(row[3]), int(row[4]), float(row[5] or 0.0), int(row[6])))
+        return out
+
+    def save_task_vectors(self, model: str, vectors: Iterable[TaskVector]) -> None:
+        """Store reported tasks' embeddings; a task already stored is kept."""
+        batch = list(vectors)
+        if not batch:
+            return
+        now = datetime.now(UTC).isoformat()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO task_vectors (task_key, model, vector, label, created_at) "
+                "SELECT k, %s, v, l, %s FROM unnest(%s::text[], %s::bytea[], %s::text[]) "
+                "AS t(k, v, l) ON CONFLICT DO NOTHING",
+                (model, now, [v.task_key for v in batch], [v.vector for v in batch],
+                 [v.label for v in batch]))
+
+    def task_vectors(self, model: str, keys: Iterable[str]) -> dict[str, TaskVector]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT task_key, vector, label FROM task_vectors "
+                "WHERE model = %s AND task_key = ANY(%s::text[])", (model, wanted)).fetchall()
+        return {key: TaskVector(key, bytes(blob), shown) for key, blob, shown in rows}
 
     @nul_misses(list)
     def outcome_page(self, namespace: str, *, name: str | None, since: str | None,

@@ -559,6 +559,23 @@ def m014_outcome_guards(conn: sqlite3.Connection) -> None:
     """)
 
 
+def m015_task_vectors(conn: sqlite3.Connection) -> None:
+    """Reported tasks' embeddings (`learning.tasks`): per task_key and model, the float32
+    unit vector of the task's text and what may be shown of it (`label`, NULL when the
+    secret rules found something). Evidence per kind of task is read from outcome_reports
+    by task_key, so only the vectors are new."""
+    _script(conn, """
+        CREATE TABLE task_vectors (
+            task_key TEXT NOT NULL,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            label TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (task_key, model)
+        ) WITHOUT ROWID
+    """)
+
+
 def m012_demands(conn: sqlite3.Connection) -> None:
     """Gap answers (`demand_asks`: the query, its float32 embedding, an opaque asker key,
     the namespace searched in or NULL for the whole registry) clustered into demands
@@ -661,6 +678,7 @@ MIGRATIONS: list[Migration] = [
     ("m012_demands", m012_demands),
     ("m013_evidence_export", m013_evidence_export),
     ("m014_outcome_guards", m014_outcome_guards),
+    ("m015_task_vectors", m015_task_vectors),
 ]
 
 

@@ -14,6 +14,8 @@ from ...domain import (
     NewOutcome,
     OutcomeRecord,
     ProposalRow,
+    TaskStats,
+    TaskVector,
     TrustEvent,
     VersionStats,
 )
@@ -184,6 +186,48 @@ class Outcomes(Table):
             for row in rows:
                 out.setdefault((row[0], row[1]), []).append(
                     (float(row[2]), float(row[3]), str(row[4])))
+        return out
+
+    def task_stats(self, keys: Iterable[tuple[str, str]]
+                   ) -> dict[tuple[str, str], list[TaskStats]]:
+        """(namespace, name) -> its counted reports per task (`learning.tasks`)."""
+        out: dict[tuple[str, str], list[TaskStats]] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), 200):
+            batch = wanted[start:start + 200]
+            cond = " OR ".join("(namespace = ? AND name = ?)" for _ in batch)
+            rows = self._conn().execute(
+                "SELECT namespace, name, task_key, sum(outcome = 'success'), "
+                "sum(outcome = 'failure'), avg((julianday(at) - 2440587.5) * 86400.0), "
+                "count(DISTINCT reporter) FROM outcome_reports "
+                f"WHERE task_key IS NOT NULL AND ({cond}) AND discount IS NULL "
+                "AND outcome != 'infra_error' GROUP BY namespace, name, task_key",
+                [v for key in batch for v in key]).fetchall()
+            for row in rows:
+                out.setdefault((row[0], row[1]), []).append(
+                    TaskStats(row[2], int(row[3]), int(row[4]), float(row[5] or 0.0),
+                              int(row[6])))
+        return out
+
+    def save_task_vectors(self, model: str, vectors: Iterable[TaskVector]) -> None:
+        """Store reported tasks' embeddings; a task already stored is kept."""
+        now = datetime.now(UTC).isoformat()
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO task_vectors (task_key, model, vector, label, "
+                "created_at) VALUES (?, ?, ?, ?, ?)",
+                [(v.task_key, model, v.vector, v.label, now) for v in vectors])
+
+    def task_vectors(self, model: str, keys: Iterable[str]) -> dict[str, TaskVector]:
+        out: dict[str, TaskVector] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start:start + 500]
+            rows = self._conn().execute(
+                "SELECT task_key, vector, label FROM task_vectors WHERE model = ? AND "
+                f"task_key IN ({', '.join('?' for _ in batch)})", [model, *batch]).fetchall()
+            for key, blob, shown in rows:
+                out[key] = TaskVector(key, bytes(blob), shown)
         return out
 
     def outcome_page(self, namespace: str, *, name: str | None, since: str | None,
