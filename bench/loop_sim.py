@@ -67,15 +67,32 @@ own reports (a proposer's included) do not count.
    sends `--flood` (5,000) successes to the truly worst skill, half of them naming one task
    again and again. The plain order before and after, the flooded skill's counted gain, and
    where it would rank had every report counted. `--flood-runs` (5) runs.
+5. The best skill differs by kind of task (`--parts kinds`): evidence per kind of task
+   (`learning.tasks`). Three skills with one text (names of equal length), true success
+   rates per kind `chart` / `map` 0.85/0.45, 0.45/0.85 and 0.65/0.65 (KIND_PROFILES,
+   shuffled over the names per run): 0.65 each over both kinds, so the global numbers tie
+   and only evidence per kind separates them. In rounds of `--kinds-round` (50) outcomes
+   the population reports on a kind and a skill drawn uniformly, every report naming its
+   task: a paraphrase of its kind with a number (KIND_TASKS; a task of its own, as one
+   token reports for all). After each round the bench searches each kind's held-out query
+   (KIND_QUERIES, none of the report texts) with mode=hybrid, tag= and sort=relevance and
+   reads the plain order; and, as a control, the same results ranked with the task
+   evidence ignored (`global_order`: relevance times the quality of the global counts).
+   Per kind: the outcomes until its best skill is first (first time / for good, as in part
+   1), whether it is first at the horizon (`--kinds-horizon` 1,500), and the top results'
+   `score_parts.task`. Semantic search must be on: the part runs on a server of its own
+   (own home, SKILLS_HUB_SEMANTIC=auto, whatever `--semantic` says), waits for the model
+   and each run for its skills' vectors. `--kinds-runs` (5; quick 2) runs, one at a time.
 
 Aims (marked met/MISSED; nothing is asserted): greedy clients find the best skill for good
 by p90 500 outcomes; a worse canary (delta < 0) is promoted in under 2 % of trials, an
 equal one under 5 %, one 0.05 better in at least 90 %; a flood never moves the flooded
-skill up; >= 2,000 reports/s in batches. Deterministic for a given `--seed` (server-side
+skill up; each kind of task's best skill is first at the end of every run; >= 2,000
+reports/s in batches. Deterministic for a given `--seed` (server-side
 timestamps and the hour that seeds exploration aside). Loopback only; every wait and loop
 has a limit.
 
-    .venv/bin/python bench/loop_sim.py [--quick] [--parts rank,canary,flood,throughput]
+    .venv/bin/python bench/loop_sim.py [--quick] [--parts rank,canary,flood,kinds,throughput]
         [--seed 1] [--workers 2] [--threads 4] [--json PATH] [--keep]
 """
 
@@ -110,6 +127,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from skills_hub.learning import gate  # noqa: E402 - after the path set-up above
 from skills_hub.ranking.quality import quality  # noqa: E402
+from skills_hub.search.fusion import final_score  # noqa: E402
 
 START_TIMEOUT_S = 60
 HTTP_TIMEOUT_S = 120
@@ -120,6 +138,8 @@ AIM_BETTER_DELTA = 0.05
 AIM_GREEDY_P90 = 500        # outcomes until greedy clients' best skill is first for good
 AIM_REPORTS_PER_S = 2000.0
 RANK_NS, CANARY_NS, LOAD_NS = "rank", "canary", "load"
+PARTS = ("rank", "canary", "flood", "kinds", "throughput")
+DEFAULT_PARTS = PARTS
 AGENTS_NS = "agents"  # the simulated agents' token is of this namespace, not the skills'
 QUERY = "tidy messy csv files"
 AGENTS = ("claude-code", "codex", "hermes", "opencode")
@@ -130,10 +150,11 @@ DEFAULTS: dict[str, Any] = {
     "epsilon": 0.1, "deltas": "-0.10,-0.05,0,0.05,0.10,0.15", "trials": 50,
     "stable_rate": 0.70, "stable_outcomes": 200, "share": 0.2, "batch": 50, "clients": 2000,
     "cap": 25000, "model_trials": 600, "flood_runs": 5, "flood_honest": 3000,
-    "flood": 5000, "tp_reports": 60000, "wide_clients": 100_000,
+    "flood": 5000, "tp_reports": 60000, "wide_clients": 100_000, "kinds_runs": 5,
+    "kinds_horizon": 1500, "kinds_round": 50,
 }
 QUICK: dict[str, Any] = {"rank_seeds": 5, "horizon": 3000, "trials": 10, "model_trials": 300,
-                         "tp_reports": 20000, "wide_clients": 50_000}
+                         "tp_reports": 20000, "wide_clients": 50_000, "kinds_runs": 2}
 
 
 def log(message: str) -> None:
@@ -471,12 +492,18 @@ class Api:
                                             params={"client_id": client_id})))
 
     def search(self, query: str, *, tag: str, sort: str, limit: int = 20,
-               client_id: str | None = None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"q": query, "tag": tag, "sort": sort, "limit": limit}
-        if client_id is not None:
-            params["client_id"] = client_id
-        body = self._ok(self.agent.get("/api/v1/search", params=params))
-        return list(body["results"])
+               client_id: str | None = None, mode: str | None = None) -> list[dict[str, Any]]:
+        return list(self.search_body(query, tag=tag, sort=sort, limit=limit,
+                                     client_id=client_id, mode=mode)["results"])
+
+    def search_body(self, query: str, *, tag: str | None = None, sort: str = "relevance",
+                    limit: int = 20, client_id: str | None = None,
+                    mode: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"q": query, "sort": sort, "limit": limit}
+        for key, value in (("tag", tag), ("client_id", client_id), ("mode", mode)):
+            if value is not None:
+                params[key] = value
+        return dict(self._ok(self.agent.get("/api/v1/search", params=params)))
 
     def propose(self, namespace: str, name: str, base: str, target: str, content: str,
                 evidence: dict[str, Any]) -> str:
@@ -823,6 +850,334 @@ def render_flood(f: dict[str, Any], p: dict[str, Any], w: Callable[[str], None])
       f"not counted: {', '.join(map(str, f['discounted']))}")
 
 
+# -- part 5: the best skill differs by kind of task ----------------------------------------
+
+# Two kinds of task that the server's model (all-MiniLM-L6-v2) keeps apart, each with
+# paraphrases for the reports and a held-out query (not one of them) for the searches.
+# Measured with skills_hub.search.embedder.Embedder, 2026-12-02 (MEASURED below).
+KINDS = ("chart", "map")
+KIND_TASKS: dict[str, tuple[str, ...]] = {
+    "chart": ("monthly sales bar chart", "bar chart of sales per month",
+              "bar graph of monthly revenue", "bars for each month's sales totals",
+              "column chart of sales for every month of the year",
+              "monthly turnover as a bar diagram"),
+    "map": ("map of customers by country", "world map of where our customers live",
+            "choropleth of customers by country", "shade each country by its number of customers",
+            "geographic map of the customer base per nation",
+            "pin every customer's country on a world map"),
+}
+KIND_QUERIES = {"chart": "bar chart showing the sales of each month",
+                "map": "map where our customers are, by country"}
+# Every report names a task of its own (one token reports for the whole population, and a
+# task its token already reported on a version counts once): a paraphrase and a number.
+KIND_SUFFIXES = (" (ticket {n})", ", job {n}", " - request {n}", " #{n}")
+# MEASURED (Embedder.embed of 200 report texts per kind from task_text with Random(1), and
+# embed_query of the queries; cosine): the paraphrases within a kind 0.51-0.95 (chart),
+# 0.51-0.83 (map), across kinds at most 0.29 (mean 0.20); report texts across kinds at most
+# 0.49 (mean 0.24: they share the number words); the chart query vs chart texts 0.54-0.93
+# (median 0.79, mean kernel weight 0.43), vs map texts 0.04-0.29 (weight 0 for all); the
+# map query vs map texts 0.48-0.87 (median 0.74, mean weight 0.29), vs chart texts
+# 0.06-0.24 (weight 0); query vs query 0.18.
+# (learning.tasks.NEAR is 0.4: no task of the other kind counts near a query.)
+# Per skill, its true success rate per kind (in KINDS order): each is 0.65 over both kinds
+# drawn uniformly, so only the evidence per kind tells them apart.
+KIND_PROFILES: tuple[tuple[float, ...], ...] = ((0.85, 0.45), (0.45, 0.85), (0.65, 0.65))
+KINDS_NS = "kinds"
+# The server of part 5 needs its model: any SKILLS_HUB_SEMANTIC but off/0/false/no is
+# `auto` (skills_hub/config.py), which loads it in the background at start.
+KINDS_SEMANTIC = "auto"
+SEMANTIC_TIMEOUT_S = 300
+VIZ_DESCRIPTION = ("Turn tabular business data into charts and maps: bar charts of sales per "
+                   "month, maps of customers by country, with labels and a legend.")
+
+
+def viz_md(name: str, tags: str = "") -> str:
+    """The SKILL.md every skill of part 5 shares (only the name differs). The name's words
+    are part of the embedded text: measured over 12 runs' names, they move a skill's cosine
+    to a query by up to 0.009 (up to 0.02 of the normalised semantic score; the relevance
+    spread the bench prints is about half that)."""
+    tag_line = f"metadata:\n  tags: \"{tags}\"\n" if tags else ""
+    return (f"---\nname: {name}\ndescription: \"{VIZ_DESCRIPTION}\"\nlicense: MIT\n"
+            f"{tag_line}---\n# Charts and maps\n\n## When to use\n\nA table of sales or "
+            "customers is to be shown as a chart or a map.\n\n## Steps\n\n1. Load the table "
+            "and check its columns.\n2. Aggregate the values to plot.\n3. Draw the chart or "
+            "the map with labels and a legend.\n4. Save it as a PNG next to the data.\n")
+
+
+def task_text(rng: random.Random, kind: str, number: int) -> str:
+    """A task of `kind` as an agent names it: a paraphrase with a number of its own."""
+    paraphrase = KIND_TASKS[kind][rng.randrange(len(KIND_TASKS[kind]))]
+    return paraphrase + KIND_SUFFIXES[rng.randrange(len(KIND_SUFFIXES))].format(n=number)
+
+
+def kind_best(rates: dict[str, dict[str, float]], kind: str) -> str:
+    """The name with the highest true rate for `kind` (rates: name -> kind -> rate)."""
+    return max(rates, key=lambda name: rates[name][kind])
+
+
+def global_order(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The names as the registry would rank them with the task evidence ignored: relevance
+    times the quality of the global (decayed) counts and downloads (`score_parts`), ties in
+    the plain order."""
+    plain = plain_order(results)
+
+    def key(r: dict[str, Any]) -> tuple[bool, float, int]:
+        sp = r["score_parts"]
+        q = quality(float(sp["successes"]), float(sp["failures"]),
+                    int(r.get("downloads") or 0)).quality
+        return (not sp.get("exact_name", False), -final_score(float(sp["relevance"]), q),
+                plain.index(r["name"]))
+    return [r["name"] for r in sorted(results, key=key)]
+
+
+@dataclass
+class KindsRun:
+    """One run of part 5: per kind, after each round, whether the kind's best skill is first
+    in the registry's plain order, and whether it would be with the task evidence ignored."""
+
+    run: int
+    rates: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> kind -> rate
+    best: dict[str, str] = field(default_factory=dict)                 # kind -> name
+    # kind -> (outcomes so far, best first, best first by the global numbers alone)
+    history: dict[str, list[tuple[int, bool, bool]]] = field(default_factory=dict)
+    reported: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # [succ, fail]
+    final: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # plain order
+    relevance_spread: float = 0.0   # max - min relevance of the K, worst search
+    control_mismatches: int = 0     # searches without task evidence where the orders differ
+    vectors_wait_s: float = 0.0     # until the new skills' vectors were in
+    error: str = ""
+
+    def points(self, kind: str, control: bool = False) -> tuple[int | None, int | None]:
+        return convergence([(n, by_global if control else first)
+                            for n, first, by_global in self.history.get(kind, [])])
+
+
+def final_entry(result: dict[str, Any], rate: float, sent: Sequence[int]) -> dict[str, Any]:
+    """What part 5 keeps of a result at the end (its plain score: the page may explore)."""
+    sp = result["score_parts"]
+    return {"name": result["name"], "rate": rate, "relevance": sp["relevance"],
+            "quality": sp["quality"], "score": final_score(sp["relevance"], sp["quality"]),
+            "successes": sp["successes"], "failures": sp["failures"], "wilson": sp["wilson"],
+            "task": sp.get("task"), "kind_reports": sum(sent)}
+
+
+def kinds_run(api: Api, run: int, *, seed: int, horizon: int, round_size: int,
+              clients: Sequence[str]) -> KindsRun:
+    """K skills of one text with true rates per kind (KIND_PROFILES, shuffled over the
+    names); rounds of reports, each of a kind and a skill drawn uniformly and naming its
+    task; after each round a hybrid search of each kind's held-out query."""
+    result = KindsRun(run)
+    rng = random.Random(seed_for("kinds", seed, run))
+    letters = "abcdefghijklmnopqrstuvwxyz"[:len(KIND_PROFILES)]
+    names = [f"viz-kinds-{run:03d}-{letter}" for letter in letters]
+    profiles = list(KIND_PROFILES)
+    rng.shuffle(profiles)
+    result.rates = {n: dict(zip(KINDS, p, strict=True))
+                    for n, p in zip(names, profiles, strict=True)}
+    result.best = {k: kind_best(result.rates, k) for k in KINDS}
+    result.reported = {n: {k: [0, 0] for k in KINDS} for n in names}
+    result.history = {k: [] for k in KINDS}
+    tag = f"loop-kinds-{run:03d}"
+    try:
+        for name in names:
+            api.publish(KINDS_NS, name, viz_md(name, tags=tag), "1.0.0")
+        # The server embeds new versions in the background: wait until every skill is in
+        # the semantic list of both queries (no client id, so no draw of the run's RNG).
+        started = time.monotonic()
+        while True:
+            pages = [api.search(KIND_QUERIES[k], tag=tag, sort="relevance", mode="hybrid")
+                     for k in KINDS]
+            if all(len(p) == len(names) and all(r["score_parts"]["semantic"] for r in p)
+                   for p in pages):
+                break
+            if time.monotonic() - started > SEMANTIC_TIMEOUT_S:
+                raise RuntimeError(f"{tag}: the skills' vectors are not in after "
+                                   f"{SEMANTIC_TIMEOUT_S} s")
+            time.sleep(0.2)
+        result.vectors_wait_s = time.monotonic() - started
+
+        def ranked(kind: str) -> list[dict[str, Any]]:
+            found = api.search(KIND_QUERIES[kind], tag=tag, sort="relevance", mode="hybrid",
+                               client_id=clients[rng.randrange(len(clients))])
+            if sorted(r["name"] for r in found) != sorted(names):
+                raise RuntimeError(f"search {tag} found {[r['name'] for r in found]}")
+            if any(not r["score_parts"]["semantic"] for r in found):
+                raise RuntimeError(f"search {tag}: not a hybrid page")
+            return found
+
+        total = 0
+        while total < horizon:
+            batches: dict[str, list[dict[str, Any]]] = {}
+            for j in range(round_size):
+                kind = KINDS[rng.randrange(len(KINDS))]
+                name = names[rng.randrange(len(names))]
+                success = rng.random() < result.rates[name][kind]
+                report = make_report(rng, f"{name}-{total + j}", "1.0.0", success,
+                                     clients[rng.randrange(len(clients))])
+                report["task"] = task_text(rng, kind, 1000 + total + j)
+                batches.setdefault(name, []).append(report)
+                result.reported[name][kind][0 if success else 1] += 1
+            for name, reports in sorted(batches.items()):
+                api.report(KINDS_NS, name, reports)
+            total += round_size
+            for kind in KINDS:
+                found = ranked(kind)
+                relevances = [float(r["score_parts"]["relevance"]) for r in found]
+                result.relevance_spread = max(result.relevance_spread,
+                                              max(relevances) - min(relevances))
+                plain, control = plain_order(found), global_order(found)
+                if all(r["score_parts"].get("task") is None for r in found):
+                    result.control_mismatches += control != plain
+                best = result.best[kind]
+                result.history[kind].append((total, plain[0] == best, control[0] == best))
+                if total >= horizon:
+                    by_name = {r["name"]: r for r in found}
+                    result.final[kind] = [final_entry(by_name[n], result.rates[n][kind],
+                                                      result.reported[n][kind]) for n in plain]
+    except Exception as exc:  # reported, and the run left out of the figures
+        result.error = f"{type(exc).__name__}: {exc}"[:400]
+    return result
+
+
+def _median(values: Iterable[float]) -> float:
+    return pct(values, 50)
+
+
+def kinds_figures(runs: Sequence[KindsRun], horizon: int) -> dict[str, Any]:
+    ok = [r for r in runs if not r.error and all(r.history.get(k) for k in KINDS)]
+    kinds: dict[str, Any] = {}
+    for kind in KINDS:
+        points = [r.points(kind) for r in ok]
+        first = [math.inf if p[0] is None else float(p[0]) for p in points]
+        stays = [math.inf if p[1] is None else float(p[1]) for p in points]
+        rounds = [h for r in ok for h in r.history[kind]]
+        finals = [r.final.get(kind, []) for r in ok]
+        best = [next(e for e in f if e["name"] == r.best[kind]) for r, f in zip(ok, finals,
+                                                                               strict=True)
+                if f]
+        others = [e for r, f in zip(ok, finals, strict=True) for e in f
+                  if e["name"] != r.best[kind]]
+
+        def near(entries: Sequence[dict[str, Any]], key: str) -> float:
+            values = [float(e["task"][key]) if e["task"] else 0.0 for e in entries]
+            return _median(values)
+
+        def weighted_n(entries: Sequence[dict[str, Any]]) -> float:
+            return _median([float(e["task"]["successes"]) + float(e["task"]["failures"])
+                            if e["task"] else 0.0 for e in entries])
+
+        # The best's plain score over the strongest other's (negative: not first).
+        margins = [next(e["score"] for e in f if e["name"] == r.best[kind])
+                   / max(e["score"] for e in f if e["name"] != r.best[kind]) - 1
+                   for r, f in zip(ok, finals, strict=True) if len(f) > 1]
+        kinds[kind] = {
+            "query": KIND_QUERIES[kind], "first": summary(first), "stays": summary(stays),
+            "not_converged": sum(1 for s in stays if s == math.inf),
+            "best_first_at_end": sum(1 for r in ok if r.history[kind][-1][1]),
+            "global_first_at_end": sum(1 for r in ok if r.history[kind][-1][2]),
+            "global_first_share": (sum(1 for h in rounds if h[2]) / len(rounds)
+                                   if rounds else float("nan")),
+            "best_near_wilson": near(best, "wilson"), "best_near_weight": near(best, "weight"),
+            "best_near_n": weighted_n(best), "best_tasks": near(best, "tasks"),
+            "best_kind_reports": _median([float(e["kind_reports"]) for e in best]),
+            "others_near_wilson": near(others, "wilson"),
+            "others_near_weight": near(others, "weight"),
+            "others_max_near_wilson": max((float(e["task"]["wilson"]) for e in others
+                                           if e["task"]), default=float("nan")),
+            "best_global_wilson": _median([float(e["wilson"]) for e in best]),
+            "others_global_wilson": _median([float(e["wilson"]) for e in others]),
+            "margin_median": _median(margins),
+            "margin_min": min(margins, default=float("nan")),
+            "no_task_evidence": sum(1 for f in finals for e in f if not e["task"]),
+        }
+    spreads = [max(float(e["wilson"]) for e in r.final[KINDS[0]])
+               - min(float(e["wilson"]) for e in r.final[KINDS[0]])
+               for r in ok if r.final.get(KINDS[0])]
+    return {
+        "runs": len(ok), "errors": len(runs) - len(ok), "horizon": horizon, "kinds": kinds,
+        "every_kind_first": sum(1 for r in ok if all(r.history[k][-1][1] for k in KINDS)),
+        "global_every_kind_first": sum(1 for r in ok
+                                       if all(r.history[k][-1][2] for k in KINDS)),
+        "relevance_spread": max((r.relevance_spread for r in ok), default=0.0),
+        "global_wilson_spread": summary(spreads),
+        "control_mismatches": sum(r.control_mismatches for r in ok),
+        "vectors_wait_s": max((r.vectors_wait_s for r in ok), default=0.0),
+        "example": ({"run": ok[0].run, "best": ok[0].best, "final": ok[0].final}
+                    if ok and ok[0].final else None),
+    }
+
+
+def _f3(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+def _spc(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value * 100:+.2f}%"
+
+
+def _task(part: dict[str, Any] | None) -> str:
+    """A result's `score_parts.task` in a few characters."""
+    if not part:
+        return "none"
+    return (f"{part['wilson']:.3f} from {part['successes']:.1f} s / {part['failures']:.1f} f, "
+            f"lambda {part['weight']:.2f}, {part['tasks']} tasks")
+
+
+def render_kinds(f: dict[str, Any], p: dict[str, Any], w: Callable[[str], None]) -> None:
+    profiles = ", ".join("/".join(f"{r:.2f}" for r in prof) for prof in KIND_PROFILES)
+    w(f"5. the best skill differs by kind of task (a server of its own, "
+      f"SKILLS_HUB_SEMANTIC={KINDS_SEMANTIC}): {len(KIND_PROFILES)} skills with the same "
+      f"text, true success rates {' / '.join(KINDS)} {profiles} (each "
+      f"{sum(KIND_PROFILES[0]) / len(KINDS):.2f} over both kinds; shuffled over the names "
+      "per run);")
+    w(f"   every report names its task (a paraphrase of its kind and a number); kind and "
+      f"skill uniform; rounds of {p['kinds_round']} outcomes, horizon {f['horizon']:,}; "
+      f"{f['runs']} runs ({f['errors']} failed; model loaded after "
+      f"{f.get('model_load_s', math.nan):.0f} s, new skills' vectors in after at most "
+      f"{f['vectors_wait_s']:.1f} s). After each round a hybrid search of each kind's held-out "
+      "query")
+    w(f"   (relevance spread of the {len(KIND_PROFILES)}, worst search: "
+      f"{f['relevance_spread']:.6f}); 'first' is the plain order, 'global only' the same "
+      "results ranked with score_parts.task ignored (share of rounds in brackets)")
+    row = "   {:<6} {:<44} {:>9} {:>18} {:>18} {:>20}"
+    w(row.format("kind", "query", "first@end", "first time", "first for good",
+                 "global only: @end"))
+    for kind, e in f["kinds"].items():
+        w(row.format(kind, repr(e["query"]), f"{e['best_first_at_end']}/{f['runs']}",
+                     f"{_mp(e['first'])} ({_n(e['first']['max'])})",
+                     f"{_mp(e['stays'])} ({_n(e['stays']['max'])})",
+                     f"{e['global_first_at_end']}/{f['runs']} "
+                     f"({_pc(e['global_first_share'])})"))
+    w(f"   every kind's best first at the end: in {f['every_kind_first']}/{f['runs']} runs "
+      f"(global only: {f['global_every_kind_first']}/{f['runs']}); the global Wilson bounds "
+      f"of the {len(KIND_PROFILES)} at the end differ by {_f3(f['global_wilson_spread']['median'])}"
+      f" at the median (max {_f3(f['global_wilson_spread']['max'])}); "
+      f"{f['control_mismatches']} searches without task evidence ranked otherwise by the "
+      "control")
+    w("   at the end, medians over runs, the kind's best | the others: task evidence (Wilson, "
+      "lambda), global Wilson; weighted reports near the query; the best's score over the "
+      "strongest other's")
+    for kind, e in f["kinds"].items():
+        w(f"     {kind:<5}: task {_f3(e['best_near_wilson'])}, lambda "
+          f"{e['best_near_weight']:.2f} | {_f3(e['others_near_wilson'])} (max "
+          f"{_f3(e['others_max_near_wilson'])}), lambda {e['others_near_weight']:.2f}; global "
+          f"{_f3(e['best_global_wilson'])} | {_f3(e['others_global_wilson'])}; the best's "
+          f"{e['best_near_n']:.1f} weighted of {e['best_kind_reports']:.0f} reports of the kind "
+          f"({e['best_tasks']:.0f} tasks with weight); margin {_spc(e['margin_median'])} "
+          f"(min {_spc(e['margin_min'])})")
+    example = f.get("example")
+    if example:
+        w(f"   run {example['run']} at the end, plain order (name, true rate of the kind: "
+          "score, relevance, global Wilson, score_parts.task):")
+        for kind, entries in example["final"].items():
+            w(f"     {kind}:")
+            for e in entries:
+                best = ", the best" if e["name"] == example["best"][kind] else ""
+                w(f"       {e['name']} ({e['rate']:.2f}{best}): {e['score']:.4f}, "
+                  f"{e['relevance']:.4f}, {e['wilson']:.3f}, {_task(e['task'])} of "
+                  f"{e['kind_reports']} reports of the kind")
+
+
 # -- part 3: throughput ------------------------------------------------------------------
 
 def load_bodies(seed: int, tag: str, thread: int, requests: int, batch: int,
@@ -1082,7 +1437,9 @@ def render(res: dict[str, Any]) -> str:
       f"load average at start {m['loadavg']}")
     w(f"command : {p['command']}")
     w(f"server  : skills-hub serve, SKILLS_HUB_SEMANTIC={p['semantic']}, outcome rate limit "
-      "raised to 1e9/s per token; parts 1-2 on one worker")
+      "raised to 1e9/s per token; parts 1-2 on one worker"
+      + (f"; part 5 on a server of its own with SKILLS_HUB_SEMANTIC={KINDS_SEMANTIC}"
+         if "kinds" in p.get("parts", ()) else ""))
     w(f"started : {p['started']}   total wall {f.get('wall_s', 0):.0f} s   "
       f"(parts: {', '.join(f'{k} {v:.0f} s' for k, v in f.get('part_s', {}).items())})")
     cpu = f.get("part_cpu_s", {})
@@ -1098,6 +1455,12 @@ def render(res: dict[str, Any]) -> str:
         w("")
     if "flood" in f:
         render_flood(f["flood"], p, w)
+        w("")
+    if "kinds" in f:
+        if f["kinds"].get("error"):
+            w(f"5. the best skill differs by kind of task: failed: {f['kinds']['error']}")
+        else:
+            render_kinds(f["kinds"], p, w)
         w("")
     if "throughput" in f:
         render_throughput(f["throughput"], f.get("wide"), f.get("idle", []), w)
@@ -1143,6 +1506,16 @@ def collect_verdicts(f: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"figure": "one client's flood moved the flooded skill up",
                     "value": f"in {rose} of {flood['runs']} runs", "aim": "in none",
                     "met": rose == 0})
+    kinds = f.get("kinds")
+    if kinds:
+        every, runs = kinds.get("every_kind_first", 0), kinds.get("runs", 0)
+        value = (f"failed: {kinds['error']}" if kinds.get("error") else
+                 f"in {every} of {runs} runs ({kinds['errors']} failed; global numbers "
+                 f"only: {kinds['global_every_kind_first']})")
+        out.append({"figure": "each kind of task's best skill first at the end",
+                    "value": value, "aim": "in every run",
+                    "met": bool(runs) and every == runs and not kinds.get("errors")
+                    and not kinds.get("error")})
     for workers in sorted({r["workers"] for r in f.get("throughput", [])}):
         rows = [r for r in f["throughput"] if r["workers"] == workers]
         worst = min(rows, key=lambda r: r["reports_per_s"])
@@ -1185,7 +1558,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     add = parser.add_argument
     add("--quick", action="store_true", help="fewer runs and trials (about 2 minutes)")
-    add("--parts", default="rank,canary,flood,throughput", help="which parts to run")
+    add("--parts", default=",".join(DEFAULT_PARTS),
+        help=f"which parts to run, of {','.join(PARTS)}")
     add("--seed", type=int, default=1)
     add("--threads", type=int, default=4, help="concurrent simulated trials/runs (parts 1-2)")
     add("--workers", type=int, default=2, help="also measure throughput with --workers N (1: no)")
@@ -1208,6 +1582,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--flood-runs", type=int, help="part 4: runs (default 5; --parts flood)")
     add("--flood-honest", type=int, help="part 4: honest outcomes first (3000)")
     add("--flood", type=int, help="part 4: the flooding client's reports (5000)")
+    add("--kinds-runs", type=int, help="part 5: runs (default 5; quick 2)")
+    add("--kinds-horizon", type=int, help="part 5: outcomes per run (1500)")
+    add("--kinds-round", type=int, help="part 5: outcomes per round (50)")
     add("--wide-clients", type=int, help="part 3: distinct clients already on the skill of "
         "the popular-skill measurement (100000; quick 50000; 0 skips it)")
     add("--json", type=Path, default=None, help="also write every figure here")
@@ -1219,11 +1596,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.rates = [float(x) for x in str(args.rates).split(",")]
     args.deltas = [float(x) for x in str(args.deltas).split(",")]
     args.parts = [x.strip() for x in args.parts.split(",") if x.strip()]
-    unknown = set(args.parts) - {"rank", "canary", "flood", "throughput"}
+    unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}")
-    if not 0 < args.share < 1 or args.batch < 1 or args.round < 1 or args.clients < 1:
-        parser.error("--share must be in (0, 1); --batch, --round, --clients positive")
+    if not 0 < args.share < 1 or min(args.batch, args.round, args.clients,
+                                     args.kinds_round, args.kinds_horizon) < 1:
+        parser.error("--share must be in (0, 1); --batch, --round, --clients, --kinds-round "
+                     "and --kinds-horizon positive")
     if len(args.rates) < 2 or len(set(args.rates)) != len(args.rates):
         parser.error("--rates needs at least two different rates")
     return args
@@ -1298,6 +1677,53 @@ def run_canary(args: argparse.Namespace, pool: ApiPool, clients: list[str]) -> d
             "trials": [asdict(t) for t in finished]}
 
 
+def wait_semantic(api: Api, timeout: float = SEMANTIC_TIMEOUT_S) -> float:
+    """Seconds until the server's model is loaded (a search says `semantic: ready`)."""
+    started = time.monotonic()
+    while True:
+        state = api.search_body("warm up", mode="hybrid")["semantic"]
+        if state in ("ready", "indexing"):  # indexing: loaded, still embedding skills
+            return time.monotonic() - started
+        if state not in ("idle", "loading"):
+            raise RuntimeError(f"semantic search is {state}: part 5 needs the model "
+                               "(the `semantic` extra)")
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"the model did not load in {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def run_kinds(args: argparse.Namespace, work: Path, clients: list[str]) -> dict[str, Any]:
+    """Part 5 on a server of its own (own home, semantic search on), whatever --semantic
+    says for the others; runs one after another (the server embeds every task)."""
+    home, server_log = work / "kinds", work / "server-kinds.log"
+    tokens = {ns: make_token(home, ns, KINDS_SEMANTIC) for ns in (KINDS_NS, AGENTS_NS)}
+    server = start_server(home, server_log, workers=1, semantic=KINDS_SEMANTIC)
+    try:
+        log(f"  server pid {server.process.pid} at {server.url}, home {home}")
+        api = Api(server.url, tokens[KINDS_NS], tokens[AGENTS_NS])
+        try:
+            loaded = wait_semantic(api)
+            log(f"  model loaded after {loaded:.1f} s")
+            runs = []
+            for run in range(args.kinds_runs):
+                started = time.perf_counter()
+                runs.append(kinds_run(api, run, seed=args.seed, horizon=args.kinds_horizon,
+                                      round_size=args.kinds_round, clients=clients))
+                done = runs[-1]
+                if done.error:
+                    log(f"  kinds run {run} failed: {done.error}")
+                else:
+                    log(f"  kinds run {run}: " + ", ".join(
+                        f"{k} {'best first' if done.history[k][-1][1] else 'BEST NOT FIRST'}"
+                        for k in KINDS) + f" ({time.perf_counter() - started:.0f} s)")
+        finally:
+            api.close()
+    finally:
+        server.stop()
+    return {**kinds_figures(runs, args.kinds_horizon), "model_load_s": loaded,
+            "runs_detail": [asdict(r) for r in runs]}
+
+
 def outcome_rows(home: Path) -> int:
     import sqlite3
     from contextlib import closing
@@ -1321,11 +1747,14 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     server: Server | None = None
     try:
-        tokens = {ns: make_token(home, ns, args.semantic)
-                  for ns in (RANK_NS, CANARY_NS, LOAD_NS, AGENTS_NS)}
-        server = start_server(home, server_log, workers=1, semantic=args.semantic)
-        log(f"server pid {server.process.pid} at {server.url}, home {home}")
+        tokens: dict[str, str] = {}
+        if set(args.parts) - {"kinds"}:  # part 5 runs on a server of its own
+            tokens = {ns: make_token(home, ns, args.semantic)
+                      for ns in (RANK_NS, CANARY_NS, LOAD_NS, AGENTS_NS)}
+            server = start_server(home, server_log, workers=1, semantic=args.semantic)
+            log(f"server pid {server.process.pid} at {server.url}, home {home}")
         if "rank" in args.parts:
+            assert server is not None
             log(f"part 1: ranking convergence, {args.rank_seeds} runs per policy")
             t0, cpu0 = time.perf_counter(), (tree_cpu(server.process.pid), self_cpu())
             pool = ApiPool(server.url, tokens[RANK_NS], tokens[AGENTS_NS])
@@ -1336,6 +1765,7 @@ def main(argv: list[str] | None = None) -> int:
             part_s["rank"] = time.perf_counter() - t0
             part_cpu["rank"] = (tree_cpu(server.process.pid) - cpu0[0], self_cpu() - cpu0[1])
         if "canary" in args.parts:
+            assert server is not None
             log(f"part 2: canaries, {args.trials} trials x {len(args.deltas)} deltas")
             t0, cpu0 = time.perf_counter(), (tree_cpu(server.process.pid), self_cpu())
             pool = ApiPool(server.url, tokens[CANARY_NS], tokens[AGENTS_NS])
@@ -1346,6 +1776,7 @@ def main(argv: list[str] | None = None) -> int:
             part_s["canary"] = time.perf_counter() - t0
             part_cpu["canary"] = (tree_cpu(server.process.pid) - cpu0[0], self_cpu() - cpu0[1])
         if "flood" in args.parts:
+            assert server is not None
             log(f"part 4: one client floods, {args.flood_runs} runs")
             t0 = time.perf_counter()
             flood_token = make_token(home, "flooder", args.semantic)
@@ -1364,7 +1795,17 @@ def main(argv: list[str] | None = None) -> int:
             figures["flood"] = {**flood_figures(runs, args.flood),
                                 "runs_detail": [asdict(r) for r in runs]}
             part_s["flood"] = time.perf_counter() - t0
+        if "kinds" in args.parts:
+            log(f"part 5: the best skill differs by kind of task, {args.kinds_runs} runs")
+            t0 = time.perf_counter()
+            try:
+                figures["kinds"] = run_kinds(args, work, clients)
+            except Exception as exc:  # e.g. no model: the other parts' figures still print
+                log(f"  part 5 failed: {type(exc).__name__}: {exc}")
+                figures["kinds"] = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+            part_s["kinds"] = time.perf_counter() - t0
         if "throughput" in args.parts:
+            assert server is not None
             t0 = time.perf_counter()
             rows, idle = [], []
             for workers in dict.fromkeys((1, args.workers)):

@@ -15,7 +15,7 @@ import pytest
 
 from skills_hub.learning import gate
 from skills_hub.learning.edits import apply_edits, parse_edits
-from skills_hub.learning.outcomes import parse_reports
+from skills_hub.learning.outcomes import parse_reports, task_key
 from skills_hub.skill.manifest import parse_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -213,12 +213,18 @@ def test_rank_figures_and_the_report_render() -> None:
 def test_arguments() -> None:
     args = sim.parse_args([])
     assert args.trials == sim.DEFAULTS["trials"] and args.rates == [0.55, 0.65, 0.7, 0.75, 0.85]
-    assert args.parts == ["rank", "canary", "flood", "throughput"]
+    assert args.parts == ["rank", "canary", "flood", "kinds", "throughput"]
+    assert (args.kinds_runs, args.kinds_horizon, args.kinds_round) == (5, 1500, 50)
     quick = sim.parse_args(["--quick", "--trials", "3", "--parts", "canary"])
     assert quick.trials == 3 and quick.rank_seeds == sim.QUICK["rank_seeds"]
     assert quick.parts == ["canary"]
     with pytest.raises(SystemExit):
         sim.parse_args(["--parts", "nothing"])
+    kinds = sim.parse_args(["--quick", "--parts", "kinds", "--kinds-horizon", "600"])
+    assert kinds.parts == ["kinds"] and kinds.kinds_runs == sim.QUICK["kinds_runs"]
+    assert kinds.kinds_horizon == 600 and kinds.kinds_round == 50
+    with pytest.raises(SystemExit):
+        sim.parse_args(["--parts", "kinds", "--kinds-round", "0"])
 
 
 def test_plain_first_reads_the_plain_order_of_an_explored_page() -> None:
@@ -227,3 +233,138 @@ def test_plain_first_reads_the_plain_order_of_an_explored_page() -> None:
     assert sim.plain_first(explored) == "a"
     assert sim.plain_first([{"name": "c", "score_parts": {}},
                             {"name": "a", "score_parts": {}}]) == "c"
+
+
+# -- part 5: the best skill differs by kind of task ---------------------------------------
+
+def test_kind_profiles_tie_globally_and_differ_per_kind() -> None:
+    for profile in sim.KIND_PROFILES:
+        assert len(profile) == len(sim.KINDS)
+        # the same success rate over both kinds drawn uniformly: global numbers tie
+        assert math.isclose(sum(profile) / len(profile),
+                            sum(sim.KIND_PROFILES[0]) / len(sim.KIND_PROFILES[0]))
+    rates = {str(i): dict(zip(sim.KINDS, p, strict=True))
+             for i, p in enumerate(sim.KIND_PROFILES)}
+    for kind in sim.KINDS:
+        ordered = sorted((r[kind] for r in rates.values()), reverse=True)
+        assert ordered[0] > ordered[1]  # one best per kind
+    bests = [sim.kind_best(rates, kind) for kind in sim.KINDS]
+    assert len(set(bests)) == len(bests)  # and a different one for each kind
+    assert set(sim.KIND_TASKS) == set(sim.KIND_QUERIES) == set(sim.KINDS)
+    for kind, query in sim.KIND_QUERIES.items():
+        assert query not in sim.KIND_TASKS[kind]  # held out
+
+
+def test_viz_skill_and_task_texts() -> None:
+    text = sim.viz_md("viz-kinds-000-a", tags="loop-kinds-000")
+    manifest = parse_manifest(text, dirname="viz-kinds-000-a", strict=True)
+    assert manifest.name == "viz-kinds-000-a" and "loop-kinds-000" in manifest.tags
+    assert len(sim.viz_md("viz-kinds-004-c")) == len(sim.viz_md("viz-kinds-000-a"))
+    kinds = [sim.KINDS[i % len(sim.KINDS)] for i in range(200)]
+    rng = random.Random(5)
+    texts = [sim.task_text(rng, kind, 1000 + i) for i, kind in enumerate(kinds)]
+    for i, (kind, text) in enumerate(zip(kinds, texts, strict=True)):
+        assert any(text.startswith(t) for t in sim.KIND_TASKS[kind]) and str(1000 + i) in text
+    # every report names a task of its own (one token reports for the whole population)
+    assert len({task_key(t) for t in texts}) == len(texts)
+    again = random.Random(5)
+    assert texts == [sim.task_text(again, kind, 1000 + i) for i, kind in enumerate(kinds)]
+    report = sim.make_report(random.Random(1), "r-1", "1.0.0", True, "agent-00001")
+    report["task"] = texts[0]
+    assert parse_reports({"outcomes": [report]})[0].task_key == task_key(texts[0])
+
+
+def _result(name: str, relevance: float, successes: float, failures: float,
+            task: dict[str, Any] | None = None, plain_rank: int | None = None) -> dict[str, Any]:
+    parts: dict[str, Any] = {"relevance": relevance, "successes": successes,
+                             "failures": failures, "exact_name": False, "task": task}
+    if plain_rank is not None:
+        parts["explore"] = {"plain_rank": plain_rank, "sample": 0.5, "quality": 0.5}
+    return {"name": name, "downloads": 0, "score_parts": parts}
+
+
+def test_global_order_ignores_the_task_evidence() -> None:
+    # No task evidence: the plain order (relevance first, then quality, then the page).
+    plain = [_result("a", 1.0, 60, 40), _result("b", 0.999, 90, 10), _result("c", 0.5, 99, 1)]
+    assert sim.global_order(plain) == ["b", "a", "c"]  # quality reorders near-equal relevance
+    # The page explored: read in its plain order, ties keep it.
+    explored = [_result("y", 1.0, 50, 50, plain_rank=2), _result("x", 1.0, 50, 50, plain_rank=1)]
+    assert sim.global_order(explored) == ["x", "y"] == sim.plain_order(explored)
+    # Task evidence put "a" first; with it ignored, the global numbers rank "b" first.
+    near = {"tasks": 40, "successes": 36.0, "failures": 4.0, "wilson": 0.8, "weight": 0.8}
+    served = [_result("a", 1.0, 60, 40, task=near), _result("b", 1.0, 65, 35)]
+    assert sim.plain_order(served) == ["a", "b"]
+    assert sim.global_order(served) == ["b", "a"]
+
+
+def _kinds_run(run: int, firsts: dict[str, list[tuple[bool, bool]]],
+               scores: dict[str, dict[str, float]]) -> Any:
+    result = sim.KindsRun(run)
+    names = [f"viz-kinds-{run:03d}-{x}" for x in "abc"]
+    result.rates = {n: dict(zip(sim.KINDS, p, strict=True))
+                    for n, p in zip(names, sim.KIND_PROFILES, strict=True)}
+    result.best = {k: sim.kind_best(result.rates, k) for k in sim.KINDS}
+    result.history = {k: [(50 * (i + 1), a, b) for i, (a, b) in enumerate(firsts[k])]
+                      for k in sim.KINDS}
+    for kind in sim.KINDS:
+        entries = []
+        for n in names:
+            rate = result.rates[n][kind]
+            task = {"tasks": 100, "successes": 80 * rate, "failures": 80 * (1 - rate),
+                    "wilson": rate - 0.08, "weight": 0.9}
+            entries.append({"name": n, "rate": rate, "relevance": 1.0, "quality": 0.6,
+                            "score": scores[kind][n[-1]], "successes": 100.0,
+                            "failures": 50.0, "wilson": 0.6 + 0.01 * names.index(n),
+                            "task": task, "kind_reports": 100})
+        result.final[kind] = sorted(entries, key=lambda e: -e["score"])
+    result.relevance_spread = 0.004 * (run + 1)
+    return result
+
+
+def test_kinds_figures_verdict_and_render() -> None:
+    # KIND_PROFILES in order: a 0.85/0.45 (best for charts), b 0.45/0.85 (maps), c 0.65/0.65
+    scores = {"chart": {"a": 0.96, "b": 0.94, "c": 0.95}, "map": {"a": 0.93, "b": 0.97, "c": 0.95}}
+    runs = [
+        _kinds_run(0, {"chart": [(False, True), (True, True), (True, False)],
+                       "map": [(True, False), (True, False), (True, False)]}, scores),
+        _kinds_run(1, {"chart": [(True, False), (False, False), (True, True)],
+                       "map": [(False, False), (True, False), (True, False)]}, scores),
+    ]
+    failed = sim.KindsRun(2, error="RuntimeError: boom")
+    f = sim.kinds_figures([*runs, failed], horizon=150)
+    assert f["runs"] == 2 and f["errors"] == 1 and f["every_kind_first"] == 2
+    chart, map_ = f["kinds"]["chart"], f["kinds"]["map"]
+    assert chart["first"] == {"n": 2, "median": 50.0, "p90": 100.0, "max": 100.0}
+    assert chart["stays"] == {"n": 2, "median": 100.0, "p90": 150.0, "max": 150.0}
+    assert map_["stays"]["median"] == 50.0 and map_["not_converged"] == 0
+    assert chart["global_first_at_end"] == 1 and map_["global_first_at_end"] == 0
+    assert chart["global_first_share"] == 3 / 6
+    assert f["global_every_kind_first"] == 0
+    assert math.isclose(chart["margin_median"], 0.96 / 0.95 - 1)
+    assert math.isclose(chart["best_near_wilson"], 0.85 - 0.08)
+    assert chart["best_kind_reports"] == 100 and chart["best_near_n"] == 80
+    assert f["relevance_spread"] == 0.008
+    assert f["example"]["run"] == 0
+
+    args = sim.parse_args(["--parts", "kinds"])
+    params = {**vars(args), "command": "bench/loop_sim.py --parts kinds", "started": "now"}
+    res: dict[str, Any] = {"params": params, "machine": sim.machine(), "figures": {"kinds": f}}
+    res["figures"]["verdicts"] = sim.collect_verdicts(res["figures"])
+    text = sim.render(res)
+    assert "5. the best skill differs by kind of task" in text
+    assert "every kind's best first at the end: in 2/2 runs (global only: 0/2)" in text
+    assert "viz-kinds-000-a (0.85, the best)" in text
+    # a failed run is not "every run"
+    assert "aims met: 0/1" in text and "each kind of task's best skill first" in text
+
+    ok = sim.kinds_figures(runs, horizon=150)
+    assert sim.collect_verdicts({"kinds": ok})[0]["met"] is True
+    lost = _kinds_run(3, {"chart": [(True, True)], "map": [(False, True)]}, scores)
+    assert sim.collect_verdicts({"kinds": sim.kinds_figures([*runs, lost], 50)})[0]["met"] \
+        is False
+    broken: dict[str, Any] = {"kinds": {"error": "RuntimeError: semantic search is failed"}}
+    broken["verdicts"] = sim.collect_verdicts(broken)
+    assert broken["verdicts"][0]["met"] is False
+    text = sim.render({**res, "figures": broken})
+    assert "5. the best skill differs by kind of task: failed: RuntimeError" in text
+    assert sim.plain(ok) == sim.plain(sim.kinds_figures(runs, horizon=150))  # JSON-safe
