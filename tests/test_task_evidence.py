@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from skills_hub.access.principal import ANONYMOUS, OPERATOR
 from skills_hub.domain import TaskStats
-from skills_hub.errors import InvalidReport
+from skills_hub.errors import InvalidReport, NotFound
 from skills_hub.learning import tasks
 from skills_hub.learning.outcomes import task_key
 from skills_hub.ranking import explore
@@ -233,3 +233,21 @@ def test_the_outcomes_api_and_the_skill_page_group_the_tasks(charts: Registry) -
         assert "By kind of task" in page and "weekly sales bar chart #0" in page
         assert "tasks each reported by one client (not shown)" in page
         assert "map of customers by country" not in page  # one token's text stays private
+
+
+def test_a_private_skills_tasks_show_only_to_its_readers(charts: Registry) -> None:
+    charts.set_visibility("crew", "private")
+    outsider = token_principal(charts, "reporters")  # a token of another namespace
+    assert [n for n, _ in ranked(charts, "map of users per country")] == ["team"]
+    page = charts.search("map of users per country", principal=outsider, mode="hybrid")
+    assert [r.skill.namespace for r in page.results.results] == ["team"]
+    with pytest.raises(NotFound):
+        charts.task_neighbourhoods("crew", "charts", outsider)
+    assert charts.task_neighbourhoods("crew", "charts", OPERATOR)
+    with TestClient(create_app(charts.settings, charts)) as client:
+        assert client.get("/api/v1/skills/crew/charts/outcomes").status_code == 404
+        assert "By kind of task" not in client.get("/crew/charts").text
+
+
+def test_a_label_drops_control_characters() -> None:
+    assert tasks.label("plot\x00 weekly\x1b[31m sales") == "plot weekly [31m sales"

@@ -136,9 +136,10 @@ def near_each(query: np.ndarray, skills: Sequence[SkillTasks],
 
 
 def label(text: str) -> str | None:
-    """What may be shown of a task's text: white space folded, cut at LABEL_CHARS; None when
-    the secret rules find anything in it."""
-    folded = " ".join(text.split())
+    """What may be shown of a task's text: control characters and runs of white space
+    folded to one space, cut at LABEL_CHARS; None when the secret rules find anything in
+    it."""
+    folded = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     if not folded or find_secrets(folded):
         return None
     return folded if len(folded) <= LABEL_CHARS else folded[:LABEL_CHARS - 1].rstrip() + "…"
