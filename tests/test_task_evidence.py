@@ -251,3 +251,13 @@ def test_a_private_skills_tasks_show_only_to_its_readers(charts: Registry) -> No
 
 def test_a_label_drops_control_characters() -> None:
     assert tasks.label("plot\x00 weekly\x1b[31m sales") == "plot weekly [31m sales"
+
+
+def test_grouping_opens_at_most_leaders_groups_however_many_unrelated_tasks() -> None:
+    many = 3 * tasks.LEADERS
+    vectors = np.eye(many, dtype=np.float32)  # every task unrelated to every other
+    rows = [stats(f"t{i:03d}", many - i, 0) for i in range(many)]  # t000 most reported
+    groups = tasks.neighbourhoods(rows, vectors, {}, limit=many)
+    assert len(groups) == tasks.LEADERS and all(g.tasks == 1 for g in groups)
+    assert [g.successes for g in groups] == list(range(many, many - tasks.LEADERS, -1))
+    assert len(tasks.neighbourhoods(rows, vectors, {})) == tasks.MAX_GROUPS

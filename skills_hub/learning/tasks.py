@@ -50,6 +50,7 @@ GROUP_SIMILARITY = 0.6  # the skill page's neighbourhoods (the demand list's bar
 LABEL_CHARS = 120
 LABEL_REPORTERS = 2
 MAX_GROUPS = 8
+LEADERS = 64        # groups opened at most (the page shows MAX_GROUPS of them)
 
 
 @dataclass(frozen=True)
@@ -159,24 +160,33 @@ class Neighbourhood:
 def neighbourhoods(stats: Sequence[TaskStats], vectors: np.ndarray,
                    labels: dict[str, str | None],
                    limit: int = MAX_GROUPS) -> list[Neighbourhood]:
-    """The skill's tasks grouped by similarity, most reported groups first."""
-    order = sorted(range(len(stats)), key=lambda i: (-(stats[i].successes + stats[i].failures),
-                                                     stats[i].task_key))
+    """The skill's tasks grouped by similarity, most reported groups first.
+
+    Bounded whatever the number of tasks (a page must not take longer because someone
+    reported many unrelated tasks): the LEADERS-th group is the last one opened, in order
+    of report counts, and every task then joins its most similar group in one matrix
+    product, or none (it is then in no group shown)."""
+    if not stats:
+        return []
+    count = np.array([s.successes + s.failures for s in stats])
+    order = sorted(range(len(stats)), key=lambda i: (-count[i], stats[i].task_key))
     leaders: list[int] = []
-    members: dict[int, list[int]] = {}
     for i in order:
-        if leaders:
-            sims = vectors[leaders] @ vectors[i]
-            best = int(np.argmax(sims))
-            if sims[best] >= GROUP_SIMILARITY:
-                members[leaders[best]].append(i)
-                continue
-        leaders.append(i)
-        members[i] = [i]
+        if len(leaders) >= LEADERS:
+            break
+        if not leaders or float(np.max(vectors[leaders] @ vectors[i])) < GROUP_SIMILARITY:
+            leaders.append(i)
+    sims = vectors @ vectors[leaders].T                    # tasks x leaders
+    best = np.argmax(sims, axis=1)
+    joined = sims[np.arange(len(stats)), best] >= GROUP_SIMILARITY
+    members: dict[int, list[int]] = {j: [] for j in range(len(leaders))}
+    for i in order:  # in report-count order, so a group's first shown label is its most reported
+        if joined[i]:
+            members[int(best[i])].append(i)
     groups = []
-    for lead in leaders:
-        rows = [stats[i] for i in members[lead]]
-        shown = next((labels.get(r.task_key) for r in rows  # in report-count order
+    for j in range(len(leaders)):
+        rows = [stats[i] for i in members[j]]
+        shown = next((labels.get(r.task_key) for r in rows
                       if r.reporters >= LABEL_REPORTERS and labels.get(r.task_key)), None)
         s, f = sum(r.successes for r in rows), sum(r.failures for r in rows)
         groups.append(Neighbourhood(shown, len(rows), s, f, wilson_lower_bound(s, s + f)))
