@@ -16,7 +16,7 @@ from skills_hub.access.principal import ANONYMOUS, OPERATOR
 from skills_hub.domain import TaskStats
 from skills_hub.errors import InvalidReport, NotFound
 from skills_hub.learning import tasks
-from skills_hub.learning.outcomes import task_key
+from skills_hub.learning.outcomes import RateLimiter, task_key
 from skills_hub.ranking import explore
 from skills_hub.ranking.quality import quality
 from skills_hub.services import Registry
@@ -144,8 +144,8 @@ def report(registry: Registry, name: str, texts: list[str], *, success: bool,
     batch = [{"id": uuid.uuid4().hex, "version": "0.1.0",
               "outcome": "success" if success else "failure",
               **({} if success else {"failure_kind": "wrong_result"}),
-              "client": {"id": f"c{i}"}, "task": f"{text} #{i}"}
-             for text in texts for i in range(per_text)]
+              "client": {"id": f"c{n}-{i}"}, "task": f"{text} #{i}"}
+             for n, text in enumerate(texts) for i in range(per_text)]
     registry.report_outcomes(namespace, name, {"outcomes": batch},
                              token_principal(registry, token))
 
@@ -261,3 +261,20 @@ def test_grouping_opens_at_most_leaders_groups_however_many_unrelated_tasks() ->
     assert len(groups) == tasks.LEADERS and all(g.tasks == 1 for g in groups)
     assert [g.successes for g in groups] == list(range(many, many - tasks.LEADERS, -1))
     assert len(tasks.neighbourhoods(rows, vectors, {})) == tasks.MAX_GROUPS
+
+
+def test_past_a_tokens_embedding_budget_tasks_keep_their_key_and_still_count(
+        semantic_registry: Registry) -> None:
+    registry = semantic_registry
+    registry.publish("team", from_files([("solo/SKILL.md", skill_md("solo"), False)]),
+                     principal=OPERATOR)
+    registry.task_limiter = RateLimiter(0.001, 60, registry.store.buckets, prefix="tasks:")
+    texts = [f"summarise meeting number {i}" for i in range(100)]
+    report(registry, "solo", texts, success=True, per_text=1)
+    keys = [task_key(f"{t} #0") for t in texts]
+    embedded = registry.store.outcomes.task_vectors(registry.embedder.model_id, keys)
+    assert len(embedded) == tasks.EMBED_CHUNK  # the first chunk; the second is past budget
+    assert registry.store.outcomes.version_stats("team", "solo")["0.1.0"].successes == 100
+    # Another token has its own budget: a later report of a task embeds it.
+    report(registry, "solo", texts[-1:], success=True, per_text=1, token="others")
+    assert keys[-1] in registry.store.outcomes.task_vectors(registry.embedder.model_id, keys)

@@ -51,6 +51,13 @@ LABEL_CHARS = 120
 LABEL_REPORTERS = 2
 MAX_GROUPS = 8
 LEADERS = 64        # groups opened at most (the page shows MAX_GROUPS of them)
+# New tasks embedded per token: about 6 ms of model time each on 2 cores, so a token may not
+# spend more than a share of a core on them (the outcome limit alone allows 500 reports/s).
+# Past it the reports are stored and count as always; their tasks keep their key only, and
+# a later report of the same task embeds it.
+EMBED_RATE = 20.0   # tasks a second
+EMBED_BURST = 2000.0
+EMBED_CHUNK = 50
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class RegistryBase:
     search_engine: SearchEngine
     check_options: Options
     outcome_limiter: RateLimiter
+    task_limiter: RateLimiter  # reported tasks embedded, per token (learning.tasks)
     demand_recorder: DemandRecorder
     signin_accounts: SignInThrottle
     signin_addresses: SignInThrottle

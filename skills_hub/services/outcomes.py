@@ -12,7 +12,7 @@ from .. import metrics
 from ..access.policy import MODERATE, REPORT
 from ..access.principal import Principal
 from ..domain import CanaryRow, NewOutcome, SkillRow, TaskVector, TrustEvent, VersionStats
-from ..errors import BadRequest, Conflict, InvalidReport, Problem
+from ..errors import BadRequest, Conflict, InvalidReport, Problem, RateLimited
 from ..learning import gate, tasks
 from ..learning.outcomes import CLIENT_CAP, OutcomeReport, parse_reports
 from ..ranking import trust as trust_rules
@@ -117,7 +117,7 @@ class OutcomesMixin(RegistryBase):
                                                     ema=trust_rules.ema_update,
                                                     client_cap=CLIENT_CAP)
         metrics.observe_outcomes(len(rows), len(fresh))
-        self._embed_tasks(reports)
+        self._embed_tasks(reports, reporter)
         self._judge_health(namespace, name, {r.version for r in fresh if r.counted})
         self._judge_canary(namespace, name)
         trust, change = self._judge_trust(self.get_skill(namespace, name, principal),
@@ -127,25 +127,32 @@ class OutcomesMixin(RegistryBase):
                               {v: stats[v] for v in dict.fromkeys(r.version for r in rows)
                                if v in stats})
 
-    def _embed_tasks(self, reports: list[OutcomeReport]) -> None:
+    def _embed_tasks(self, reports: list[OutcomeReport], reporter: str) -> None:
         """Embed the reports' tasks that have no vector yet (`learning.tasks`), after the
         reports are stored: a refused post stores nothing. While the model is not ready
-        (loading, or semantic search off) the tasks keep their key only and count in the
-        global numbers; a later report of the same task embeds it. Never fails the post."""
+        (loading, or semantic search off), or past the token's embedding budget
+        (`tasks.EMBED_RATE`), the tasks keep their key only and count in the global
+        numbers; a later report of the same task embeds it. Never fails the post."""
         texts = {r.task_key: r.task_text for r in reports
                  if r.task_key is not None and r.task_text is not None}
         if not texts or not self.embedder.ready:
             return
         model = self.embedder.model_id
         try:
-            missing = [k for k in texts
-                       if k not in self.store.outcomes.task_vectors(model, texts)]
-            if not missing:
-                return
-            vectors = self.embedder.embed([str(texts[k]) for k in missing])
-            self.store.outcomes.save_task_vectors(model, [
-                TaskVector(k, to_bytes(v), tasks.label(str(texts[k])))
-                for k, v in zip(missing, vectors, strict=True)])
+            known = self.store.outcomes.task_vectors(model, texts)
+            missing = [k for k in texts if k not in known]
+            for start in range(0, len(missing), tasks.EMBED_CHUNK):
+                chunk = missing[start:start + tasks.EMBED_CHUNK]
+                try:
+                    self.task_limiter.take(reporter, len(chunk))
+                except RateLimited:
+                    log.info("%d reported tasks not embedded: the token's budget is spent",
+                             len(missing) - start)
+                    return
+                vectors = self.embedder.embed([str(texts[k]) for k in chunk])
+                self.store.outcomes.save_task_vectors(model, [
+                    TaskVector(k, to_bytes(v), tasks.label(str(texts[k])))
+                    for k, v in zip(chunk, vectors, strict=True)])
         except Exception:  # the reports are in; their tasks' vectors can come later
             log.exception("embedding reported tasks failed")
 

@@ -12,6 +12,7 @@ from ..access.throttle import ACCOUNT_FAILURES, ADDRESS_FAILURES, SignInThrottle
 from ..checks.pipeline import Options
 from ..config import Settings
 from ..learning.outcomes import RateLimiter
+from ..learning.tasks import EMBED_BURST, EMBED_RATE
 from ..search.embedder import Embedder
 from ..search.engine import SearchEngine
 from ..skill.bundle import Bundle
@@ -71,6 +72,8 @@ class Registry(PublishingMixin, CatalogueMixin, ReleasesMixin, OutcomesMixin, Pr
         self._backfill: threading.Thread | None = None
         self.outcome_limiter = RateLimiter(settings.outcome_rate, settings.outcome_burst,
                                            self.store.buckets)
+        self.task_limiter = RateLimiter(EMBED_RATE, EMBED_BURST, self.store.buckets,
+                                        prefix="tasks:")
         self.demand_recorder = DemandRecorder(
             self.store, RateLimiter(settings.demand_rate, settings.demand_burst,
                                     self.store.buckets, prefix="gaps:"))
