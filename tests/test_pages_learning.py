@@ -179,9 +179,11 @@ def test_the_evidence_section_shows_the_numbers_trust_and_the_active_canary(
     assert trust.one("span", class_="badge").text() == "verified"
     assert summary.events[0].new == "verified"
     assert summary.events[0].reason in trust.text()  # why: the latest trust event
-    assert evidence_row(evidence, "1.0.0")[:6] == [
-        "v1.0.0", "40", "2", "1", f"{ema['1.0.0']:.2f}", "0.866"]
-    assert evidence_row(evidence, "1.0.1")[:6] == ["v1.0.1", "3", "0", "0", "1.00", "0.526"]
+    # version, successes, failures, infra errors, not counted, EMA, Wilson
+    assert evidence_row(evidence, "1.0.0")[:7] == [
+        "v1.0.0", "40", "2", "1", "0", f"{ema['1.0.0']:.2f}", "0.866"]
+    assert evidence_row(evidence, "1.0.1")[:7] == [
+        "v1.0.1", "3", "0", "0", "0", "1.00", "0.526"]
     canary = evidence.one("div", id="canary")
     assert "v1.0.1 to 25% of clients" in canary.one("h3").text()
     numbers = {tr.one("th").text(): [td.text() for td in tr.find("td")]
