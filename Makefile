@@ -77,7 +77,9 @@ $(CLIENTS)/hermes/.installed: tests/clients/requirements-hermes.txt
 clients: $(CLIENTS)/.npm $(CLIENTS)/hermes/.installed
 
 ## test: install the test dependencies and run the whole suite (slow tests included)
-test: $(VENV)/.test system-deps clients
+## (the three installs are independent: Debian packages, the venv, the clients; they run at once)
+test:
+	$(MAKE) --no-print-directory -j3 $(VENV)/.test system-deps clients
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## test-fast: the suite without the real-server, real-client and browser tests
